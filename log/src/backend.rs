@@ -1,0 +1,106 @@
+//! [`LogBackend`]: the seam between Draft's services and the engine that stores the log.
+//!
+//! The broker, the registry and the router use the log only through this trait, so a
+//! clustered engine (NATS JetStream) can stand in for the embedded fjall log. Every method is
+//! async because a remote backend answers over the network; the trait is object safe
+//! (`Arc<dyn LogBackend>`), which is why methods return boxed futures.
+
+use futures::future::BoxFuture;
+
+use crate::error::{Error, Result};
+use crate::log::Log;
+use crate::record::{
+    AppendAck, NewRecord, Offset, PartitionHead, PartitionName, Record, Timestamp,
+};
+use crate::tail::RecordStream;
+
+/// What Draft needs from a log engine. See DESIGN.md §2 for the guarantees every
+/// implementation must give; `draft_log::testing` checks them.
+pub trait LogBackend: Send + Sync + 'static {
+    /// Appends `records` to `partition` atomically; resolves once they are durable. Offsets
+    /// are dense and in append order.
+    fn append<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, Result<AppendAck>>;
+
+    /// Up to `limit` records from `from` on, in offset order.
+    fn read<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        from: Offset,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>>>;
+
+    /// The first offset appended at or after `time`, or `None` if every record is older.
+    fn offset_at_time<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        time: Timestamp,
+    ) -> BoxFuture<'a, Result<Option<Offset>>>;
+
+    /// Replays from `from`, then follows new appends (see [`Log::tail`]).
+    fn tail(&self, partition: &PartitionName, from: Offset) -> RecordStream;
+
+    /// The head of one partition, or `None` if it does not exist.
+    fn head<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+    ) -> BoxFuture<'a, Result<Option<PartitionHead>>>;
+
+    /// The heads of every partition, sorted by name.
+    fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>>;
+}
+
+/// Runs a blocking log call off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Backend(format!("blocking log task failed: {e}")))?
+}
+
+impl LogBackend for Log {
+    fn append<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, Result<AppendAck>> {
+        Box::pin(Log::append(self, partition, records))
+    }
+
+    fn read<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        from: Offset,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>>> {
+        let (log, partition) = (self.clone(), partition.clone());
+        Box::pin(blocking(move || log.read(&partition, from, limit)))
+    }
+
+    fn offset_at_time<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        time: Timestamp,
+    ) -> BoxFuture<'a, Result<Option<Offset>>> {
+        let (log, partition) = (self.clone(), partition.clone());
+        Box::pin(blocking(move || log.offset_at_time(&partition, time)))
+    }
+
+    fn tail(&self, partition: &PartitionName, from: Offset) -> RecordStream {
+        Log::tail(self, partition, from)
+    }
+
+    fn head<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+    ) -> BoxFuture<'a, Result<Option<PartitionHead>>> {
+        // Heads are in memory: no blocking call.
+        Box::pin(std::future::ready(Ok(Log::head(self, partition))))
+    }
+
+    fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>> {
+        Box::pin(std::future::ready(Ok(Log::partitions(self))))
+    }
+}

@@ -1,0 +1,103 @@
+//! The log's one error type.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::record::Offset;
+
+/// A `Result` whose error defaults to the log's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the log.
+///
+/// Each variant says whether it is *fatal* (the log must be reopened, and perhaps repaired),
+/// *bad input* (the caller must change the request) or *retryable*.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: the partition name breaks `[a-z0-9_][a-z0-9._-]{0,127}`.
+    #[error("invalid partition name {name:?}: {reason}")]
+    InvalidPartitionName {
+        /// The name that was given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// Fatal: the storage engine failed during `op`. After a failed fsync fjall refuses every
+    /// later write ("poisoned") until the process reopens the log.
+    #[error("storage error during {op}: {source}")]
+    Storage {
+        /// What the log was doing.
+        op: &'static str,
+        /// The engine's error, shared because one failed group commit fails every waiter.
+        source: Arc<fjall::Error>,
+    },
+
+    /// Bad input (or a second node on the same folder): another process holds the data
+    /// directory's lock.
+    #[error("the log at {path} is in use by another process (one process per data directory)")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+
+    /// Fatal: a stored record failed validation (rkyv layout or checksum). It is never
+    /// returned as data.
+    #[error("corrupt record in partition {partition} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The partition the record is in.
+        partition: String,
+        /// Its offset.
+        offset: Offset,
+        /// What failed.
+        reason: String,
+    },
+
+    /// Fatal: the log's metadata disagrees with its records, found when opening.
+    #[error("inconsistent log metadata for partition {partition}: {reason}")]
+    Inconsistent {
+        /// The partition concerned.
+        partition: String,
+        /// What disagrees.
+        reason: String,
+    },
+
+    /// Bad input: one append is larger than the log accepts in one batch.
+    #[error("append of {bytes} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The size of the append.
+        bytes: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// Retryable by reopening: the log has been closed, or its writer stopped.
+    #[error("the log is closed")]
+    Closed,
+
+    /// Depends on the backend: an error from a backend other than fjall (for example a
+    /// clustered engine), described by that backend.
+    #[error("log backend error: {0}")]
+    Backend(String),
+}
+
+impl Error {
+    /// Wraps a fjall error with the operation that failed, turning a held lock into
+    /// [`Error::Locked`].
+    pub(crate) fn storage(op: &'static str, source: fjall::Error) -> Self {
+        Self::Storage {
+            op,
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether the log must be reopened (or repaired) before it can be used again.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::Storage { .. } | Self::Corrupt { .. } | Self::Inconsistent { .. }
+        )
+    }
+}

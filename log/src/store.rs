@@ -1,0 +1,264 @@
+//! The state shared by the writer thread, the readers and the background threads: the fjall
+//! database, its two keyspaces and the in-memory heads of every partition.
+//!
+//! Only the writer thread changes `heads`, and only after a batch is committed (and, in
+//! `Sync` mode, fsync'ed), so a reader clamped to `heads` never sees an unacknowledged record.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use tokio::sync::watch;
+
+use crate::codec::{self, Stats};
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::partition::PartState;
+use crate::record::{Offset, PartitionHead, PartitionName, Record, Timestamp};
+
+/// The most journal bytes kept before memtables are flushed (fjall's minimum is 64 MiB).
+const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The log's shared state.
+pub(crate) struct Store {
+    pub(crate) db: Database,
+    pub(crate) records: Keyspace,
+    pub(crate) meta: Keyspace,
+    heads: RwLock<HashMap<PartitionName, PartState>>,
+    /// Bumped after every commit and when the log closes; tails wait on it.
+    pub(crate) committed: watch::Sender<u64>,
+    closed: AtomicBool,
+}
+
+impl Store {
+    /// Opens (or creates) the database and rebuilds every partition's head from the meta
+    /// keyspace, checking each against its records. Costs O(partitions), not O(records).
+    pub(crate) fn open(config: &LogConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| Error::storage("create the data directory", fjall::Error::Io(e)))?;
+        let db = Database::builder(&config.dir)
+            .cache_size(config.cache_bytes)
+            // After a crash fjall replays every journal not yet flushed to tables; 128 MiB
+            // (instead of 512) bounds that replay, so reopen time does not grow with the log.
+            .max_journaling_size(JOURNAL_BYTES)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => Error::Locked {
+                    path: config.dir.clone(),
+                },
+                e => Error::storage("open the database", e),
+            })?;
+        let records = db
+            .keyspace("records", KeyspaceCreateOptions::default)
+            .map_err(|e| Error::storage("open the records keyspace", e))?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(|e| Error::storage("open the meta keyspace", e))?;
+        let heads = load_heads(&records, &meta)?;
+        Ok(Self {
+            db,
+            records,
+            meta,
+            heads: RwLock::new(heads),
+            committed: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// A copy of every partition's state (the writer's starting point).
+    pub(crate) fn snapshot_heads(&self) -> HashMap<PartitionName, PartState> {
+        self.heads_read().clone()
+    }
+
+    /// Publishes states the writer just committed, then wakes every tail.
+    pub(crate) fn publish(&self, changed: impl IntoIterator<Item = (PartitionName, PartState)>) {
+        {
+            // Short critical section: map inserts only, no I/O.
+            let mut heads = self
+                .heads
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            heads.extend(changed);
+        }
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Marks the log closed and wakes every tail so it can end.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.committed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn heads_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionName, PartState>> {
+        // A panic while holding the lock cannot leave the map half-updated (extend of Copy
+        // values), so a poisoned lock is still consistent.
+        self.heads
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn state(&self, partition: &PartitionName) -> Option<PartState> {
+        self.heads_read().get(partition).copied()
+    }
+
+    pub(crate) fn head(&self, partition: &PartitionName) -> Option<PartitionHead> {
+        self.state(partition).map(|s| s.head(partition))
+    }
+
+    pub(crate) fn heads(&self) -> Vec<PartitionHead> {
+        let mut heads: Vec<_> = self.heads_read().iter().map(|(p, s)| s.head(p)).collect();
+        heads.sort_by(|a, b| a.partition.cmp(&b.partition));
+        heads
+    }
+
+    /// Reads up to `limit` acknowledged records of `partition` from `from` on. Reading below
+    /// the first stored offset (removed by retention) starts at the first stored one.
+    pub(crate) fn read(
+        &self,
+        partition: &PartitionName,
+        from: Offset,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
+        let Some(state) = self.state(partition) else {
+            return Ok(Vec::new());
+        };
+        let start = from.max(state.first());
+        let end = state.next().0.min(start.0.saturating_add(limit as u64));
+        if start.0 >= end {
+            return Ok(Vec::new());
+        }
+        let range = codec::record_key(state.pid, start)..codec::record_key(state.pid, Offset(end));
+        let mut out = Vec::with_capacity((end - start.0) as usize);
+        for guard in self.records.range(range) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| Error::storage("read records", e))?;
+            let (_, offset) = codec::parse_record_key(&key).ok_or_else(|| Error::Corrupt {
+                partition: partition.to_string(),
+                offset: start,
+                reason: "malformed record key".to_owned(),
+            })?;
+            // Dense offsets: after the first record read, each must follow the previous one.
+            // The first may be later than `start` only if retention removed the ones before.
+            if let Some(prev) = out.last().map(|r: &Record| r.offset) {
+                if offset != prev.next() {
+                    return Err(missing(partition, prev.next()));
+                }
+            } else if offset != start && self.state(partition).is_none_or(|s| s.first() <= start) {
+                return Err(missing(partition, start));
+            }
+            out.push(codec::decode_record(partition, state.pid, offset, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// The append time of the record at `offset`, if it is stored.
+    fn time_at(
+        &self,
+        partition: &PartitionName,
+        pid: u32,
+        offset: Offset,
+    ) -> Result<Option<Timestamp>> {
+        let value = self
+            .records
+            .get(codec::record_key(pid, offset))
+            .map_err(|e| Error::storage("read a record", e))?;
+        value
+            .map(|v| codec::decode_time(partition, pid, offset, &v))
+            .transpose()
+    }
+
+    /// The first stored offset whose append time is at or after `time`, or `None` if every
+    /// record is older. Append times never decrease within a partition, so this is a binary
+    /// search of O(log n) point reads.
+    pub(crate) fn offset_at_time(
+        &self,
+        partition: &PartitionName,
+        time: Timestamp,
+    ) -> Result<Option<Offset>> {
+        let Some(state) = self.state(partition) else {
+            return Ok(None);
+        };
+        let (mut lo, mut hi) = (state.first().0, state.next().0);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.time_at(partition, state.pid, Offset(mid))? {
+                Some(t) if t >= time => hi = mid,
+                // Older, or removed by retention since we read the head (so older than
+                // anything left): the answer is further on.
+                Some(_) | None => lo = mid + 1,
+            }
+        }
+        Ok((lo < state.next().0).then_some(Offset(lo)))
+    }
+}
+
+fn missing(partition: &PartitionName, offset: Offset) -> Error {
+    Error::Corrupt {
+        partition: partition.to_string(),
+        offset,
+        reason: "record missing: offsets must be dense".to_owned(),
+    }
+}
+
+/// Rebuilds every partition's state from the meta keyspace and checks that the records agree.
+fn load_heads(records: &Keyspace, meta: &Keyspace) -> Result<HashMap<PartitionName, PartState>> {
+    let mut heads = HashMap::new();
+    for guard in meta.prefix(b"n") {
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|e| Error::storage("read metadata", e))?;
+        let raw_name = String::from_utf8_lossy(&key[1..]).into_owned();
+        let inconsistent = |reason: &str| Error::Inconsistent {
+            partition: raw_name.clone(),
+            reason: reason.to_owned(),
+        };
+        let name = PartitionName::new(raw_name.clone())
+            .map_err(|_| inconsistent("stored partition name is invalid"))?;
+        let pid = <[u8; 4]>::try_from(&value[..])
+            .map(u32::from_be_bytes)
+            .map_err(|_| inconsistent("stored partition id is malformed"))?;
+        let stats = meta
+            .get(codec::stats_key(pid))
+            .map_err(|e| Error::storage("read metadata", e))?
+            .and_then(|v| Stats::decode(&v))
+            .ok_or_else(|| inconsistent("partition statistics are missing or malformed"))?;
+        check_bounds(records, &name, pid, stats)?;
+        heads.insert(name, PartState { pid, stats });
+    }
+    Ok(heads)
+}
+
+/// Checks that the first and last stored records of a partition are where its stats say.
+fn check_bounds(records: &Keyspace, name: &PartitionName, pid: u32, stats: Stats) -> Result<()> {
+    let range = codec::record_key(pid, Offset(0))..=codec::record_key(pid, Offset(u64::MAX));
+    let mut keys = records.range(range);
+    let offset_of = |guard: Option<fjall::Guard>| -> Result<Option<Offset>> {
+        guard
+            .map(|g| {
+                let key = g.key().map_err(|e| Error::storage("read records", e))?;
+                Ok(codec::parse_record_key(&key).map(|(_, o)| o))
+            })
+            .transpose()
+            .map(Option::flatten)
+    };
+    let first = offset_of(keys.next())?;
+    let last = offset_of(keys.next_back())?.or(first);
+    let expected =
+        (stats.next > stats.first).then(|| (Offset(stats.first), Offset(stats.next - 1)));
+    if (first.zip(last)) != expected {
+        return Err(Error::Inconsistent {
+            partition: name.to_string(),
+            reason: format!(
+                "metadata says offsets {}..{}, records hold {first:?}..={last:?}",
+                stats.first, stats.next
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! The backend conformance suite, run against the embedded fjall log.
+
+draft_log::conformance_suite!(draft_log::testing::FjallHarness::new());

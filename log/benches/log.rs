@@ -12,7 +12,6 @@
     clippy::cast_possible_wrap
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};

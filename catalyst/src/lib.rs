@@ -1,5 +1,44 @@
 //! Catalyst: Draft's CloudEvents broker.
 //!
-//! Not built yet (issue "Catalyst"). It will hold produce over HTTP (structured, binary and
-//! batch modes), consume over WebSocket with replay (`cloudevents.json` subprotocol), channel
-//! statistics and the HTTP API as an axum `Router`, all on `draft-log`; see DESIGN.md §2-4.
+//! Producers `POST` CloudEvents 1.0 over HTTP in structured, binary or batch mode; each event
+//! is validated, appended to its channel's partition of the log and acknowledged once it is
+//! durable. Consumers open a WebSocket (`cloudevents.json`), replay from any offset or time,
+//! then follow live events; every consumer of a channel receives every matching event, in
+//! offset order, once. See DESIGN.md §2-4.
+//!
+//! With the `server` feature (default) the crate is the broker: [`router`] and [`Catalyst`].
+//! The wire types in [`wire`] are always available to clients.
+
+#[cfg(feature = "server")]
+mod api;
+#[cfg(feature = "server")]
+mod channel;
+#[cfg(feature = "server")]
+pub mod cloudevent;
+#[cfg(feature = "server")]
+mod consume;
+#[cfg(feature = "server")]
+mod dedup;
+#[cfg(feature = "server")]
+mod error;
+#[cfg(feature = "server")]
+mod feed;
+#[cfg(feature = "server")]
+mod metrics;
+#[cfg(feature = "server")]
+mod produce;
+#[cfg(feature = "server")]
+mod query;
+pub mod wire;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+#[cfg(feature = "server")]
+pub use crate::api::{Catalyst, CatalystConfig, router};
+#[cfg(feature = "server")]
+pub use crate::channel::MAX_PAGE;
+#[cfg(feature = "server")]
+pub use crate::error::ApiError;
+#[cfg(feature = "server")]
+pub use crate::metrics::Metrics;

@@ -1,8 +1,40 @@
-//! `dctl`: the Draft command-line tool. `dctl up` will run a whole node (issue "Catalyst").
+//! `dctl`: the Draft command-line tool. `dctl up` runs a whole node; the other commands talk
+//! to one. Exit code 0 on success, 1 on error with one line on stderr.
+
+mod cli;
+mod cmd;
+mod node;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!("dctl: no commands yet; the node arrives with the Catalyst issue");
-    ExitCode::FAILURE
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dctl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Output piped into `head` that closes early is not an error (as in ripgrep).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,0 +1,169 @@
+//! Channels: name checks, statistics, and paged reads (`GET …/events`).
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use draft_log::{Offset, PartitionHead, PartitionName};
+
+use crate::api::Catalyst;
+use crate::cloudevent::Filter;
+use crate::error::ApiError;
+use crate::feed::Delivered;
+use crate::query::{Query, resolve_from};
+use crate::wire::{BATCH, ChannelInfo, ChannelList, NEXT_OFFSET_HEADER};
+
+/// The most events one page returns.
+pub const MAX_PAGE: usize = 10_000;
+/// Events per page when `limit` is not given.
+const DEFAULT_PAGE: usize = 100;
+
+/// A channel name from a URL, for reading: any valid name, reserved ones included.
+pub(crate) fn channel(name: &str) -> Result<PartitionName, ApiError> {
+    PartitionName::new(name).map_err(|e| ApiError::invalid_channel(e.to_string()))
+}
+
+/// A channel name users may produce to: valid and not reserved.
+pub(crate) fn user_channel(name: &str) -> Result<PartitionName, ApiError> {
+    let channel = channel(name)?;
+    if channel.is_reserved() {
+        return Err(ApiError::invalid_channel(format!(
+            "channel names starting with '_' are reserved for Draft; {name:?} cannot be produced to"
+        )));
+    }
+    Ok(channel)
+}
+
+/// RFC 3339 with nanoseconds, UTC.
+pub(crate) fn rfc3339(time: draft_log::Timestamp) -> String {
+    let nanos = time.as_unix_nanos();
+    let secs = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, (nanos % 1_000_000_000) as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+pub(crate) fn info(head: &PartitionHead) -> ChannelInfo {
+    ChannelInfo {
+        channel: head.partition.to_string(),
+        first_offset: head.first.0,
+        last_offset: head.last().map(|o| o.0),
+        count: head.count(),
+        bytes: head.bytes,
+        last_append_time: head.last_append.map(rfc3339),
+    }
+}
+
+/// `GET /v1/channels`: every user channel (reserved partitions are Draft's own).
+pub(crate) async fn list(State(state): State<Catalyst>) -> Result<Json<ChannelList>, ApiError> {
+    let heads = state
+        .log()
+        .partitions()
+        .await
+        .map_err(|e| ApiError::from_log(&e))?;
+    let channels = heads
+        .iter()
+        .filter(|h| !h.partition.is_reserved())
+        .map(info)
+        .collect();
+    Ok(Json(ChannelList { channels }))
+}
+
+/// `GET /v1/channels/{channel}`.
+pub(crate) async fn get(
+    State(state): State<Catalyst>,
+    Path(name): Path<String>,
+) -> Result<Json<ChannelInfo>, ApiError> {
+    let channel = channel(&name)?;
+    let head = state
+        .log()
+        .head(&channel)
+        .await
+        .map_err(|e| ApiError::from_log(&e))?;
+    head.map(|h| Json(info(&h)))
+        .ok_or_else(|| ApiError::channel_not_found(&name))
+}
+
+/// `GET /v1/channels/{channel}/events?from=&limit=&type=&source=`: a page of events as a
+/// CloudEvents batch; `draft-next-offset` says where the next page starts.
+pub(crate) async fn events(
+    State(state): State<Catalyst>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let channel = channel(&name)?;
+    let query = Query::parse(raw.as_deref(), &["from", "limit", "type", "source"])?;
+    let filter = query.filter();
+    let limit = match query.one("limit")? {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!("limit must be 1..={MAX_PAGE}, not {l:?}"))
+            })?,
+    };
+    let log = state.log();
+    let Some(head) = log
+        .head(&channel)
+        .await
+        .map_err(|e| ApiError::from_log(&e))?
+    else {
+        return Err(ApiError::channel_not_found(&name));
+    };
+    let mut next = resolve_from(
+        log,
+        &channel,
+        &head,
+        query.one("from")?.unwrap_or("earliest"),
+    )
+    .await?;
+    let (page, next) = read_page(&state, &channel, &mut next, limit, &filter).await?;
+    let body = format!("[{}]", page.join(","));
+    let mut response = ([(header::CONTENT_TYPE, BATCH)], body).into_response();
+    response
+        .headers_mut()
+        .insert(NEXT_OFFSET_HEADER, HeaderValue::from(next.0));
+    Ok(response)
+}
+
+/// Reads up to `limit` matching events from `next`; with a filter, scans at most
+/// `10 × limit` records so one request stays bounded.
+async fn read_page(
+    state: &Catalyst,
+    channel: &PartitionName,
+    next: &mut Offset,
+    limit: usize,
+    filter: &Filter,
+) -> Result<(Vec<String>, Offset), ApiError> {
+    let mut page = Vec::new();
+    let mut budget = limit.saturating_mul(10);
+    while page.len() < limit && budget > 0 {
+        let want = if filter.is_empty() {
+            limit - page.len()
+        } else {
+            budget.min(1024)
+        };
+        let records = state
+            .log()
+            .read(channel, *next, want)
+            .await
+            .map_err(|e| ApiError::from_log(&e))?;
+        let Some(last) = records.last().map(|r| r.offset) else {
+            break;
+        };
+        for record in &records {
+            *next = record.offset.next();
+            budget -= 1;
+            if filter.matches_key(record.key.as_deref()) {
+                page.push(Delivered::from_record(channel, record).text.to_string());
+                if page.len() == limit {
+                    break;
+                }
+            }
+        }
+        debug_assert!(*next <= last.next());
+    }
+    Ok((page, *next))
+}

@@ -1,0 +1,258 @@
+//! A client of Catalyst's HTTP and WebSocket API (feature `client`; no fjall).
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::wire::{
+    ChannelInfo, ChannelList, ErrorBody, NEXT_OFFSET_HEADER, ProduceResponse, STRUCTURED,
+    SUBPROTOCOL,
+};
+
+/// What can go wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node answered with an error (its JSON error body).
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error code.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// The node could not be reached, or the connection failed.
+    #[error("cannot reach the node at {url}: {reason}")]
+    Connect {
+        /// The node's URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node's answer was not what the API promises.
+    #[error("unexpected answer from the node: {0}")]
+    Protocol(String),
+}
+
+/// A filter and start position for reading a channel.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// `earliest`, `latest`, an offset or an RFC 3339 time (`None`: the server's default).
+    pub from: Option<String>,
+    /// `type` filters (exact, or prefix with a trailing `*`).
+    pub types: Vec<String>,
+    /// `source` filters.
+    pub sources: Vec<String>,
+}
+
+impl ReadOptions {
+    fn query(&self, extra: &[(&str, String)]) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(from) = &self.from {
+            q.append_pair("from", from);
+        }
+        for t in &self.types {
+            q.append_pair("type", t);
+        }
+        for s in &self.sources {
+            q.append_pair("source", s);
+        }
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    }
+}
+
+/// A page of events from `GET …/events`.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The events, as JSON objects with `draftchannel` and `draftoffset`.
+    pub events: Vec<serde_json::Value>,
+    /// Where the next page starts.
+    pub next_offset: u64,
+}
+
+/// A Catalyst client for one node.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the node at `base` (for example `http://127.0.0.1:7070`).
+    #[must_use]
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn connect_error(&self, e: &dyn std::fmt::Display) -> ClientError {
+        ClientError::Connect {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Err(api_error(status, &text))
+    }
+
+    /// Sends one structured-mode event (a JSON object) to `channel`.
+    pub async fn produce(
+        &self,
+        channel: &str,
+        event: &serde_json::Value,
+    ) -> Result<ProduceResponse, ClientError> {
+        let url = format!("{}/v1/channels/{channel}/events", self.base);
+        let body = serde_json::to_vec(event).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", STRUCTURED)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        Self::check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `GET /v1/channels`.
+    pub async fn channels(&self) -> Result<ChannelList, ClientError> {
+        self.get_json(&format!("{}/v1/channels", self.base)).await
+    }
+
+    /// `GET /v1/channels/{channel}`.
+    pub async fn channel(&self, channel: &str) -> Result<ChannelInfo, ClientError> {
+        self.get_json(&format!("{}/v1/channels/{channel}", self.base))
+            .await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        Self::check(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// One page of `channel` (`GET …/events`).
+    pub async fn page(
+        &self,
+        channel: &str,
+        options: &ReadOptions,
+        limit: usize,
+    ) -> Result<Page, ClientError> {
+        let query = options.query(&[("limit", limit.to_string())]);
+        let url = format!("{}/v1/channels/{channel}/events?{query}", self.base);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        let response = Self::check(response).await?;
+        let next_offset = response
+            .headers()
+            .get(NEXT_OFFSET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Protocol(format!("missing {NEXT_OFFSET_HEADER} header")))?;
+        let events = response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(Page {
+            events,
+            next_offset,
+        })
+    }
+
+    /// Opens a consumer WebSocket and yields each event's text as it arrives. The stream ends
+    /// when the node closes the connection; a close with an error code is an error item.
+    pub async fn consume(
+        &self,
+        channel: &str,
+        options: &ReadOptions,
+    ) -> Result<BoxStream<'static, Result<String, ClientError>>, ClientError> {
+        let ws_base = self.base.replacen("http", "ws", 1);
+        let url = format!(
+            "{ws_base}/v1/channels/{channel}/consume?{}",
+            options.query(&[])
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| self.connect_error(&e))?;
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) => {
+                    let body = response
+                        .body()
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    api_error(response.status().as_u16(), &body)
+                }
+                e => self.connect_error(&e),
+            })?;
+        Ok(socket
+            .filter_map(|message| async move {
+                match message {
+                    Ok(Message::Text(text)) => Some(Ok(text.to_string())),
+                    Ok(Message::Close(Some(frame)))
+                        if u16::from(frame.code) != 1000 && u16::from(frame.code) != 1001 =>
+                    {
+                        Some(Err(ClientError::Protocol(format!(
+                            "consumer closed: {} ({})",
+                            frame.reason,
+                            u16::from(frame.code)
+                        ))))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(ClientError::Protocol(e.to_string()))),
+                }
+            })
+            .boxed())
+    }
+}
+
+fn api_error(status: u16, body: &str) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => ClientError::Api {
+            status,
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError::Api {
+            status,
+            code: "http_error".into(),
+            message: body.trim().to_owned(),
+        },
+    }
+}

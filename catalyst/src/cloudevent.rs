@@ -1,0 +1,410 @@
+//! CloudEvents in and out of the log: parsing and validating the three HTTP content modes,
+//! the bytes that are stored, and the bytes that consumers receive.
+//!
+//! What is stored is what was received: a structured-mode event is stored as the exact JSON
+//! object the producer sent; a binary-mode event (CloudEvents HTTP binding §3.1) becomes the
+//! structured JSON of its attributes, with the body as `data` when it is JSON or text and as
+//! `data_base64` otherwise (JSON format §3.1). Every event is validated with cloudevents-sdk.
+
+use bytes::Bytes;
+use cloudevents::{AttributesReader, Event};
+use serde_json::value::RawValue;
+
+/// Extensions Draft adds to delivered events; producers may not set them.
+pub const RESERVED_EXTENSIONS: [&str; 2] = ["draftchannel", "draftoffset"];
+
+/// The core context attributes of CloudEvents 1.0 (everything else is an extension).
+const CORE_ATTRIBUTES: [&str; 10] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "data_base64",
+];
+
+/// Why an event was refused: the attribute at fault (if one) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EventError {
+    /// The attribute at fault, when one is.
+    pub attribute: Option<String>,
+    /// What is wrong, for the person who sent it.
+    pub message: String,
+}
+
+impl EventError {
+    fn new(attribute: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            attribute: attribute.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, located at index `i` of a batch.
+    #[must_use]
+    pub fn in_batch(self, i: usize) -> Self {
+        Self {
+            message: format!("event {i} of the batch: {}", self.message),
+            ..self
+        }
+    }
+}
+
+/// A validated event, ready to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEvent {
+    /// `id`.
+    pub id: String,
+    /// `source`.
+    pub source: String,
+    /// `type`.
+    pub ty: String,
+    /// The structured-mode JSON object to store.
+    pub json: Bytes,
+}
+
+impl ParsedEvent {
+    /// The log record key: `type \0 source \0 id`, so consumers can filter and the broker can
+    /// rebuild its duplicate window without parsing payloads. (NUL is refused in all three.)
+    #[must_use]
+    pub fn record_key(&self) -> Bytes {
+        let mut key = Vec::with_capacity(self.ty.len() + self.source.len() + self.id.len() + 2);
+        for (i, part) in [&self.ty, &self.source, &self.id].into_iter().enumerate() {
+            if i > 0 {
+                key.push(0);
+            }
+            key.extend_from_slice(part.as_bytes());
+        }
+        Bytes::from(key)
+    }
+}
+
+/// Splits a record key made by [`ParsedEvent::record_key`] into `(type, source, id)`.
+#[must_use]
+pub fn split_record_key(key: &[u8]) -> Option<(&str, &str, &str)> {
+    let key = std::str::from_utf8(key).ok()?;
+    let mut parts = key.splitn(3, '\0');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+/// Checks what cloudevents-sdk leaves to us: non-empty `id`/`source`/`type` without NUL,
+/// extension names `[a-z0-9]+`, and no reserved extension.
+fn check(event: &Event) -> Result<(), EventError> {
+    for (name, value) in [
+        ("id", event.id()),
+        ("source", event.source().as_str()),
+        ("type", event.ty()),
+    ] {
+        if value.is_empty() {
+            return Err(EventError::new(
+                Some(name),
+                format!("attribute `{name}` must not be empty"),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(EventError::new(
+                Some(name),
+                format!("attribute `{name}` contains NUL"),
+            ));
+        }
+    }
+    for (name, _) in event.iter_extensions() {
+        check_extension_name(name)?;
+    }
+    Ok(())
+}
+
+fn check_extension_name(name: &str) -> Result<(), EventError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(EventError::new(
+            Some(name),
+            format!("extension attribute name `{name}` must be lowercase letters and digits only"),
+        ));
+    }
+    if RESERVED_EXTENSIONS.contains(&name) {
+        return Err(EventError::new(
+            Some(name),
+            format!("extension attribute `{name}` is set by Draft on delivery; do not send it"),
+        ));
+    }
+    Ok(())
+}
+
+fn parsed(event: &Event, json: Bytes) -> ParsedEvent {
+    ParsedEvent {
+        id: event.id().to_owned(),
+        source: event.source().clone(),
+        ty: event.ty().to_owned(),
+        json,
+    }
+}
+
+/// Turns serde's message about a CloudEvent into one that names the attribute.
+fn sdk_error(e: &serde_json::Error) -> EventError {
+    let text = e.to_string();
+    let attribute = text
+        .split('`')
+        .nth(1)
+        .filter(|a| CORE_ATTRIBUTES.contains(a))
+        .map(str::to_owned);
+    let message = match &attribute {
+        Some(a) if text.starts_with("missing field") => {
+            format!("required attribute `{a}` is missing")
+        }
+        Some(a) => format!("attribute `{a}` is invalid: {text}"),
+        None => format!("invalid CloudEvent: {text}"),
+    };
+    EventError { attribute, message }
+}
+
+/// On the error path only: finds the attribute at fault when the SDK's message does not say.
+fn diagnose(body: &[u8]) -> Option<EventError> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    match object
+        .get("specversion")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some("1.0") => {}
+        Some(other) => {
+            return Some(EventError::new(
+                Some("specversion"),
+                format!("attribute `specversion` must be \"1.0\", not {other:?}"),
+            ));
+        }
+        None => {
+            return Some(EventError::new(
+                Some("specversion"),
+                "required attribute `specversion` is missing",
+            ));
+        }
+    }
+    for name in ["id", "source", "type"] {
+        if !object.get(name).is_some_and(serde_json::Value::is_string) {
+            return Some(EventError::new(
+                Some(name),
+                format!("required attribute `{name}` is missing or not a string"),
+            ));
+        }
+    }
+    if let Some(time) = object.get("time") {
+        let valid = time
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        if !valid {
+            return Some(EventError::new(
+                Some("time"),
+                format!("attribute `time` must be an RFC 3339 timestamp, not {time}"),
+            ));
+        }
+    }
+    None
+}
+
+/// Parses one structured-mode event (`application/cloudevents+json`). The stored bytes are
+/// the object as sent, trimmed of surrounding whitespace.
+pub fn parse_structured(body: &[u8]) -> Result<ParsedEvent, EventError> {
+    let trimmed = body.trim_ascii();
+    if !trimmed.starts_with(b"{") {
+        return Err(EventError::new(
+            None,
+            "a structured-mode event must be a JSON object",
+        ));
+    }
+    let event: Event = serde_json::from_slice(trimmed)
+        .map_err(|e| diagnose(trimmed).unwrap_or_else(|| sdk_error(&e)))?;
+    check(&event)?;
+    Ok(parsed(&event, Bytes::copy_from_slice(trimmed)))
+}
+
+/// Parses a batch (`application/cloudevents-batch+json`): a JSON array of structured events,
+/// each stored exactly as sent.
+pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<ParsedEvent>, EventError> {
+    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+        EventError::new(None, format!("a batch must be a JSON array of events: {e}"))
+    })?;
+    if items.is_empty() {
+        return Err(EventError::new(
+            None,
+            "a batch must hold at least one event",
+        ));
+    }
+    if items.len() > max_events {
+        return Err(EventError::new(
+            None,
+            format!(
+                "a batch holds at most {max_events} events; this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| parse_structured(raw.get().as_bytes()).map_err(|e| e.in_batch(i)))
+        .collect()
+}
+
+/// Parses a binary-mode event: attributes in `ce-*` headers, the body as data.
+pub fn parse_binary(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<ParsedEvent, EventError> {
+    let mut event = cloudevents::binding::http::to_event(headers, body.to_vec())
+        .map_err(|e| EventError::new(None, format!("invalid binary-mode CloudEvent: {e}")))?;
+    check(&event)?;
+    let content_type = event.datacontenttype().map(str::to_owned);
+    event.take_data();
+    let attributes = serde_json::to_string(&event)
+        .map_err(|e| EventError::new(None, format!("cannot encode the event: {e}")))?;
+    let json = if body.is_empty() {
+        attributes
+    } else {
+        let data = encode_data(content_type.as_deref(), body);
+        // `attributes` is a JSON object with at least the required attributes: splice `data`
+        // in before its closing brace.
+        let open = attributes
+            .trim_end()
+            .strip_suffix('}')
+            .unwrap_or(&attributes);
+        format!("{open},{data}}}")
+    };
+    Ok(parsed(&event, Bytes::from(json)))
+}
+
+/// The `data` member for a binary-mode body: JSON as is, text as a string, anything else (or
+/// anything that does not parse as its content type says) as base64.
+fn encode_data(content_type: Option<&str>, body: &[u8]) -> String {
+    let media = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let is_json = media == "application/json" || media.ends_with("+json") || media == "text/json";
+    if is_json
+        && serde_json::from_slice::<&RawValue>(body).is_ok()
+        && let Ok(text) = std::str::from_utf8(body)
+    {
+        return format!("\"data\":{}", text.trim());
+    }
+    let is_text =
+        media.starts_with("text/") || media.ends_with("+xml") || media == "application/xml";
+    if is_text && let Ok(text) = std::str::from_utf8(body) {
+        let quoted = serde_json::to_string(text).unwrap_or_default();
+        return format!("\"data\":{quoted}");
+    }
+    format!("\"data_base64\":\"{}\"", base64_encode(body))
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as the JSON format's `data_base64` requires.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The text a consumer receives: the stored event with `draftchannel` and `draftoffset`
+/// added. Built once per event and shared by every consumer of the live feed.
+#[must_use]
+pub fn delivered(channel: &str, offset: u64, stored: &[u8]) -> String {
+    let stored = String::from_utf8_lossy(stored);
+    let rest = stored
+        .trim()
+        .strip_prefix('{')
+        .unwrap_or(&stored)
+        .trim_start();
+    // Channel names are `[a-z0-9_][a-z0-9._-]*`: nothing to escape.
+    format!("{{\"draftchannel\":\"{channel}\",\"draftoffset\":{offset},{rest}")
+}
+
+/// One `type`/`source` filter value: exact, or a prefix when it ends with `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    /// Matches this value only.
+    Exact(String),
+    /// Matches values starting with this.
+    Prefix(String),
+}
+
+impl Pattern {
+    /// `value*` is a prefix pattern; anything else is exact.
+    #[must_use]
+    pub fn parse(value: &str) -> Self {
+        match value.strip_suffix('*') {
+            Some(prefix) => Self::Prefix(prefix.to_owned()),
+            None => Self::Exact(value.to_owned()),
+        }
+    }
+
+    /// Whether `value` matches.
+    #[must_use]
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(v) => v == value,
+            Self::Prefix(p) => value.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// A consumer's filter: an event passes when it matches any `type` pattern (or there are
+/// none) and any `source` pattern (or there are none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Patterns for `type`.
+    pub types: Vec<Pattern>,
+    /// Patterns for `source`.
+    pub sources: Vec<Pattern>,
+}
+
+impl Filter {
+    /// Whether the filter lets everything through.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty() && self.sources.is_empty()
+    }
+
+    /// Whether an event with this type and source passes.
+    #[must_use]
+    pub fn matches(&self, ty: &str, source: &str) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|p| p.matches(ty)))
+            && (self.sources.is_empty() || self.sources.iter().any(|p| p.matches(source)))
+    }
+
+    /// Whether the record with this key passes (records without a valid key pass only an
+    /// empty filter).
+    #[must_use]
+    pub fn matches_key(&self, key: Option<&[u8]>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        key.and_then(split_record_key)
+            .is_some_and(|(ty, source, _)| self.matches(ty, source))
+    }
+}
+
+#[cfg(test)]
+mod tests;

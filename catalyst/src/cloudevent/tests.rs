@@ -1,0 +1,171 @@
+use super::*;
+use proptest::prelude::*;
+
+const MINIMAL: &str = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t.created"}"#;
+
+#[test]
+fn structured_events_are_stored_as_sent() {
+    let body = format!("  {MINIMAL}\n");
+    let event = parse_structured(body.as_bytes()).expect("valid");
+    assert_eq!(
+        (event.id.as_str(), event.source.as_str(), event.ty.as_str()),
+        ("1", "/s", "t.created")
+    );
+    assert_eq!(
+        &event.json[..],
+        MINIMAL.as_bytes(),
+        "bytes kept, whitespace trimmed"
+    );
+}
+
+#[test]
+fn missing_and_invalid_attributes_are_named() {
+    for (body, attribute) in [
+        (r#"{"specversion":"1.0","source":"/s","type":"t"}"#, "id"),
+        (r#"{"specversion":"1.0","id":"1","type":"t"}"#, "source"),
+        (r#"{"specversion":"1.0","id":"1","source":"/s"}"#, "type"),
+        (
+            r#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#,
+            "id",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"yesterday"}"#,
+            "time",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad":"x"}"#,
+            "Bad",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","draftoffset":1}"#,
+            "draftoffset",
+        ),
+    ] {
+        let err = parse_structured(body.as_bytes()).expect_err(body);
+        assert!(
+            err.message.contains(attribute),
+            "{body}: {err:?} should name {attribute}"
+        );
+    }
+    assert!(parse_structured(b"not json").is_err());
+    assert!(
+        parse_structured(br#"{"specversion":"0.1","id":"1","source":"/s","type":"t"}"#).is_err()
+    );
+}
+
+#[test]
+fn batches_keep_each_event_and_name_the_bad_one() {
+    let body = format!(
+        "[{MINIMAL}, {{\"specversion\":\"1.0\",\"id\":\"2\",\"source\":\"/s\",\"type\":\"u\"}}]"
+    );
+    let events = parse_batch(body.as_bytes(), 10).expect("valid");
+    assert_eq!(events.len(), 2);
+    assert_eq!(&events[0].json[..], MINIMAL.as_bytes());
+    let bad = format!("[{MINIMAL}, {{\"specversion\":\"1.0\",\"id\":\"2\"}}]");
+    let err = parse_batch(bad.as_bytes(), 10).expect_err("second is invalid");
+    assert!(err.message.starts_with("event 1 of the batch"), "{err:?}");
+    assert!(parse_batch(b"[]", 10).is_err());
+    assert!(
+        parse_batch(format!("[{MINIMAL},{MINIMAL}]").as_bytes(), 1).is_err(),
+        "too many"
+    );
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+    let mut map = axum::http::HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(*k, v.parse().expect("header value"));
+    }
+    map
+}
+
+#[test]
+fn binary_mode_keeps_json_data_byte_for_byte_and_binary_as_base64() {
+    let base = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "9"),
+        ("ce-source", "/b"),
+        ("ce-type", "b.t"),
+        ("ce-color", "red"),
+    ];
+    let mut json = base.to_vec();
+    json.push(("content-type", "application/json"));
+    let event = parse_binary(&headers(&json), br#"{"b": 1,  "a": [2]}"#).expect("valid");
+    let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
+    assert_eq!(stored["color"], "red");
+    assert_eq!(stored["type"], "b.t");
+    assert!(
+        std::str::from_utf8(&event.json)
+            .expect("utf8")
+            .contains(r#""data":{"b": 1,  "a": [2]}"#)
+    );
+
+    let mut bin = base.to_vec();
+    bin.push(("content-type", "application/octet-stream"));
+    let event = parse_binary(&headers(&bin), &[0, 1, 2, 255]).expect("valid");
+    let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
+    assert_eq!(stored["data_base64"], "AAEC/w==");
+
+    let mut text = base.to_vec();
+    text.push(("content-type", "text/plain"));
+    let event = parse_binary(&headers(&text), "héllo \"x\"".as_bytes()).expect("valid");
+    let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
+    assert_eq!(stored["data"], "héllo \"x\"");
+
+    let err = parse_binary(&headers(&[("ce-specversion", "1.0"), ("ce-id", "1")]), b"")
+        .expect_err("no type");
+    assert!(!err.message.is_empty());
+}
+
+#[test]
+fn delivered_events_carry_channel_and_offset() {
+    let text = delivered("orders", 42, MINIMAL.as_bytes());
+    let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(value["draftchannel"], "orders");
+    assert_eq!(value["draftoffset"], 42);
+    assert_eq!(value["id"], "1");
+}
+
+#[test]
+fn filters_match_exact_and_prefix() {
+    let filter = Filter {
+        types: vec![Pattern::parse("order.*"), Pattern::parse("user.created")],
+        sources: vec![],
+    };
+    assert!(filter.matches("order.paid", "/x"));
+    assert!(filter.matches("user.created", "/x"));
+    assert!(!filter.matches("user.deleted", "/x"));
+    let key = ParsedEvent {
+        id: "1".into(),
+        source: "/shop".into(),
+        ty: "order.paid".into(),
+        json: Bytes::new(),
+    }
+    .record_key();
+    assert!(filter.matches_key(Some(&key)));
+    let by_source = Filter {
+        types: vec![],
+        sources: vec![Pattern::parse("/other")],
+    };
+    assert!(!by_source.matches_key(Some(&key)));
+    assert!(Filter::default().matches_key(None));
+}
+
+proptest! {
+    #[test]
+    fn base64_matches_the_sdk(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        use cloudevents::EventBuilder as _;
+        let mut event = cloudevents::EventBuilderV10::new().id("1").source("/s").ty("t");
+        event = event.data("application/octet-stream", bytes.clone());
+        let event = cloudevents::EventBuilder::build(event).expect("event");
+        let value = serde_json::to_value(&event).expect("json");
+        prop_assert_eq!(value["data_base64"].as_str().unwrap_or(""), base64_encode(&bytes));
+    }
+
+    #[test]
+    fn record_keys_round_trip(ty in "[a-z.]{1,20}", source in "/[a-z/]{0,20}", id in "[a-z0-9-]{1,20}") {
+        let event = ParsedEvent { id: id.clone(), source: source.clone(), ty: ty.clone(), json: Bytes::new() };
+        let key = event.record_key();
+        prop_assert_eq!(split_record_key(&key), Some((ty.as_str(), source.as_str(), id.as_str())));
+    }
+}

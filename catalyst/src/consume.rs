@@ -1,0 +1,186 @@
+//! Consumers: replay from any position, then follow the live feed; and the WebSocket loop
+//! that delivers to one client (CloudEvents WebSocket binding, `cloudevents.json`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use draft_log::{LogBackend, Offset, PartitionName};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::cloudevent::Filter;
+use crate::feed::{Delivered, Feeds};
+
+/// How many records a replay reads from the log at a time.
+const REPLAY_CHUNK: usize = 512;
+/// Events queued between a consumer's reader and its socket.
+const SOCKET_QUEUE: usize = 256;
+/// How often the server pings an idle client (RFC 6455 §5.5.2).
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// A client that answers nothing (no pong, no message) for this long is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// WebSocket close codes (RFC 6455 §7.4.1).
+mod close_code {
+    pub(super) const NORMAL: u16 = 1000;
+    pub(super) const GOING_AWAY: u16 = 1001;
+    pub(super) const POLICY: u16 = 1008;
+    pub(super) const INTERNAL: u16 = 1011;
+}
+
+/// Why a consumer's reader stopped.
+#[derive(Debug)]
+enum Stop {
+    /// The socket side went away.
+    Disconnected,
+    /// Reading the log failed (logged, not sent to the client).
+    Failed(String),
+}
+
+/// Reads a channel for one consumer from `next` on: replay from the log, then the live feed,
+/// falling back to the log whenever it is behind the feed. Sends matching events, in offset
+/// order, each once, into `out`.
+async fn read_channel(
+    log: Arc<dyn LogBackend>,
+    feeds: Arc<Feeds>,
+    channel: PartitionName,
+    mut next: Offset,
+    filter: Filter,
+    out: mpsc::Sender<Utf8Bytes>,
+) -> Stop {
+    let feed = match feeds.get(&channel).await {
+        Ok(feed) => feed,
+        Err(e) => return Stop::Failed(e.to_string()),
+    };
+    // Subscribe before replaying: whatever is appended meanwhile is in the feed, and the
+    // offsets tell the replay and the feed apart.
+    let mut live = feed.subscribe();
+    loop {
+        // Replay from the log until it has nothing more.
+        loop {
+            let records = match log.read(&channel, next, REPLAY_CHUNK).await {
+                Ok(records) => records,
+                Err(e) => return Stop::Failed(e.to_string()),
+            };
+            let Some(last) = records.last().map(|r| r.offset) else {
+                break;
+            };
+            for record in &records {
+                if filter.matches_key(record.key.as_deref()) {
+                    let event = Delivered::from_record(&channel, record);
+                    if out.send(event.text).await.is_err() {
+                        return Stop::Disconnected;
+                    }
+                }
+            }
+            next = last.next();
+        }
+        // Follow the feed while it is contiguous with what we sent.
+        loop {
+            match live.recv().await {
+                Ok(event) if event.offset < next.0 => {}
+                Ok(event) if event.offset == next.0 => {
+                    next = next.next();
+                    if filter.matches(&event.ty, &event.source)
+                        && out.send(event.text).await.is_err()
+                    {
+                        return Stop::Disconnected;
+                    }
+                }
+                // A gap (the feed is ahead of us): read it from the log.
+                Ok(_) => break,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    live = feed.subscribe();
+                    break;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Stop::Failed("the channel's live feed stopped".to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// Everything a consumer connection needs.
+pub(crate) struct Consumer {
+    pub(crate) log: Arc<dyn LogBackend>,
+    pub(crate) feeds: Arc<Feeds>,
+    pub(crate) channel: PartitionName,
+    pub(crate) from: Offset,
+    pub(crate) filter: Filter,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Resolves once the node is shutting down (or its shutdown signal is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, inside, so the future stays `Send`.
+    let _ = shutdown.wait_for(|stopping| *stopping).await.is_ok();
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+/// Drives one WebSocket: events out, pings, the client's close, the node's shutdown. Generic
+/// over the socket's halves so it can be tested without a network.
+pub(crate) async fn serve_socket<W, R>(consumer: Consumer, mut sink: W, mut stream: R)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let Consumer {
+        log,
+        feeds,
+        channel,
+        from,
+        filter,
+        mut shutdown,
+    } = consumer;
+    let (tx, mut events) = mpsc::channel(SOCKET_QUEUE);
+    let mut reader = tokio::spawn(read_channel(log, feeds, channel.clone(), from, filter, tx));
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    let mut last_heard = tokio::time::Instant::now();
+    let goodbye = loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(text) = event else {
+                    if let Ok(Stop::Failed(e)) = (&mut reader).await {
+                        tracing::error!(channel = %channel, error = %e, "consumer stopped");
+                    }
+                    break Some(close(close_code::INTERNAL, "the node could not read the channel"));
+                };
+                if sink.send(Message::Text(text)).await.is_err() {
+                    break None;
+                }
+            },
+            incoming = stream.next() => match incoming {
+                None | Some(Ok(Message::Close(_)) | Err(_)) => break Some(close(close_code::NORMAL, "")),
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                    break Some(close(close_code::POLICY, "consumers only receive; send nothing but pings and close"));
+                }
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE_LIMIT {
+                    break Some(close(close_code::POLICY, "no pong within 60 s"));
+                }
+                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
+                    break None;
+                }
+            }
+            () = stopping(&mut shutdown) => {
+                break Some(close(close_code::GOING_AWAY, "node shutting down"));
+            }
+        }
+    };
+    reader.abort();
+    if let Some(frame) = goodbye {
+        let _ = sink.send(frame).await;
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,262 @@
+//! The duplicate window: an event whose `source` + `id` was appended to the same channel
+//! within the window is answered with its first offset and not stored again (as JetStream
+//! does with message ids).
+//!
+//! A producer first *reserves* its keys under one lock; a second producer of the same key
+//! waits for the first to finish, then sees its offset (or, if the first failed, reserves the
+//! key itself). Reservations of one request are taken atomically, so waits follow reservation
+//! order and cannot form a cycle.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// `(source, id)`.
+pub(crate) type DedupKey = (String, String);
+
+enum Entry {
+    /// Being appended by another request; `Notify` fires when it is done.
+    Pending(Arc<Notify>),
+    /// Appended at `offset` at `at`.
+    Done { offset: u64, at: Instant },
+}
+
+#[derive(Default)]
+struct ChannelWindow {
+    entries: HashMap<DedupKey, Entry>,
+    /// Done entries in time order, for expiry.
+    order: VecDeque<(Instant, DedupKey)>,
+}
+
+/// What to do with each event of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Append it (its key is now reserved by this request).
+    Append,
+    /// Already stored at this offset.
+    Duplicate(u64),
+    /// Same key as event `i` of this same request.
+    SameAs(usize),
+}
+
+/// The duplicate windows of every channel.
+pub(crate) struct Dedup {
+    window: Duration,
+    channels: Mutex<HashMap<String, ChannelWindow>>,
+}
+
+/// Keys reserved by one request; released (and waiters woken) on drop if not completed.
+pub(crate) struct Reservation<'a> {
+    dedup: &'a Dedup,
+    channel: String,
+    keys: Vec<DedupKey>,
+    notify: Arc<Notify>,
+}
+
+impl Dedup {
+    pub(crate) fn new(window: Duration) -> Self {
+        Self {
+            window,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ChannelWindow>> {
+        // Critical sections only touch maps; a panic cannot leave them inconsistent.
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records an event that is already in the log (used to rebuild the window at start).
+    pub(crate) fn remember(&self, channel: &str, key: DedupKey, offset: u64, at: Instant) {
+        let mut channels = self.lock();
+        let window = channels.entry(channel.to_owned()).or_default();
+        window.order.push_back((at, key.clone()));
+        window.entries.insert(key, Entry::Done { offset, at });
+    }
+
+    /// Decides for each key whether to append it, waiting while another request holds one.
+    pub(crate) async fn reserve(
+        &self,
+        channel: &str,
+        keys: &[DedupKey],
+    ) -> (Vec<Decision>, Reservation<'_>) {
+        let notify = Arc::new(Notify::new());
+        loop {
+            let wait = {
+                let mut channels = self.lock();
+                let window = channels.entry(channel.to_owned()).or_default();
+                expire(window, self.window);
+                match decide(window, keys, &notify) {
+                    Ok(decisions) => {
+                        let reserved = keys
+                            .iter()
+                            .zip(&decisions)
+                            .filter(|(_, d)| **d == Decision::Append)
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        let reservation = Reservation {
+                            dedup: self,
+                            channel: channel.to_owned(),
+                            keys: reserved,
+                            notify: Arc::clone(&notify),
+                        };
+                        return (decisions, reservation);
+                    }
+                    Err(other) => other,
+                }
+            };
+            let notified = wait.notified();
+            tokio::pin!(notified);
+            // Register before re-checking, so a completion in between is not missed.
+            notified.as_mut().enable();
+            if self.is_still_pending(channel, &wait) {
+                notified.await;
+            }
+        }
+    }
+
+    fn is_still_pending(&self, channel: &str, notify: &Arc<Notify>) -> bool {
+        self.lock().get(channel).is_some_and(|w| {
+            w.entries
+                .values()
+                .any(|e| matches!(e, Entry::Pending(n) if Arc::ptr_eq(n, notify)))
+        })
+    }
+}
+
+/// Either every key's decision (reserving the new ones), or the `Notify` of a pending key.
+fn decide(
+    window: &mut ChannelWindow,
+    keys: &[DedupKey],
+    notify: &Arc<Notify>,
+) -> Result<Vec<Decision>, Arc<Notify>> {
+    let mut decisions = Vec::with_capacity(keys.len());
+    let mut first_index: HashMap<&DedupKey, usize> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(&j) = first_index.get(key) {
+            decisions.push(Decision::SameAs(j));
+            continue;
+        }
+        first_index.insert(key, i);
+        match window.entries.get(key) {
+            Some(Entry::Done { offset, .. }) => decisions.push(Decision::Duplicate(*offset)),
+            Some(Entry::Pending(other)) => return Err(Arc::clone(other)),
+            None => decisions.push(Decision::Append),
+        }
+    }
+    for (key, decision) in keys.iter().zip(&decisions) {
+        if *decision == Decision::Append {
+            window
+                .entries
+                .insert(key.clone(), Entry::Pending(Arc::clone(notify)));
+        }
+    }
+    Ok(decisions)
+}
+
+fn expire(window: &mut ChannelWindow, ttl: Duration) {
+    let now = Instant::now();
+    while let Some((at, _)) = window.order.front() {
+        if now.duration_since(*at) < ttl {
+            break;
+        }
+        let Some((at, key)) = window.order.pop_front() else {
+            break;
+        };
+        if matches!(window.entries.get(&key), Some(Entry::Done { at: done, .. }) if *done == at) {
+            window.entries.remove(&key);
+        }
+    }
+}
+
+impl Reservation<'_> {
+    /// Marks the reserved keys as stored at `offsets` (same order as reserved).
+    pub(crate) fn complete(mut self, offsets: &[u64]) {
+        let at = Instant::now();
+        {
+            let mut channels = self.dedup.lock();
+            let window = channels.entry(self.channel.clone()).or_default();
+            for (key, offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
+                window.order.push_back((at, key.clone()));
+                window.entries.insert(
+                    key,
+                    Entry::Done {
+                        offset: *offset,
+                        at,
+                    },
+                );
+            }
+        }
+        self.notify.notify_waiters();
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        {
+            let mut channels = self.dedup.lock();
+            if let Some(window) = channels.get_mut(&self.channel) {
+                for key in &self.keys {
+                    window.entries.remove(key);
+                }
+            }
+        }
+        self.notify.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> DedupKey {
+        ("/src".to_owned(), id.to_owned())
+    }
+
+    #[tokio::test]
+    async fn second_sight_of_a_key_is_a_duplicate_until_the_window_ends() {
+        tokio::time::pause();
+        let dedup = Dedup::new(Duration::from_secs(120));
+        let (d, r) = dedup.reserve("c", &[key("a"), key("b"), key("a")]).await;
+        assert_eq!(
+            d,
+            vec![Decision::Append, Decision::Append, Decision::SameAs(0)]
+        );
+        r.complete(&[7, 8]);
+        let (d, _r) = dedup.reserve("c", &[key("b"), key("z")]).await;
+        assert_eq!(d, vec![Decision::Duplicate(8), Decision::Append]);
+        let (d, _r) = dedup.reserve("other", &[key("b")]).await;
+        assert_eq!(d, vec![Decision::Append], "windows are per channel");
+        tokio::time::advance(Duration::from_secs(121)).await;
+        let (d, _r) = dedup.reserve("c", &[key("a")]).await;
+        assert_eq!(d, vec![Decision::Append], "expired after the window");
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_duplicate_waits_for_the_first_and_a_failure_releases_the_key() {
+        let dedup = Arc::new(Dedup::new(Duration::from_secs(120)));
+        let (d, first) = dedup.reserve("c", &[key("a")]).await;
+        assert_eq!(d, vec![Decision::Append]);
+        let waiter = {
+            let dedup = Arc::clone(&dedup);
+            tokio::spawn(async move { dedup.reserve("c", &[key("a")]).await.0 })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits while the first is pending");
+        first.complete(&[3]);
+        assert_eq!(waiter.await.expect("task"), vec![Decision::Duplicate(3)]);
+
+        let (_, failed) = dedup.reserve("c", &[key("x")]).await;
+        drop(failed); // the append failed
+        let (d, _r) = dedup.reserve("c", &[key("x")]).await;
+        assert_eq!(d, vec![Decision::Append], "a failed append does not count");
+    }
+}

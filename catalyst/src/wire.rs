@@ -1,0 +1,74 @@
+//! Types on the wire of Catalyst's HTTP API, shared by the server and its clients.
+
+use serde::{Deserialize, Serialize};
+
+/// The WebSocket subprotocol of the CloudEvents WebSocket binding (JSON format).
+pub const SUBPROTOCOL: &str = "cloudevents.json";
+/// The response header of `GET …/events` that holds the offset to read from next.
+pub const NEXT_OFFSET_HEADER: &str = "draft-next-offset";
+/// Structured content mode.
+pub const STRUCTURED: &str = "application/cloudevents+json";
+/// Batch content mode.
+pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// The JSON error body of every Draft API: `{"error":{"code":..,"message":..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable `snake_case` code.
+    pub code: String,
+    /// What went wrong and how to fix it.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// The answer to a produce: the channel and the offset of each event sent, in order (for a
+/// duplicate, the offset it was first stored at).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    /// The channel.
+    pub channel: String,
+    /// One offset per event sent.
+    pub offsets: Vec<u64>,
+}
+
+/// What `GET /v1/channels/{channel}` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// The channel's name.
+    pub channel: String,
+    /// The oldest offset still stored.
+    pub first_offset: u64,
+    /// The newest offset, if any event is stored.
+    pub last_offset: Option<u64>,
+    /// How many events are stored.
+    pub count: u64,
+    /// Bytes stored (encoded records).
+    pub bytes: u64,
+    /// When the last event was appended (RFC 3339), if ever.
+    pub last_append_time: Option<String>,
+}
+
+/// What `GET /v1/channels` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelList {
+    /// Every channel, by name.
+    pub channels: Vec<ChannelInfo>,
+}

@@ -1,0 +1,126 @@
+//! The command line, as clap parses it (raw values; `cmd` validates them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Draft: service registry, CloudEvents broker and ingress router on one durable log.
+#[derive(Debug, Parser)]
+#[command(name = "dctl", version, about)]
+pub(crate) struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a Draft node: the log, the broker and the API in one process.
+    Up(UpArgs),
+    /// Send one CloudEvent to a channel and print its offset.
+    Produce(ProduceArgs),
+    /// Print a channel's events, one JSON object per line.
+    Consume(ConsumeArgs),
+}
+
+/// Where the node is.
+#[derive(Debug, Args)]
+pub(crate) struct Remote {
+    /// The node's API.
+    #[arg(
+        long,
+        env = "DRAFT_URL",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
+    pub(crate) url: String,
+}
+
+/// When appends are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DurabilityArg {
+    /// After fsync (group commit).
+    Sync,
+    /// Before fsync; fsync every `flush-interval-ms`.
+    Buffered,
+}
+
+/// `dctl up`. Flags win over `DRAFT_*` variables, which win over `draft.toml`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// The API's listen address.
+    #[arg(long, env = "DRAFT_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Where the log lives.
+    #[arg(long, env = "DRAFT_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A `draft.toml` with node settings (default: `./draft.toml` if it exists).
+    #[arg(long, env = "DRAFT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// `sync` (fsync before acknowledging, the default) or `buffered`.
+    #[arg(long, env = "DRAFT_DURABILITY")]
+    pub(crate) durability: Option<DurabilityArg>,
+    /// With `buffered`: how often to fsync, in milliseconds.
+    #[arg(long, env = "DRAFT_FLUSH_INTERVAL_MS")]
+    pub(crate) flush_interval_ms: Option<u64>,
+    /// The largest event accepted, in bytes.
+    #[arg(long, env = "DRAFT_MAX_EVENT_BYTES")]
+    pub(crate) max_event_bytes: Option<usize>,
+    /// The largest batch request accepted, in bytes.
+    #[arg(long, env = "DRAFT_MAX_BATCH_BYTES")]
+    pub(crate) max_batch_bytes: Option<usize>,
+    /// How long `source` + `id` is remembered to drop duplicate events, in seconds.
+    #[arg(long, env = "DRAFT_DEDUP_WINDOW_SECS")]
+    pub(crate) dedup_window_secs: Option<u64>,
+}
+
+/// `dctl produce`.
+#[derive(Debug, Args)]
+pub(crate) struct ProduceArgs {
+    /// The channel.
+    pub(crate) channel: String,
+    /// The event's `type`.
+    #[arg(long = "type")]
+    pub(crate) ty: String,
+    /// The event's `source`.
+    #[arg(long, default_value = "/dctl")]
+    pub(crate) source: String,
+    /// The event's `id` (default: a new UUID v7).
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// The event's data, as JSON.
+    #[arg(long, conflicts_with = "data_file")]
+    pub(crate) data: Option<String>,
+    /// A file whose contents are the data (JSON as is; anything else as binary).
+    #[arg(long)]
+    pub(crate) data_file: Option<PathBuf>,
+    /// The node.
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}
+
+/// `dctl consume`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumeArgs {
+    /// The channel.
+    pub(crate) channel: String,
+    /// Where to start: earliest, latest, an offset or an RFC 3339 time (default: latest when
+    /// following, earliest with --no-follow).
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+    /// Only events of this type (`prefix*` for a prefix); repeatable.
+    #[arg(long = "type")]
+    pub(crate) types: Vec<String>,
+    /// Only events from this source (`prefix*` for a prefix); repeatable.
+    #[arg(long = "source")]
+    pub(crate) sources: Vec<String>,
+    /// Stop once caught up instead of following new events.
+    #[arg(long)]
+    pub(crate) no_follow: bool,
+    /// The node.
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}

@@ -1,0 +1,30 @@
+//! One module per command; `run` dispatches.
+
+mod consume;
+mod produce;
+
+use crate::cli::{Cli, Command};
+use crate::node;
+
+/// Runs the command line's command.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => {
+            init_tracing();
+            node::up(node::Settings::resolve(args)?).await
+        }
+        Command::Produce(args) => produce::run(args).await,
+        Command::Consume(args) => consume::run(args).await,
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` chooses what (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,269 @@
+//! `dctl up`: one Draft node (the log, Catalyst and the operations endpoints) in one process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use draft_catalyst::{Catalyst, CatalystConfig};
+use draft_log::{Durability, Log, LogConfig};
+use serde::Deserialize;
+use tracing::info;
+
+use crate::cli::{DurabilityArg, UpArgs};
+
+/// `draft.toml`: every field optional; flags and `DRAFT_*` variables win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    node: NodeSection,
+    #[serde(default)]
+    catalyst: CatalystSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeSection {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    durability: Option<DurabilityArg>,
+    flush_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalystSection {
+    max_event_bytes: Option<usize>,
+    max_batch_bytes: Option<usize>,
+    dedup_window_secs: Option<u64>,
+}
+
+/// The node's validated settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    durability: Durability,
+    catalyst: CatalystConfig,
+}
+
+impl Settings {
+    /// Merges flags (and their `DRAFT_*` variables) over `draft.toml` over defaults.
+    pub(crate) fn resolve(args: UpArgs) -> anyhow::Result<Self> {
+        let file = load_file(args.config.as_deref())?;
+        let listen = args
+            .listen
+            .or(file.node.listen)
+            .unwrap_or(([127, 0, 0, 1], 7070).into());
+        let data_dir = args
+            .data_dir
+            .or(file.node.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".draft"));
+        let flush = args
+            .flush_interval_ms
+            .or(file.node.flush_interval_ms)
+            .unwrap_or(100);
+        if flush == 0 {
+            bail!("flush interval must be at least 1 ms");
+        }
+        let durability = match args
+            .durability
+            .or(file.node.durability)
+            .unwrap_or(DurabilityArg::Sync)
+        {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Buffered => Durability::Buffered {
+                interval: Duration::from_millis(flush),
+            },
+        };
+        let defaults = CatalystConfig::default();
+        let catalyst = CatalystConfig {
+            max_event_bytes: args
+                .max_event_bytes
+                .or(file.catalyst.max_event_bytes)
+                .unwrap_or(defaults.max_event_bytes),
+            max_batch_bytes: args
+                .max_batch_bytes
+                .or(file.catalyst.max_batch_bytes)
+                .unwrap_or(defaults.max_batch_bytes),
+            dedup_window: args
+                .dedup_window_secs
+                .or(file.catalyst.dedup_window_secs)
+                .map_or(defaults.dedup_window, Duration::from_secs),
+            ..defaults
+        };
+        if catalyst.max_event_bytes == 0 || catalyst.max_batch_bytes < catalyst.max_event_bytes {
+            bail!("max event bytes must be positive and at most max batch bytes");
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            durability,
+            catalyst,
+        })
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("draft.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+        }
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read config {}", path.display())),
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests,
+/// closes WebSockets with 1001, fsyncs and returns.
+pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let log_config = LogConfig::new(&settings.data_dir).durability(settings.durability);
+    let log = tokio::task::spawn_blocking(move || Log::open(log_config))
+        .await
+        .context("log open task failed")?
+        .with_context(|| format!("cannot open the log in {}", settings.data_dir.display()))?;
+    let catalyst = Catalyst::new(Arc::new(log.clone()), settings.catalyst.clone())
+        .await
+        .context("cannot start the broker")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr().context("listener address")?;
+    let app = draft_catalyst::router(catalyst.clone()).merge(ops_router(
+        catalyst.clone(),
+        log.clone(),
+        started,
+    ));
+    info!(api = %format!("http://{addr}"), data_dir = %settings.data_dir.display(), durability = ?settings.durability, "draft node up");
+    // Machine-readable for scripts and tests that bind port 0.
+    println!("listening api=http://{addr}");
+    let closer = catalyst.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            info!("shutting down: draining requests and closing consumers");
+            closer.close_consumers();
+        })
+        .await
+        .context("server failed")?;
+    // WebSockets were handed off by the server: give them a moment to send their close frame.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while catalyst.metrics().consumers() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(catalyst);
+    tokio::task::spawn_blocking(move || log.sync())
+        .await
+        .context("fsync task")?
+        .context("final fsync")?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `/healthz`, `/readyz`, `/metrics`, `/v1/status`, and a JSON 404 for anything else.
+fn ops_router(catalyst: Catalyst, log: Log, started: Instant) -> Router {
+    let metrics_catalyst = catalyst;
+    let status_log = log.clone();
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }))
+        .route(
+            "/metrics",
+            get(move || {
+                let catalyst = metrics_catalyst.clone();
+                let log = log.clone();
+                async move { metrics_text(&catalyst, &log) }
+            }),
+        )
+        .route(
+            "/v1/status",
+            get(move || {
+                let log = status_log.clone();
+                async move {
+                    let channels = log.partitions().iter().filter(|h| !h.partition.is_reserved()).count();
+                    axum::Json(serde_json::json!({
+                        "node": node_name(),
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "uptime_ms": started.elapsed().as_millis() as u64,
+                        "channels": channels,
+                    }))
+                }
+            }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}})),
+            )
+        })
+}
+
+fn metrics_text(catalyst: &Catalyst, log: &Log) -> axum::response::Response {
+    use std::fmt::Write;
+    let mut out = String::new();
+    catalyst.metrics().render(&mut out);
+    out.push_str("# HELP draft_channel_events Events stored per channel.\n# TYPE draft_channel_events gauge\n");
+    for head in log.partitions() {
+        let _ = writeln!(
+            out,
+            "draft_channel_events{{channel=\"{}\"}} {}",
+            head.partition,
+            head.count()
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// This node's name: `DRAFT_NODE`, else the host name, else `draft`.
+pub(crate) fn node_name() -> String {
+    std::env::var("DRAFT_NODE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "draft".to_owned())
+}

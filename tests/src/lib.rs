@@ -1,4 +1,169 @@
 //! End-to-end tests of Draft: each test under `tests/tests/` starts real `dctl up` processes
-//! (and real example services) on free ports and talks to them as a user would.
-//!
-//! Not built yet: the first ones come with the node (issue "Catalyst").
+//! on free ports and talks to them over HTTP and WebSocket as a user would. This library is
+//! their harness.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a node may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `dctl` binary: `DRAFT_DCTL` if set, else the one cargo built next to this test.
+///
+/// # Panics
+/// If it cannot be found (build it with `cargo build -p dctl`).
+#[must_use]
+pub fn dctl() -> PathBuf {
+    if let Some(path) = std::env::var_os("DRAFT_DCTL") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/dctl
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("dctl");
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p dctl` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A sample file from `fixtures/`.
+///
+/// # Panics
+/// If it does not exist.
+#[must_use]
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// A running `dctl up` process.
+pub struct Node {
+    child: Child,
+    /// The API's base URL.
+    pub url: String,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Node {
+    /// Starts `dctl up` on a free port with `data_dir` and `args`, and waits until it listens.
+    ///
+    /// # Panics
+    /// If it does not start within 30 s.
+    #[must_use]
+    pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(dctl())
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dctl up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening api=") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let Ok(url) = rx.recv_timeout(START_TIMEOUT) else {
+            let _ = child.kill();
+            panic!("dctl up did not report its address within {START_TIMEOUT:?}");
+        };
+        Self {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// The node's process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILLs the node: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (up to 20 s) for the node to exit.
+    ///
+    /// # Panics
+    /// If it does not exit in time.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Posts `body` with `content_type` to `channel`; returns the status and the JSON answer.
+///
+/// # Panics
+/// If the node cannot be reached or answers with something other than JSON.
+pub async fn post(
+    node: &Node,
+    channel: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/channels/{channel}/events", node.url))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+/// How many events `channel` holds (0 if it does not exist).
+///
+/// # Panics
+/// If the node cannot be reached.
+pub async fn count(node: &Node, channel: &str) -> u64 {
+    let client = draft_catalyst::client::Client::new(&node.url);
+    client.channel(channel).await.map_or(0, |c| c.count)
+}
+
+/// A minimal valid event with this id and type.
+#[must_use]
+pub fn event(id: &str, ty: &str) -> serde_json::Value {
+    serde_json::json!({"specversion": "1.0", "id": id, "source": "/test", "type": ty, "data": {"id": id}})
+}

@@ -1,0 +1,205 @@
+//! Produce against a real node: the three content modes, duplicates, and every bad input
+//! (right status, the JSON error body, nothing added to the log).
+
+use draft_tests::{Node, count, event, fixture, post};
+use serde_json::Value;
+
+const STRUCTURED: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+
+async fn read_all(node: &Node, channel: &str) -> Vec<Value> {
+    let client = draft_catalyst::client::Client::new(&node.url);
+    let options = draft_catalyst::client::ReadOptions {
+        from: Some("earliest".into()),
+        ..Default::default()
+    };
+    client
+        .page(channel, &options, 1000)
+        .await
+        .expect("page")
+        .events
+}
+
+#[tokio::test]
+async fn structured_binary_and_batch_events_are_stored_as_sent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+
+    let (status, body) = post(
+        &node,
+        "orders",
+        STRUCTURED,
+        fixture("events/order-created.json"),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["offsets"]),
+        (201, &serde_json::json!([0])),
+        "{body}"
+    );
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/channels/orders/events", node.url))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "bin-1")
+        .header("ce-source", "/pos")
+        .header("ce-type", "com.example.payment")
+        .header("ce-tenant", "acme")
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8, 159, 146, 150])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 201);
+
+    let (status, body) = post(&node, "orders", BATCH, fixture("events/batch.json")).await;
+    assert_eq!(
+        (status, &body["offsets"]),
+        (201, &serde_json::json!([2, 3, 4])),
+        "{body}"
+    );
+
+    let events = read_all(&node, "orders").await;
+    assert_eq!(events.len(), 5);
+    let sent: Value = serde_json::from_str(&fixture("events/order-created.json")).expect("fixture");
+    for (k, v) in sent.as_object().expect("object") {
+        assert_eq!(&events[0][k], v, "attribute {k} kept");
+    }
+    assert_eq!(events[0]["draftchannel"], "orders");
+    assert_eq!(events[0]["draftoffset"], 0);
+    assert_eq!(events[1]["tenant"], "acme", "binary-mode extension kept");
+    assert_eq!(
+        events[1]["data_base64"], "AJ+Slg==",
+        "binary data as data_base64"
+    );
+    assert_eq!(events[4]["data_base64"], "AAECAwQ=");
+    assert_eq!(events[3]["data"]["carrier"], "dhl");
+}
+
+#[tokio::test]
+async fn a_duplicate_source_and_id_answers_the_first_offset_and_is_not_stored() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+    let (status, body) = post(&node, "d", STRUCTURED, event("same", "t").to_string()).await;
+    assert_eq!((status, body["offsets"][0].as_u64()), (201, Some(0)));
+    post(&node, "d", STRUCTURED, event("other", "t").to_string()).await;
+    let (status, body) = post(&node, "d", STRUCTURED, event("same", "t").to_string()).await;
+    assert_eq!(
+        (status, body["offsets"][0].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
+    assert_eq!(count(&node, "d").await, 2);
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_status_and_json_error_and_adds_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(
+        dir.path(),
+        &["--max-event-bytes", "2048", "--max-batch-bytes", "8192"],
+    );
+    post(&node, "orders", STRUCTURED, event("seed", "t").to_string()).await;
+    let big = serde_json::json!({"specversion":"1.0","id":"big","source":"/s","type":"t","data":"x".repeat(4096)});
+    let many: Vec<Value> = (0..40).map(|i| serde_json::json!({"specversion":"1.0","id":format!("m{i}"),"source":"/s","type":"t","data":"y".repeat(300)})).collect();
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        (
+            "orders",
+            STRUCTURED,
+            "{not json".into(),
+            400,
+            "invalid_event",
+        ),
+        (
+            "orders",
+            STRUCTURED,
+            fixture("events/invalid-missing-type.json"),
+            400,
+            "invalid_event",
+        ),
+        (
+            "orders",
+            STRUCTURED,
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"noon"}"#.into(),
+            400,
+            "invalid_event",
+        ),
+        (
+            "orders",
+            STRUCTURED,
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","BadExt":1}"#.into(),
+            400,
+            "invalid_event",
+        ),
+        (
+            "orders",
+            BATCH,
+            format!("[{}, {{\"id\":\"2\"}}]", event("ok", "t")),
+            400,
+            "invalid_event",
+        ),
+        ("orders", STRUCTURED, big.to_string(), 413, "too_large"),
+        (
+            "orders",
+            BATCH,
+            serde_json::to_string(&many).expect("json"),
+            413,
+            "too_large",
+        ),
+        (
+            "orders",
+            "text/plain",
+            "hello".into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "Orders",
+            STRUCTURED,
+            event("1", "t").to_string(),
+            400,
+            "invalid_channel",
+        ),
+        (
+            "_draft",
+            STRUCTURED,
+            event("1", "t").to_string(),
+            400,
+            "invalid_channel",
+        ),
+    ];
+    for (channel, content_type, body, want_status, want_code) in cases {
+        let (status, answer) = post(&node, channel, content_type, body.clone()).await;
+        assert_eq!(status, want_status, "{content_type} {body:.80}: {answer}");
+        assert_eq!(answer["error"]["code"], want_code, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let (_, answer) = post(
+        &node,
+        "orders",
+        STRUCTURED,
+        fixture("events/invalid-missing-type.json"),
+    )
+    .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("type"),
+        "names the attribute: {answer}"
+    );
+    assert_eq!(
+        count(&node, "orders").await,
+        1,
+        "nothing was added by bad input"
+    );
+    // The node is still healthy.
+    let health = reqwest::get(format!("{}/healthz", node.url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+}

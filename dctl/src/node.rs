@@ -227,7 +227,7 @@ fn ops_router(catalyst: Catalyst, log: Log, started: Instant) -> Router {
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}})),
+                axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
             )
         })
 }

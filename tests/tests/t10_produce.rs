@@ -100,9 +100,48 @@ async fn bad_input_gets_its_status_and_json_error_and_adds_nothing() {
         &["--max-event-bytes", "2048", "--max-batch-bytes", "8192"],
     );
     post(&node, "orders", STRUCTURED, event("seed", "t").to_string()).await;
+    let cases = bad_cases();
+    for (channel, content_type, body, want_status, want_code) in cases {
+        let (status, answer) = post(&node, channel, content_type, body.clone()).await;
+        assert_eq!(status, want_status, "{content_type} {body:.80}: {answer}");
+        assert_eq!(answer["error"]["code"], want_code, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let (_, answer) = post(
+        &node,
+        "orders",
+        STRUCTURED,
+        fixture("events/invalid-missing-type.json"),
+    )
+    .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("type"),
+        "names the attribute: {answer}"
+    );
+    assert_eq!(
+        count(&node, "orders").await,
+        1,
+        "nothing was added by bad input"
+    );
+    // The node is still healthy.
+    let health = reqwest::get(format!("{}/healthz", node.url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+/// Each bad request: channel, content type, body, expected status and error code.
+fn bad_cases() -> Vec<(&'static str, &'static str, String, u16, &'static str)> {
     let big = serde_json::json!({"specversion":"1.0","id":"big","source":"/s","type":"t","data":"x".repeat(4096)});
     let many: Vec<Value> = (0..40).map(|i| serde_json::json!({"specversion":"1.0","id":format!("m{i}"),"source":"/s","type":"t","data":"y".repeat(300)})).collect();
-    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+    vec![
         (
             "orders",
             STRUCTURED,
@@ -167,39 +206,5 @@ async fn bad_input_gets_its_status_and_json_error_and_adds_nothing() {
             400,
             "invalid_channel",
         ),
-    ];
-    for (channel, content_type, body, want_status, want_code) in cases {
-        let (status, answer) = post(&node, channel, content_type, body.clone()).await;
-        assert_eq!(status, want_status, "{content_type} {body:.80}: {answer}");
-        assert_eq!(answer["error"]["code"], want_code, "{answer}");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
-    }
-    let (_, answer) = post(
-        &node,
-        "orders",
-        STRUCTURED,
-        fixture("events/invalid-missing-type.json"),
-    )
-    .await;
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .expect("message")
-            .contains("type"),
-        "names the attribute: {answer}"
-    );
-    assert_eq!(
-        count(&node, "orders").await,
-        1,
-        "nothing was added by bad input"
-    );
-    // The node is still healthy.
-    let health = reqwest::get(format!("{}/healthz", node.url))
-        .await
-        .expect("healthz");
-    assert_eq!(health.status().as_u16(), 200);
+    ]
 }

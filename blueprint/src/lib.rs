@@ -1,6 +1,44 @@
 //! Blueprint: Draft's service registry and key/value configuration store.
 //!
-//! Not built yet (issue "Blueprint"). It will hold the registry and KV store as a pure
-//! projection of the control partition `_draft` (`Projection::apply(&mut self, &Event)`),
-//! leases kept in memory, point-in-time reads (`?at=`), watches, and the HTTP API as an axum
-//! `Router`; see DESIGN.md §3-4.
+//! Every change is a CloudEvent appended to the control partition `_draft`; the registry and
+//! the KV store are a [`Projection`] of that log, so nothing is ever forgotten and the state
+//! as of any past revision or time can be asked for (`?at=`). Leases are kept in memory; when
+//! one lapses the node appends `io.draft.instance.expired`. See DESIGN.md §2-4.
+
+pub mod wire;
+
+#[cfg(feature = "server")]
+mod api;
+#[cfg(feature = "server")]
+mod applier;
+#[cfg(feature = "server")]
+mod blueprint;
+#[cfg(feature = "server")]
+mod checkpoint;
+#[cfg(feature = "server")]
+mod error;
+#[cfg(feature = "server")]
+pub mod event;
+#[cfg(feature = "server")]
+mod kv;
+#[cfg(feature = "server")]
+pub mod projection;
+#[cfg(feature = "server")]
+mod registry;
+#[cfg(feature = "server")]
+mod watch;
+
+#[cfg(feature = "server")]
+pub use crate::api::{REVISION_HEADER, router};
+#[cfg(feature = "server")]
+pub use crate::applier::{Condition, Outcome};
+#[cfg(feature = "server")]
+pub use crate::blueprint::{Blueprint, BlueprintConfig, OpenError};
+#[cfg(feature = "server")]
+pub use crate::error::WriteError;
+#[cfg(feature = "server")]
+pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
+#[cfg(feature = "server")]
+pub use crate::kv::MAX_KEY_BYTES;
+#[cfg(feature = "server")]
+pub use crate::projection::{Instance, KvValue, Projection};

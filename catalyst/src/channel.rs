@@ -35,7 +35,8 @@ pub(crate) fn user_channel(name: &str) -> Result<PartitionName, ApiError> {
 }
 
 /// RFC 3339 with nanoseconds, UTC.
-pub(crate) fn rfc3339(time: draft_log::Timestamp) -> String {
+#[must_use]
+pub fn rfc3339(time: draft_log::Timestamp) -> String {
     let nanos = time.as_unix_nanos();
     let secs = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
     chrono::DateTime::from_timestamp(secs, (nanos % 1_000_000_000) as u32)

@@ -37,7 +37,7 @@ pub mod client;
 #[cfg(feature = "server")]
 pub use crate::api::{Catalyst, CatalystConfig, router};
 #[cfg(feature = "server")]
-pub use crate::channel::MAX_PAGE;
+pub use crate::channel::{MAX_PAGE, rfc3339};
 #[cfg(feature = "server")]
 pub use crate::error::ApiError;
 #[cfg(feature = "server")]

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use draft_blueprint::{Blueprint, BlueprintConfig};
 use draft_catalyst::{Catalyst, CatalystConfig};
 use draft_log::{Durability, Log, LogConfig};
 use serde::Deserialize;
@@ -135,27 +136,31 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("log open task failed")?
         .with_context(|| format!("cannot open the log in {}", settings.data_dir.display()))?;
-    let catalyst = Catalyst::new(Arc::new(log.clone()), settings.catalyst.clone())
+    let backend: Arc<dyn draft_log::LogBackend> = Arc::new(log.clone());
+    let catalyst = Catalyst::new(Arc::clone(&backend), settings.catalyst.clone())
         .await
         .context("cannot start the broker")?;
+    let blueprint_config = BlueprintConfig::new(node_name(), settings.data_dir.join("checkpoints"));
+    let blueprint = Blueprint::open(backend, blueprint_config)
+        .await
+        .context("cannot start the registry")?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr().context("listener address")?;
-    let app = draft_catalyst::router(catalyst.clone()).merge(ops_router(
-        catalyst.clone(),
-        log.clone(),
-        started,
-    ));
+    let app = draft_catalyst::router(catalyst.clone())
+        .merge(draft_blueprint::router(blueprint.clone()))
+        .merge(ops_router(catalyst.clone(), blueprint.clone(), log.clone(), started));
     info!(api = %format!("http://{addr}"), data_dir = %settings.data_dir.display(), durability = ?settings.durability, "draft node up");
     // Machine-readable for scripts and tests that bind port 0.
     println!("listening api=http://{addr}");
-    let closer = catalyst.clone();
+    let (closer, watches) = (catalyst.clone(), blueprint.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             info!("shutting down: draining requests and closing consumers");
             closer.close_consumers();
+            watches.close_watches();
         })
         .await
         .context("server failed")?;
@@ -195,7 +200,7 @@ async fn shutdown_signal() {
 }
 
 /// `/healthz`, `/readyz`, `/metrics`, `/v1/status`, and a JSON 404 for anything else.
-fn ops_router(catalyst: Catalyst, log: Log, started: Instant) -> Router {
+fn ops_router(catalyst: Catalyst, blueprint: Blueprint, log: Log, started: Instant) -> Router {
     let metrics_catalyst = catalyst;
     let status_log = log.clone();
     Router::new()
@@ -213,13 +218,20 @@ fn ops_router(catalyst: Catalyst, log: Log, started: Instant) -> Router {
             "/v1/status",
             get(move || {
                 let log = status_log.clone();
+                let blueprint = blueprint.clone();
                 async move {
                     let channels = log.partitions().iter().filter(|h| !h.partition.is_reserved()).count();
+                    let (revision, services, instances) = blueprint.read(|p| {
+                        (p.revision(), p.services().count(), p.instances().count())
+                    });
                     axum::Json(serde_json::json!({
                         "node": node_name(),
                         "version": env!("CARGO_PKG_VERSION"),
                         "uptime_ms": started.elapsed().as_millis() as u64,
+                        "revision": revision,
                         "channels": channels,
+                        "services": services,
+                        "instances": instances,
                     }))
                 }
             }),

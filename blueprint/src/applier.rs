@@ -1,0 +1,365 @@
+//! The write path: one task takes every queued write, validates each against the projection
+//! plus the writes before it in the same group (so compare-and-set stays exact), appends the
+//! accepted events to `_draft` as one atomic batch (one fsync for the group), applies them to
+//! the projection and answers every writer.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::WriteError;
+use crate::event::ControlEvent;
+use crate::projection::Projection;
+use crate::wire::{Health, Registration};
+
+/// The most writes one group takes.
+const MAX_GROUP: usize = 1024;
+
+/// A compare-and-set condition on a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Always.
+    None,
+    /// Only if the key is at this revision (`If-Match`).
+    IfMatch(u64),
+    /// Only if the key does not exist (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the key exists (`If-Match: *`).
+    IfPresent,
+}
+
+/// A requested change.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Register {
+        service: String,
+        instance: String,
+        registration: Registration,
+    },
+    Deregister {
+        service: String,
+        instance: String,
+    },
+    /// Sent by the lease keeper; dropped if the instance is gone or no longer passing.
+    Expire {
+        service: String,
+        instance: String,
+    },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        condition: Condition,
+    },
+    Delete {
+        key: String,
+        condition: Condition,
+    },
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Appended at this revision.
+    Appended(u64),
+    /// Nothing to change (same registration; expiry of a renewed lease).
+    Unchanged,
+}
+
+pub(crate) struct WriteRequest {
+    pub(crate) op: Op,
+    pub(crate) actor: String,
+    pub(crate) reply: oneshot::Sender<Result<Outcome, WriteError>>,
+}
+
+/// What the group has decided so far, over the projection.
+#[derive(Default)]
+struct Overlay {
+    /// Key -> its revision after this group's earlier writes (`None`: deleted).
+    kv: HashMap<String, Option<u64>>,
+    /// Instance -> its state after this group's earlier writes (`None`: deregistered).
+    instances: HashMap<(String, String), Option<(Registration, Health)>>,
+}
+
+impl Overlay {
+    fn key_revision(&self, state: &Projection, key: &str) -> Option<u64> {
+        match self.kv.get(key) {
+            Some(rev) => *rev,
+            None => state.get(key).map(|v| v.revision),
+        }
+    }
+
+    fn instance(
+        &self,
+        state: &Projection,
+        service: &str,
+        instance: &str,
+    ) -> Option<(Registration, Health)> {
+        match self
+            .instances
+            .get(&(service.to_owned(), instance.to_owned()))
+        {
+            Some(i) => i.clone(),
+            None => state
+                .instance(service, instance)
+                .map(|i| (i.registration.clone(), i.health)),
+        }
+    }
+}
+
+fn check(condition: Condition, current: Option<u64>) -> Result<(), WriteError> {
+    let ok = match condition {
+        Condition::None => true,
+        Condition::IfMatch(rev) => current == Some(rev),
+        Condition::IfAbsent => current.is_none(),
+        Condition::IfPresent => current.is_some(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(WriteError::PreconditionFailed { current })
+    }
+}
+
+/// Decides one write: the event to append (`None`: nothing to append), given the projection,
+/// the group's earlier decisions and the revision this event would get. Pure.
+fn decide(
+    state: &Projection,
+    overlay: &mut Overlay,
+    op: &Op,
+    revision: u64,
+) -> Result<Option<ControlEvent>, WriteError> {
+    match op {
+        Op::Put {
+            key,
+            value,
+            condition,
+        } => {
+            check(*condition, overlay.key_revision(state, key))?;
+            overlay.kv.insert(key.clone(), Some(revision));
+            Ok(Some(ControlEvent::KvPut {
+                key: key.clone(),
+                value: value.clone(),
+            }))
+        }
+        Op::Delete { key, condition } => {
+            let current = overlay.key_revision(state, key);
+            if current.is_none() {
+                return Err(WriteError::NotFound);
+            }
+            check(*condition, current)?;
+            overlay.kv.insert(key.clone(), None);
+            Ok(Some(ControlEvent::KvDeleted { key: key.clone() }))
+        }
+        Op::Register {
+            service,
+            instance,
+            registration,
+        } => {
+            let current = overlay.instance(state, service, instance);
+            if current
+                .as_ref()
+                .is_some_and(|(r, h)| r == registration && *h == Health::Passing)
+            {
+                return Ok(None);
+            }
+            overlay.instances.insert(
+                (service.clone(), instance.clone()),
+                Some((registration.clone(), Health::Passing)),
+            );
+            Ok(Some(ControlEvent::Registered {
+                service: service.clone(),
+                instance: instance.clone(),
+                registration: registration.clone(),
+            }))
+        }
+        Op::Deregister { service, instance } => {
+            if overlay.instance(state, service, instance).is_none() {
+                return Err(WriteError::NotFound);
+            }
+            overlay
+                .instances
+                .insert((service.clone(), instance.clone()), None);
+            Ok(Some(ControlEvent::Deregistered {
+                service: service.clone(),
+                instance: instance.clone(),
+            }))
+        }
+        Op::Expire { service, instance } => match overlay.instance(state, service, instance) {
+            Some((registration, Health::Passing)) => {
+                overlay.instances.insert(
+                    (service.clone(), instance.clone()),
+                    Some((registration, Health::Critical)),
+                );
+                Ok(Some(ControlEvent::Expired {
+                    service: service.clone(),
+                    instance: instance.clone(),
+                }))
+            }
+            _ => Ok(None),
+        },
+    }
+}
+
+/// A group's decisions: for each request, its index among the events to append, or its answer.
+pub(crate) struct Group {
+    pub(crate) requests: Vec<WriteRequest>,
+    pub(crate) events: Vec<(ControlEvent, String)>,
+    /// Per request: `Ok(Some(i))` = the i-th event; `Ok(None)` = unchanged; `Err` = refused.
+    pub(crate) decisions: Vec<Result<Option<usize>, WriteError>>,
+}
+
+/// Takes the next group of writes: blocks for the first, then whatever else is queued.
+pub(crate) async fn next_group(rx: &mut mpsc::Receiver<WriteRequest>) -> Option<Vec<WriteRequest>> {
+    let first = rx.recv().await?;
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(r) => group.push(r),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
+/// Decides a group against `state`, whose next revision is `next_revision`.
+pub(crate) fn decide_group(
+    state: &Projection,
+    next_revision: u64,
+    requests: Vec<WriteRequest>,
+    keep: impl Fn(&Op) -> bool,
+) -> Group {
+    let mut overlay = Overlay::default();
+    let mut events = Vec::new();
+    let mut decisions = Vec::with_capacity(requests.len());
+    for request in &requests {
+        if !keep(&request.op) {
+            decisions.push(Ok(None));
+            continue;
+        }
+        let revision = next_revision + events.len() as u64;
+        decisions.push(
+            decide(state, &mut overlay, &request.op, revision).map(|event| {
+                event.map(|e| {
+                    events.push((e, request.actor.clone()));
+                    events.len() - 1
+                })
+            }),
+        );
+    }
+    Group {
+        requests,
+        events,
+        decisions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Applied;
+
+    fn request(op: Op) -> WriteRequest {
+        let (reply, _) = oneshot::channel();
+        WriteRequest {
+            op,
+            actor: "a".into(),
+            reply,
+        }
+    }
+
+    fn put(key: &str, condition: Condition) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: b"v".to_vec(),
+            condition,
+        }
+    }
+
+    #[test]
+    fn compare_and_set_sees_earlier_writes_of_the_same_group() {
+        let mut state = Projection::default();
+        state.apply(&Applied {
+            revision: 4,
+            time_nanos: 0,
+            actor: "a".into(),
+            event: ControlEvent::KvPut {
+                key: "k".into(),
+                value: vec![],
+            },
+        });
+        let group = decide_group(
+            &state,
+            5,
+            vec![
+                request(put("k", Condition::IfMatch(4))), // ok -> revision 5
+                request(put("k", Condition::IfMatch(4))), // stale now
+                request(put("k", Condition::IfMatch(5))), // sees the first
+                request(put("new", Condition::IfAbsent)),
+                request(put("new", Condition::IfAbsent)), // exists now
+                request(Op::Delete {
+                    key: "gone".into(),
+                    condition: Condition::None,
+                }),
+            ],
+            |_| true,
+        );
+        let shape: Vec<String> = group.decisions.iter().map(|d| format!("{d:?}")).collect();
+        assert_eq!(group.events.len(), 3, "{shape:?}");
+        assert!(matches!(group.decisions[0], Ok(Some(0))));
+        assert!(matches!(
+            group.decisions[1],
+            Err(WriteError::PreconditionFailed { current: Some(5) })
+        ));
+        assert!(matches!(group.decisions[2], Ok(Some(1))));
+        assert!(matches!(
+            group.decisions[4],
+            Err(WriteError::PreconditionFailed { current: Some(_) })
+        ));
+        assert!(matches!(group.decisions[5], Err(WriteError::NotFound)));
+    }
+
+    #[test]
+    fn same_registration_appends_nothing_and_expiry_needs_a_passing_instance() {
+        let registration = Registration {
+            address: "a:1".into(),
+            routes: vec![],
+            metadata: std::collections::BTreeMap::default(),
+            ttl_ms: 100,
+        };
+        let reg = || Op::Register {
+            service: "s".into(),
+            instance: "i".into(),
+            registration: registration.clone(),
+        };
+        let expire = || Op::Expire {
+            service: "s".into(),
+            instance: "i".into(),
+        };
+        let group = decide_group(
+            &Projection::default(),
+            0,
+            vec![
+                request(reg()),
+                request(reg()),
+                request(expire()),
+                request(expire()),
+                request(reg()),
+            ],
+            |_| true,
+        );
+        let kinds: Vec<_> = group.events.iter().map(|(e, _)| e.ty()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "io.draft.instance.registered",
+                "io.draft.instance.expired",
+                "io.draft.instance.registered"
+            ]
+        );
+        assert!(
+            matches!(group.decisions[1], Ok(None)),
+            "same body: unchanged"
+        );
+        assert!(matches!(group.decisions[3], Ok(None)), "already critical");
+    }
+}

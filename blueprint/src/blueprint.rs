@@ -1,0 +1,566 @@
+//! [`Blueprint`]: the running registry and KV store of one node.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use draft_log::{LogBackend, NewRecord, Offset, PartitionName, Record, Timestamp};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::applier::{self, Condition, Op, Outcome, WriteRequest};
+use crate::checkpoint::Checkpoints;
+use crate::error::WriteError;
+use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
+use crate::projection::Projection;
+use crate::wire::{Health, Registration};
+
+/// How many control events are read from the log at a time when replaying.
+const REPLAY_CHUNK: usize = 4096;
+
+/// Blueprint's settings.
+#[derive(Debug, Clone)]
+pub struct BlueprintConfig {
+    /// This node's name (the `source` of control events: `/draft/<node>`).
+    pub node: String,
+    /// Where checkpoints are kept.
+    pub checkpoint_dir: PathBuf,
+    /// A checkpoint is written every this many control events (default 10,000).
+    pub checkpoint_every: u64,
+    /// The largest KV value, in bytes (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// How often leases are checked (default 100 ms).
+    pub lease_check: Duration,
+}
+
+impl BlueprintConfig {
+    /// Defaults for a node named `node` with checkpoints in `checkpoint_dir`.
+    pub fn new(node: impl Into<String>, checkpoint_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node: node.into(),
+            checkpoint_dir: checkpoint_dir.into(),
+            checkpoint_every: 10_000,
+            max_value_bytes: 1024 * 1024,
+            lease_check: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The registry and KV store. Cheap to clone.
+#[derive(Clone)]
+pub struct Blueprint {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Arc<dyn LogBackend>,
+    control: PartitionName,
+    config: BlueprintConfig,
+    state: RwLock<Projection>,
+    /// The revision last applied; watches and tests wait on it.
+    applied: watch::Sender<Option<u64>>,
+    writes: mpsc::Sender<WriteRequest>,
+    /// Lease deadlines of passing instances.
+    leases: Mutex<HashMap<(String, String), Instant>>,
+    checkpoints: Checkpoints,
+    /// Set when the node stops: watches close with 1001.
+    shutdown: watch::Sender<bool>,
+}
+
+/// Errors opening Blueprint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Reading the control partition failed.
+    #[error("cannot replay the control log: {0}")]
+    Log(#[from] draft_log::Error),
+    /// The checkpoint folder cannot be used.
+    #[error("checkpoints in {path}: {source}")]
+    Checkpoints {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored control event does not decode.
+    #[error("control event at revision {revision} is not valid: {reason}")]
+    BadEvent {
+        /// Its revision.
+        revision: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn decode(record: &Record) -> Result<Applied, OpenError> {
+    let (event, actor) =
+        ControlEvent::from_cloudevent(&record.payload).map_err(|reason| OpenError::BadEvent {
+            revision: record.offset.0,
+            reason,
+        })?;
+    Ok(Applied {
+        revision: record.offset.0,
+        time_nanos: record.time.as_unix_nanos(),
+        actor,
+        event,
+    })
+}
+
+/// Replays control events `(from..=until)` onto `state` (all of them if `until` is `None`).
+async fn replay(
+    log: &dyn LogBackend,
+    control: &PartitionName,
+    state: &mut Projection,
+    until: Option<u64>,
+) -> Result<(), OpenError> {
+    let mut next = Offset(state.revision().map_or(0, |r| r + 1));
+    loop {
+        if until.is_some_and(|u| next.0 > u) {
+            return Ok(());
+        }
+        let limit = until.map_or(REPLAY_CHUNK, |u| {
+            REPLAY_CHUNK.min((u + 1 - next.0) as usize)
+        });
+        let records = log.read(control, next, limit).await?;
+        let Some(last) = records.last().map(|r| r.offset) else {
+            return Ok(());
+        };
+        for record in &records {
+            state.apply(&decode(record)?);
+        }
+        next = last.next();
+    }
+}
+
+impl Blueprint {
+    /// Opens Blueprint on `log`: loads the newest checkpoint, replays the control log after
+    /// it, gives every passing instance one full TTL, and starts the writer and lease tasks.
+    ///
+    /// # Errors
+    /// [`OpenError`] if the control log or the checkpoints cannot be read.
+    pub async fn open(
+        log: Arc<dyn LogBackend>,
+        config: BlueprintConfig,
+    ) -> Result<Self, OpenError> {
+        let started = std::time::Instant::now();
+        let control = PartitionName::new(CONTROL_PARTITION).map_err(OpenError::Log)?;
+        let checkpoints =
+            Checkpoints::new(&config.checkpoint_dir).map_err(|source| OpenError::Checkpoints {
+                path: config.checkpoint_dir.clone(),
+                source,
+            })?;
+        let cp = checkpoints.clone();
+        let mut state = tokio::task::spawn_blocking(move || cp.load_at_or_below(None))
+            .await
+            .map_err(|e| OpenError::Checkpoints {
+                path: config.checkpoint_dir.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| OpenError::Checkpoints {
+                path: config.checkpoint_dir.clone(),
+                source,
+            })?
+            .unwrap_or_default();
+        let from_checkpoint = state.revision();
+        replay(&*log, &control, &mut state, None).await?;
+        let now = Instant::now();
+        let leases = state
+            .instances()
+            .filter(|(_, _, i)| i.health == Health::Passing)
+            .map(|(s, i, inst)| {
+                (
+                    (s.clone(), i.clone()),
+                    now + Duration::from_millis(inst.registration.ttl_ms),
+                )
+            })
+            .collect();
+        info!(
+            revision = ?state.revision(),
+            checkpoint = ?from_checkpoint,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "blueprint ready"
+        );
+        let (writes, rx) = mpsc::channel(16 * 1024);
+        let blueprint = Self {
+            inner: Arc::new(Inner {
+                log,
+                control,
+                applied: watch::Sender::new(state.revision()),
+                state: RwLock::new(state),
+                config,
+                writes,
+                leases: Mutex::new(leases),
+                checkpoints,
+                shutdown: watch::Sender::new(false),
+            }),
+        };
+        tokio::spawn(blueprint.clone().run_writer(rx));
+        tokio::spawn(keep_leases(Arc::downgrade(&blueprint.inner)));
+        Ok(blueprint)
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &BlueprintConfig {
+        &self.inner.config
+    }
+
+    /// Reads the current state under a short read lock.
+    pub fn read<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
+        f(&self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The current revision.
+    #[must_use]
+    pub fn revision(&self) -> Option<u64> {
+        self.read(Projection::revision)
+    }
+
+    /// A receiver of the last applied revision.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
+        self.inner.applied.subscribe()
+    }
+
+    /// Closes every watch with 1001 (going away); call it when the node stops.
+    pub fn close_watches(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// The log this Blueprint reads and writes.
+    #[must_use]
+    pub fn log(&self) -> &Arc<dyn LogBackend> {
+        &self.inner.log
+    }
+
+    /// The control partition.
+    #[must_use]
+    pub fn control(&self) -> &PartitionName {
+        &self.inner.control
+    }
+
+    /// The state as of `revision`: from the nearest checkpoint at or below it, plus replay.
+    /// A revision at or past the current one is the current state.
+    ///
+    /// # Errors
+    /// If the log or a checkpoint cannot be read.
+    pub async fn state_at(&self, revision: Option<u64>) -> Result<Projection, OpenError> {
+        let Some(revision) = revision else {
+            return Ok(Projection::default());
+        };
+        if self.revision().is_none_or(|r| revision >= r) {
+            return Ok(self.read(Clone::clone));
+        }
+        let cp = self.inner.checkpoints.clone();
+        let dir = self.inner.config.checkpoint_dir.clone();
+        let mut state = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(revision)))
+            .await
+            .map_err(|e| OpenError::Checkpoints {
+                path: dir.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| OpenError::Checkpoints { path: dir, source })?
+            .unwrap_or_default();
+        replay(
+            &*self.inner.log,
+            &self.inner.control,
+            &mut state,
+            Some(revision),
+        )
+        .await?;
+        Ok(state)
+    }
+
+    /// The revision in force at `time`: the last control event appended at or before it
+    /// (`None`: before the first).
+    ///
+    /// # Errors
+    /// If the log cannot be read.
+    pub async fn revision_at_time(&self, time: Timestamp) -> Result<Option<u64>, draft_log::Error> {
+        let after = Timestamp::from_unix_nanos(time.as_unix_nanos().saturating_add(1));
+        Ok(
+            match self
+                .inner
+                .log
+                .offset_at_time(&self.inner.control, after)
+                .await?
+            {
+                Some(Offset(0)) => None,
+                Some(Offset(o)) => Some(o - 1),
+                None => self.revision(),
+            },
+        )
+    }
+
+    async fn write(&self, op: Op, actor: &str) -> Result<Outcome, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        let request = WriteRequest {
+            op,
+            actor: actor.to_owned(),
+            reply,
+        };
+        self.inner
+            .writes
+            .send(request)
+            .await
+            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?;
+        rx.await
+            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?
+    }
+
+    /// Registers (or re-registers) an instance; the same registration of a passing instance
+    /// appends nothing but renews the lease.
+    pub async fn register(
+        &self,
+        service: &str,
+        instance: &str,
+        registration: Registration,
+        actor: &str,
+    ) -> Result<Outcome, WriteError> {
+        let ttl = Duration::from_millis(registration.ttl_ms);
+        let op = Op::Register {
+            service: service.to_owned(),
+            instance: instance.to_owned(),
+            registration,
+        };
+        let outcome = self.write(op, actor).await?;
+        self.leases().insert(
+            (service.to_owned(), instance.to_owned()),
+            Instant::now() + ttl,
+        );
+        Ok(outcome)
+    }
+
+    /// Renews a passing instance's lease. `false` if it is unknown or critical (the client
+    /// should register again).
+    #[must_use]
+    pub fn heartbeat(&self, service: &str, instance: &str) -> bool {
+        let ttl = self.read(|s| {
+            s.instance(service, instance)
+                .filter(|i| i.health == Health::Passing)
+                .map(|i| Duration::from_millis(i.registration.ttl_ms))
+        });
+        let Some(ttl) = ttl else { return false };
+        self.leases().insert(
+            (service.to_owned(), instance.to_owned()),
+            Instant::now() + ttl,
+        );
+        true
+    }
+
+    /// Deregisters an instance.
+    pub async fn deregister(
+        &self,
+        service: &str,
+        instance: &str,
+        actor: &str,
+    ) -> Result<Outcome, WriteError> {
+        let op = Op::Deregister {
+            service: service.to_owned(),
+            instance: instance.to_owned(),
+        };
+        self.write(op, actor).await
+    }
+
+    /// Puts a key, if `condition` holds.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        condition: Condition,
+        actor: &str,
+    ) -> Result<Outcome, WriteError> {
+        self.write(
+            Op::Put {
+                key: key.to_owned(),
+                value,
+                condition,
+            },
+            actor,
+        )
+        .await
+    }
+
+    /// Deletes a key, if it exists and `condition` holds.
+    pub async fn delete(
+        &self,
+        key: &str,
+        condition: Condition,
+        actor: &str,
+    ) -> Result<Outcome, WriteError> {
+        self.write(
+            Op::Delete {
+                key: key.to_owned(),
+                condition,
+            },
+            actor,
+        )
+        .await
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+        self.inner
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The writer task: groups, validates, appends, applies, answers.
+    async fn run_writer(self, mut rx: mpsc::Receiver<WriteRequest>) {
+        let mut last_checkpoint = self
+            .inner
+            .checkpoints
+            .revisions()
+            .ok()
+            .and_then(|r| r.last().copied());
+        while let Some(requests) = applier::next_group(&mut rx).await {
+            let next = self.revision().map_or(0, |r| r + 1);
+            let group = {
+                let leases = self.leases();
+                let now = Instant::now();
+                // An expiry whose lease was renewed meanwhile is dropped.
+                let keep = |op: &Op| match op {
+                    Op::Expire { service, instance } => leases
+                        .get(&(service.clone(), instance.clone()))
+                        .is_none_or(|d| *d <= now),
+                    _ => true,
+                };
+                self.read(|state| applier::decide_group(state, next, requests, keep))
+            };
+            let revisions = match self.append(&group.events).await {
+                Ok(revisions) => revisions,
+                Err(e) => {
+                    warn!(error = %e, "control write failed");
+                    for request in group.requests {
+                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+                    }
+                    continue;
+                }
+            };
+            for (request, decision) in group.requests.into_iter().zip(group.decisions) {
+                if let (
+                    Op::Deregister { service, instance } | Op::Expire { service, instance },
+                    Ok(Some(_)),
+                ) = (&request.op, &decision)
+                {
+                    self.leases().remove(&(service.clone(), instance.clone()));
+                }
+                let answer = decision
+                    .map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
+                let _ = request.reply.send(answer);
+            }
+            if let Some(revision) = self.revision()
+                && revision
+                    >= last_checkpoint.map_or(0, |c| c + 1) + self.inner.config.checkpoint_every - 1
+            {
+                last_checkpoint = Some(revision);
+                self.checkpoint();
+            }
+        }
+    }
+
+    /// Appends a group's events as one atomic batch and applies them; returns their revisions.
+    async fn append(
+        &self,
+        events: &[(ControlEvent, String)],
+    ) -> Result<Vec<u64>, draft_log::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let source = format!("/draft/{}", self.inner.config.node);
+        let records = events
+            .iter()
+            .map(|(event, actor)| {
+                let id = uuid::Uuid::now_v7().to_string();
+                let json = event.to_cloudevent(&id, &self.inner.config.node, actor, &now);
+                let key = format!("{}\0{source}\0{id}", event.ty());
+                NewRecord {
+                    key: Some(Bytes::from(key)),
+                    payload: Bytes::from(json.to_string()),
+                }
+            })
+            .collect();
+        let ack = self.inner.log.append(&self.inner.control, records).await?;
+        let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
+        {
+            let mut state = self
+                .inner
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((event, actor), revision) in events.iter().zip(&revisions) {
+                state.apply(&Applied {
+                    revision: *revision,
+                    time_nanos: ack.time.as_unix_nanos(),
+                    actor: actor.clone(),
+                    event: event.clone(),
+                });
+            }
+        }
+        self.inner.applied.send_replace(revisions.last().copied());
+        Ok(revisions)
+    }
+
+    /// Writes a checkpoint of the current state in the background.
+    fn checkpoint(&self) {
+        let state = self.read(Clone::clone);
+        let checkpoints = self.inner.checkpoints.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = checkpoints.save(&state) {
+                warn!(error = %e, "checkpoint failed; restarts replay more of the log");
+            }
+        });
+    }
+}
+
+/// Appends `io.draft.instance.expired` for every lease that lapsed, until Blueprint is gone.
+async fn keep_leases(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(every) = inner.upgrade().map(|i| i.config.lease_check) else {
+            return;
+        };
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let blueprint = Blueprint { inner };
+        let now = Instant::now();
+        // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
+        // before the expiry is written puts the lease back, and the writer then drops it.
+        let lapsed: Vec<(String, String)> = {
+            let mut leases = blueprint.leases();
+            let keys: Vec<_> = leases
+                .iter()
+                .filter(|(_, d)| **d <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in &keys {
+                leases.remove(key);
+            }
+            keys
+        };
+        for (service, instance) in lapsed {
+            let op = Op::Expire {
+                service: service.clone(),
+                instance: instance.clone(),
+            };
+            let blueprint = blueprint.clone();
+            // The writer drops it if the lease was renewed or the instance left meanwhile.
+            tokio::spawn(async move {
+                if let Err(e) = blueprint.write(op, "draft").await {
+                    warn!(service, instance, error = %e, "could not record an expiry");
+                }
+            });
+        }
+    }
+}

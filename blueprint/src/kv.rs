@@ -1,0 +1,259 @@
+//! KV endpoints: get, put (compare-and-set with `If-Match` / `If-None-Match`), delete, list,
+//! history.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use draft_catalyst::ApiError;
+use draft_log::Offset;
+
+use crate::api::{actor, json, query, view, with_revision, write_error};
+use crate::applier::{Condition, Outcome};
+use crate::blueprint::Blueprint;
+use crate::event::ControlEvent;
+use crate::projection::KvValue;
+use crate::wire::{KvChange, KvEntry, KvHistory, KvList, base64_encode};
+
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// The path suffix that reads a key's history.
+const HISTORY: &str = "/history";
+/// Keys per page of `GET /v1/kv` by default, and at most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 10_000;
+
+/// Keys are `/`-separated paths of `[A-Za-z0-9._-]`, at most 512 bytes, and do not end with
+/// `/history` (that path reads a key's history).
+fn check_key(key: &str) -> Result<(), ApiError> {
+    let valid = !key.is_empty()
+        && key.len() <= MAX_KEY_BYTES
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+        && !key.ends_with(HISTORY);
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+            format!(
+                "key {key:?} must be 1-{MAX_KEY_BYTES} bytes of [A-Za-z0-9._-/] and not end with /history"
+            ),
+        ))
+    }
+}
+
+fn etag(revision: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
+/// `If-Match: "N"` / `If-Match: *` / `If-None-Match: *`.
+fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_precondition", m);
+    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
+        return match v.to_str() {
+            Ok("*") => Ok(Condition::IfAbsent),
+            _ => Err(bad("If-None-Match supports only *".into())),
+        };
+    }
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(Condition::None);
+    };
+    let text = v
+        .to_str()
+        .map_err(|_| bad("If-Match is not text".into()))?
+        .trim();
+    if text == "*" {
+        return Ok(Condition::IfPresent);
+    }
+    let revision = text.trim_start_matches("W/").trim_matches('"');
+    revision.parse().map(Condition::IfMatch).map_err(|_| {
+        bad(format!(
+            "If-Match must be a revision as sent in ETag, like \"12\", not {text:?}"
+        ))
+    })
+}
+
+fn entry(key: &str, v: &KvValue) -> KvEntry {
+    KvEntry {
+        key: key.to_owned(),
+        value_base64: base64_encode(&v.value),
+        revision: v.revision,
+        create_revision: v.create_revision,
+        updated: draft_catalyst::rfc3339(draft_log::Timestamp::from_unix_nanos(v.time_nanos)),
+        actor: v.actor.clone(),
+    }
+}
+
+/// `GET /v1/kv/{key}[?at=]`: the raw value, its revision as `ETag`; or `…/history`.
+pub(crate) async fn get(
+    State(bp): State<Blueprint>,
+    Path(key): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    if let Some(key) = key.strip_suffix(HISTORY) {
+        return history(&bp, key, raw.as_deref()).await;
+    }
+    check_key(&key)?;
+    let q = query(raw.as_deref(), &["at"])?;
+    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let Some(value) = view.with(|p| p.get(&key).cloned()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("key {key:?} does not exist"),
+        ));
+    };
+    let mut response = value.value.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ETAG, etag(value.revision));
+    Ok(with_revision(response, view.revision()))
+}
+
+/// `PUT /v1/kv/{key}`: the body is the value.
+pub(crate) async fn put(
+    State(bp): State<Blueprint>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_key(&key)?;
+    let condition = condition(&headers)?;
+    let limit = bp.config().max_value_bytes;
+    let value = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(format!("a value is at most {limit} bytes")))?;
+    let outcome = bp
+        .put(&key, value.to_vec(), condition, actor(&headers))
+        .await
+        .map_err(|e| write_error(e, &format!("key {key:?}")))?;
+    let Outcome::Appended(revision) = outcome else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a put always changes the key",
+        ));
+    };
+    let mut response = json(
+        StatusCode::OK,
+        &serde_json::json!({"key": key, "revision": revision}),
+    );
+    response.headers_mut().insert(header::ETAG, etag(revision));
+    Ok(with_revision(response, Some(revision)))
+}
+
+/// `DELETE /v1/kv/{key}`.
+pub(crate) async fn delete(
+    State(bp): State<Blueprint>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_key(&key)?;
+    let condition = condition(&headers)?;
+    let outcome = bp
+        .delete(&key, condition, actor(&headers))
+        .await
+        .map_err(|e| write_error(e, &format!("key {key:?}")))?;
+    let revision = match outcome {
+        Outcome::Appended(r) => Some(r),
+        Outcome::Unchanged => bp.revision(),
+    };
+    Ok(with_revision(
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"key": key, "revision": revision}),
+        ),
+        revision,
+    ))
+}
+
+/// `GET /v1/kv?prefix=&after=&limit=&at=`.
+pub(crate) async fn list(
+    State(bp): State<Blueprint>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = query(raw.as_deref(), &["prefix", "after", "limit", "at"])?;
+    let limit = match q.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| ApiError::invalid_parameter(format!("limit must be 1..={MAX_PAGE}")))?,
+    };
+    let prefix = q.get("prefix").map_or("", String::as_str);
+    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let mut entries: Vec<KvEntry> = view.with(|p| {
+        p.range(prefix, q.get("after").map(String::as_str), limit + 1)
+            .map(|(k, v)| entry(k, v))
+            .collect()
+    });
+    let next_after = (entries.len() > limit).then(|| {
+        entries.truncate(limit);
+        entries.last().map(|e| e.key.clone())
+    });
+    let revision = view.revision();
+    let page = KvList {
+        entries,
+        next_after: next_after.flatten(),
+        revision,
+    };
+    Ok(with_revision(json(StatusCode::OK, &page), revision))
+}
+
+/// `GET /v1/kv/{key}/history[?at=]`: every change, with revision, time and actor.
+async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Response, ApiError> {
+    check_key(key)?;
+    let q = query(raw, &["at"])?;
+    let view = view(bp, q.get("at").map(String::as_str)).await?;
+    let revisions = view.with(|p| p.history(key).to_vec());
+    let mut changes = Vec::with_capacity(revisions.len());
+    for revision in revisions {
+        let records = bp
+            .log()
+            .read(bp.control(), Offset(revision), 1)
+            .await
+            .map_err(|e| ApiError::from_log(&e))?;
+        let Some(record) = records.first().filter(|r| r.offset.0 == revision) else {
+            continue;
+        };
+        let Ok((event, actor)) = ControlEvent::from_cloudevent(&record.payload) else {
+            continue;
+        };
+        let (op, value_base64) = match event {
+            ControlEvent::KvPut { value, .. } => ("put", Some(base64_encode(&value))),
+            _ => ("delete", None),
+        };
+        changes.push(KvChange {
+            revision,
+            time: draft_catalyst::rfc3339(record.time),
+            actor,
+            op: op.to_owned(),
+            value_base64,
+        });
+    }
+    if changes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("key {key:?} was never written"),
+        ));
+    }
+    Ok(with_revision(
+        json(
+            StatusCode::OK,
+            &KvHistory {
+                key: key.to_owned(),
+                changes,
+            },
+        ),
+        view.revision(),
+    ))
+}

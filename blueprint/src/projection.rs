@@ -1,0 +1,340 @@
+//! The registry and KV store as a pure fold over the control events: `apply` is the only way
+//! state changes, so any state (now, or as of any revision) is rebuilt by replaying the log.
+//! No I/O here; tested by feeding events.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Applied, ControlEvent};
+use crate::wire::{Health, Registration};
+
+/// A registered instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// What it registered.
+    pub registration: Registration,
+    /// Passing until its lease lapses.
+    pub health: Health,
+    /// The revision of its last registration or expiry.
+    pub revision: u64,
+}
+
+/// A key's current value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvValue {
+    /// The bytes.
+    #[serde(with = "bytes_base64")]
+    pub value: Vec<u8>,
+    /// The revision of its last put.
+    pub revision: u64,
+    /// The revision that created it (since its last delete).
+    pub create_revision: u64,
+    /// When it was last put (unix nanos).
+    pub time_nanos: u64,
+    /// Who last put it.
+    pub actor: String,
+}
+
+/// The state of the control plane as of `revision`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    revision: Option<u64>,
+    services: BTreeMap<String, BTreeMap<String, Instance>>,
+    kv: BTreeMap<String, KvValue>,
+    /// The revisions of every change of every key ever written (deleted keys included).
+    history: BTreeMap<String, Vec<u64>>,
+}
+
+impl Projection {
+    /// Applies one event. Events at or below the current revision were applied already and
+    /// are ignored, so replaying an overlapping range is harmless.
+    pub fn apply(&mut self, applied: &Applied) {
+        if self.revision.is_some_and(|r| applied.revision <= r) {
+            return;
+        }
+        let revision = applied.revision;
+        self.revision = Some(revision);
+        match &applied.event {
+            ControlEvent::Registered {
+                service,
+                instance,
+                registration,
+            } => {
+                let instances = self.services.entry(service.clone()).or_default();
+                instances.insert(
+                    instance.clone(),
+                    Instance {
+                        registration: registration.clone(),
+                        health: Health::Passing,
+                        revision,
+                    },
+                );
+            }
+            ControlEvent::Deregistered { service, instance } => {
+                if let Some(instances) = self.services.get_mut(service) {
+                    instances.remove(instance);
+                    if instances.is_empty() {
+                        self.services.remove(service);
+                    }
+                }
+            }
+            ControlEvent::Expired { service, instance } => {
+                if let Some(i) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.get_mut(instance))
+                {
+                    i.health = Health::Critical;
+                    i.revision = revision;
+                }
+            }
+            ControlEvent::KvPut { key, value } => {
+                let create_revision = self.kv.get(key).map_or(revision, |v| v.create_revision);
+                self.kv.insert(
+                    key.clone(),
+                    KvValue {
+                        value: value.clone(),
+                        revision,
+                        create_revision,
+                        time_nanos: applied.time_nanos,
+                        actor: applied.actor.clone(),
+                    },
+                );
+                self.history.entry(key.clone()).or_default().push(revision);
+            }
+            ControlEvent::KvDeleted { key } => {
+                self.kv.remove(key);
+                self.history.entry(key.clone()).or_default().push(revision);
+            }
+        }
+    }
+
+    /// The revision of the last applied event (`None` before the first).
+    #[must_use]
+    pub fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    /// One instance.
+    #[must_use]
+    pub fn instance(&self, service: &str, instance: &str) -> Option<&Instance> {
+        self.services.get(service)?.get(instance)
+    }
+
+    /// Every service with its instances, by name.
+    pub fn services(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, Instance>)> {
+        self.services.iter()
+    }
+
+    /// One service's instances.
+    #[must_use]
+    pub fn service(&self, service: &str) -> Option<&BTreeMap<String, Instance>> {
+        self.services.get(service)
+    }
+
+    /// A key's value.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&KvValue> {
+        self.kv.get(key)
+    }
+
+    /// Up to `limit` keys starting with `prefix`, after `after` (exclusive), in key order.
+    pub fn range<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> impl Iterator<Item = (&'a String, &'a KvValue)> + 'a {
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_owned()),
+            None => std::ops::Bound::Included(prefix.to_owned()),
+        };
+        self.kv
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .take(limit)
+    }
+
+    /// The revisions of every change of `key`, oldest first.
+    #[must_use]
+    pub fn history(&self, key: &str) -> &[u64] {
+        self.history.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every instance with its service, for lease bookkeeping.
+    pub fn instances(&self) -> impl Iterator<Item = (&String, &String, &Instance)> {
+        self.services
+            .iter()
+            .flat_map(|(s, is)| is.iter().map(move |(i, inst)| (s, i, inst)))
+    }
+}
+
+/// Checkpoints store values as base64 strings rather than arrays of numbers.
+mod bytes_base64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::wire::base64_encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::wire::base64_decode(&text).ok_or_else(|| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(revision: u64, event: ControlEvent) -> Applied {
+        Applied {
+            revision,
+            time_nanos: revision * 10,
+            actor: "tester".into(),
+            event,
+        }
+    }
+
+    fn registered(service: &str, instance: &str, address: &str) -> ControlEvent {
+        ControlEvent::Registered {
+            service: service.into(),
+            instance: instance.into(),
+            registration: Registration {
+                address: address.into(),
+                routes: vec![],
+                metadata: BTreeMap::new(),
+                ttl_ms: 1000,
+            },
+        }
+    }
+
+    fn put(key: &str, value: &str) -> ControlEvent {
+        ControlEvent::KvPut {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn registration_expiry_and_deregistration() {
+        let mut p = Projection::default();
+        p.apply(&at(0, registered("web", "w1", "a:1")));
+        p.apply(&at(1, registered("web", "w2", "a:2")));
+        assert_eq!(
+            p.instance("web", "w1").map(|i| i.health),
+            Some(Health::Passing)
+        );
+        p.apply(&at(
+            2,
+            ControlEvent::Expired {
+                service: "web".into(),
+                instance: "w1".into(),
+            },
+        ));
+        let w1 = p.instance("web", "w1").expect("kept while critical");
+        assert_eq!((w1.health, w1.revision), (Health::Critical, 2));
+        p.apply(&at(3, registered("web", "w1", "a:9")));
+        let w1 = p.instance("web", "w1").expect("re-registered");
+        assert_eq!(
+            (w1.health, w1.registration.address.as_str()),
+            (Health::Passing, "a:9")
+        );
+        p.apply(&at(
+            4,
+            ControlEvent::Deregistered {
+                service: "web".into(),
+                instance: "w1".into(),
+            },
+        ));
+        p.apply(&at(
+            5,
+            ControlEvent::Deregistered {
+                service: "web".into(),
+                instance: "w2".into(),
+            },
+        ));
+        assert!(
+            p.service("web").is_none(),
+            "a service with no instances is gone"
+        );
+        p.apply(&at(
+            6,
+            ControlEvent::Expired {
+                service: "nope".into(),
+                instance: "x".into(),
+            },
+        ));
+        assert_eq!(p.revision(), Some(6));
+    }
+
+    #[test]
+    fn kv_revisions_history_and_ranges() {
+        let mut p = Projection::default();
+        p.apply(&at(0, put("app/a", "1")));
+        p.apply(&at(1, put("app/b", "2")));
+        p.apply(&at(2, put("app/a", "3")));
+        p.apply(&at(3, put("other", "x")));
+        let a = p.get("app/a").expect("a");
+        assert_eq!(
+            (a.value.as_slice(), a.revision, a.create_revision),
+            (&b"3"[..], 2, 0)
+        );
+        p.apply(&at(
+            4,
+            ControlEvent::KvDeleted {
+                key: "app/a".into(),
+            },
+        ));
+        assert!(p.get("app/a").is_none());
+        assert_eq!(p.history("app/a"), &[0, 2, 4]);
+        p.apply(&at(5, put("app/a", "new")));
+        assert_eq!(
+            p.get("app/a").map(|v| v.create_revision),
+            Some(5),
+            "recreated"
+        );
+        let keys: Vec<_> = p.range("app/", None, 10).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["app/a", "app/b"]);
+        let keys: Vec<_> = p
+            .range("app/", Some("app/a"), 10)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, vec!["app/b"]);
+        assert_eq!(p.range("", None, 1).count(), 1);
+    }
+
+    #[test]
+    fn replaying_applied_events_changes_nothing_and_order_matters() {
+        let events: Vec<Applied> = (0..20)
+            .map(|i| {
+                at(
+                    i,
+                    if i % 3 == 0 {
+                        put("k", &i.to_string())
+                    } else {
+                        registered("s", &format!("i{}", i % 4), "a")
+                    },
+                )
+            })
+            .collect();
+        let mut once = Projection::default();
+        for e in &events {
+            once.apply(e);
+        }
+        let mut twice = once.clone();
+        for e in &events {
+            twice.apply(e);
+        }
+        assert_eq!(once, twice, "idempotent");
+        let snapshot: Projection =
+            serde_json::from_str(&serde_json::to_string(&once).expect("json")).expect("back");
+        assert_eq!(snapshot, once, "checkpoints round trip");
+        assert_eq!(
+            once.get("k").map(|v| v.value.clone()),
+            Some(b"18".to_vec()),
+            "last write wins"
+        );
+    }
+}

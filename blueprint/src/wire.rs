@@ -1,0 +1,278 @@
+//! Types on the wire of Blueprint's HTTP API, shared by the server and its clients.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One route an instance serves, for Fuse.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Route {
+    /// The path prefix, starting with `/`.
+    pub prefix: String,
+    /// Only requests for this host (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Remove the prefix before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+/// The body of `PUT /v1/services/{service}/instances/{instance}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// Where the instance listens, `host:port`.
+    pub address: String,
+    /// The routes it serves.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// How long the lease lasts without a heartbeat, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// An instance's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Its lease is alive.
+    Passing,
+    /// Its lease lapsed; it gets no traffic until it registers again.
+    Critical,
+}
+
+/// One instance as the registry reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// The service.
+    pub service: String,
+    /// The instance's id.
+    pub instance: String,
+    /// Its address.
+    pub address: String,
+    /// Its routes.
+    pub routes: Vec<Route>,
+    /// Its labels.
+    pub metadata: BTreeMap<String, String>,
+    /// Its lease, in milliseconds.
+    pub ttl_ms: u64,
+    /// Passing or critical.
+    pub health: Health,
+    /// The revision of its last registration, expiry or change.
+    pub revision: u64,
+}
+
+/// `GET /v1/services/{service}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// The service.
+    pub service: String,
+    /// Its instances, by id.
+    pub instances: Vec<InstanceInfo>,
+    /// The revision the answer is as of.
+    pub revision: Option<u64>,
+}
+
+/// `GET /v1/services`: each service with its instance counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// Every service.
+    pub services: Vec<ServiceSummary>,
+    /// The revision the answer is as of.
+    pub revision: Option<u64>,
+}
+
+/// One line of [`ServiceList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// The service.
+    pub service: String,
+    /// Instances whose lease is alive.
+    pub passing: usize,
+    /// Instances whose lease lapsed.
+    pub critical: usize,
+}
+
+/// A key's metadata and value (`GET /v1/kv?prefix=` lists these; values as base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvEntry {
+    /// The key.
+    pub key: String,
+    /// The value, base64.
+    pub value_base64: String,
+    /// The revision of its last change (its `ETag`).
+    pub revision: u64,
+    /// The revision that created it.
+    pub create_revision: u64,
+    /// When it last changed (RFC 3339).
+    pub updated: String,
+    /// Who last changed it.
+    pub actor: String,
+}
+
+/// A page of `GET /v1/kv?prefix=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvList {
+    /// The entries, by key.
+    pub entries: Vec<KvEntry>,
+    /// Pass as `after` for the next page, if there is one.
+    pub next_after: Option<String>,
+    /// The revision the answer is as of.
+    pub revision: Option<u64>,
+}
+
+/// One change of a key (`GET /v1/kv/{key}/history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvChange {
+    /// The revision of the change.
+    pub revision: u64,
+    /// When (RFC 3339).
+    pub time: String,
+    /// Who.
+    pub actor: String,
+    /// `put` or `delete`.
+    pub op: String,
+    /// The value after a put, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+}
+
+/// `GET /v1/kv/{key}/history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvHistory {
+    /// The key.
+    pub key: String,
+    /// Every change, oldest first.
+    pub changes: Vec<KvChange>,
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+#[must_use]
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 (padding optional); `None` if it is not base64.
+#[must_use]
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let text = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= digit(c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn base64_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+            prop_assert_eq!(base64_decode(&base64_encode(&bytes)), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn base64_known_values() {
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(base64_decode("aGVsbG8"), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode("a"), None);
+        assert_eq!(base64_decode("!!!!"), None);
+    }
+}
+
+/// One message of `GET /v1/watch` (a WebSocket of JSON text messages, tagged by `kind`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum WatchMessage {
+    /// A key's value (current state, or a change).
+    Put {
+        /// The revision of the put.
+        revision: u64,
+        /// The key.
+        key: String,
+        /// The value, base64.
+        value_base64: String,
+    },
+    /// A key was deleted.
+    Deleted {
+        /// The revision of the delete.
+        revision: u64,
+        /// The key.
+        key: String,
+    },
+    /// An instance registered (current state, or a change).
+    Registered {
+        /// The revision.
+        revision: u64,
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: String,
+        /// What it registered.
+        registration: Registration,
+    },
+    /// An instance left.
+    Deregistered {
+        /// The revision.
+        revision: u64,
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: String,
+    },
+    /// An instance's lease lapsed.
+    Expired {
+        /// The revision.
+        revision: u64,
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: String,
+    },
+    /// Everything up to `revision` has been sent; what follows are live changes.
+    CaughtUp {
+        /// The revision caught up to (`None`: the log is empty).
+        revision: Option<u64>,
+    },
+}

@@ -197,7 +197,7 @@ impl Blueprint {
                 shutdown: watch::Sender::new(false),
             }),
         };
-        tokio::spawn(blueprint.clone().run_writer(rx));
+        tokio::spawn(run_writer(Arc::downgrade(&blueprint.inner), rx));
         tokio::spawn(keep_leases(Arc::downgrade(&blueprint.inner)));
         Ok(blueprint)
     }
@@ -416,57 +416,49 @@ impl Blueprint {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The writer task: groups, validates, appends, applies, answers.
-    async fn run_writer(self, mut rx: mpsc::Receiver<WriteRequest>) {
-        let mut last_checkpoint = self
-            .inner
-            .checkpoints
-            .revisions()
-            .ok()
-            .and_then(|r| r.last().copied());
-        while let Some(requests) = applier::next_group(&mut rx).await {
-            let next = self.revision().map_or(0, |r| r + 1);
-            let group = {
-                let leases = self.leases();
-                let now = Instant::now();
-                // An expiry whose lease was renewed meanwhile is dropped.
-                let keep = |op: &Op| match op {
-                    Op::Expire { service, instance } => leases
-                        .get(&(service.clone(), instance.clone()))
-                        .is_none_or(|d| *d <= now),
-                    _ => true,
-                };
-                self.read(|state| applier::decide_group(state, next, requests, keep))
+    /// Decides, appends and answers one group of writes.
+    async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
+        let next = self.revision().map_or(0, |r| r + 1);
+        let group = {
+            let leases = self.leases();
+            let now = Instant::now();
+            // An expiry whose lease was renewed meanwhile is dropped.
+            let keep = |op: &Op| match op {
+                Op::Expire { service, instance } => leases
+                    .get(&(service.clone(), instance.clone()))
+                    .is_none_or(|d| *d <= now),
+                _ => true,
             };
-            let revisions = match self.append(&group.events).await {
-                Ok(revisions) => revisions,
-                Err(e) => {
-                    warn!(error = %e, "control write failed");
-                    for request in group.requests {
-                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
-                    }
-                    continue;
+            self.read(|state| applier::decide_group(state, next, requests, keep))
+        };
+        let revisions = match self.append(&group.events).await {
+            Ok(revisions) => revisions,
+            Err(e) => {
+                warn!(error = %e, "control write failed");
+                for request in group.requests {
+                    let _ = request.reply.send(Err(WriteError::Log(e.clone())));
                 }
-            };
-            for (request, decision) in group.requests.into_iter().zip(group.decisions) {
-                if let (
-                    Op::Deregister { service, instance } | Op::Expire { service, instance },
-                    Ok(Some(_)),
-                ) = (&request.op, &decision)
-                {
-                    self.leases().remove(&(service.clone(), instance.clone()));
-                }
-                let answer = decision
-                    .map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
-                let _ = request.reply.send(answer);
+                return;
             }
-            if let Some(revision) = self.revision()
-                && revision
-                    >= last_checkpoint.map_or(0, |c| c + 1) + self.inner.config.checkpoint_every - 1
+        };
+        for (request, decision) in group.requests.into_iter().zip(group.decisions) {
+            if let (
+                Op::Deregister { service, instance } | Op::Expire { service, instance },
+                Ok(Some(_)),
+            ) = (&request.op, &decision)
             {
-                last_checkpoint = Some(revision);
-                self.checkpoint();
+                self.leases().remove(&(service.clone(), instance.clone()));
             }
+            let answer =
+                decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
+            let _ = request.reply.send(answer);
+        }
+        if let Some(revision) = self.revision()
+            && revision
+                >= last_checkpoint.map_or(0, |c| c + 1) + self.inner.config.checkpoint_every - 1
+        {
+            *last_checkpoint = Some(revision);
+            self.checkpoint();
         }
     }
 
@@ -522,6 +514,21 @@ impl Blueprint {
                 warn!(error = %e, "checkpoint failed; restarts replay more of the log");
             }
         });
+    }
+}
+
+/// The writer task: groups, validates, appends, applies, answers. It holds Blueprint weakly
+/// while idle, so dropping the last handle closes the queue and ends it.
+async fn run_writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let mut last_checkpoint = inner
+        .upgrade()
+        .and_then(|i| i.checkpoints.revisions().ok())
+        .and_then(|r| r.last().copied());
+    while let Some(requests) = applier::next_group(&mut rx).await {
+        let Some(inner) = inner.upgrade() else { return };
+        Blueprint { inner }
+            .handle_group(requests, &mut last_checkpoint)
+            .await;
     }
 }
 

@@ -150,7 +150,12 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("listener address")?;
     let app = draft_catalyst::router(catalyst.clone())
         .merge(draft_blueprint::router(blueprint.clone()))
-        .merge(ops_router(catalyst.clone(), blueprint.clone(), log.clone(), started));
+        .merge(ops_router(
+            catalyst.clone(),
+            blueprint.clone(),
+            log.clone(),
+            started,
+        ));
     info!(api = %format!("http://{addr}"), data_dir = %settings.data_dir.display(), durability = ?settings.durability, "draft node up");
     // Machine-readable for scripts and tests that bind port 0.
     println!("listening api=http://{addr}");

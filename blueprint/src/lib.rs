@@ -7,6 +7,9 @@
 
 pub mod wire;
 
+#[cfg(feature = "client")]
+pub mod client;
+
 #[cfg(feature = "server")]
 mod api;
 #[cfg(feature = "server")]

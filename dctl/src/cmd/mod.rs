@@ -1,7 +1,12 @@
 //! One module per command; `run` dispatches.
 
+mod bench;
 mod consume;
+pub(crate) mod kv;
+pub(crate) mod log;
 mod produce;
+pub(crate) mod services;
+pub(crate) mod status;
 
 use crate::cli::{Cli, Command};
 use crate::node;
@@ -15,6 +20,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Services(args) => services::run(args).await,
+        Command::Kv(args) => kv::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Log(args) => log::run(args).await,
     }
 }
 

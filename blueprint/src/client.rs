@@ -1,0 +1,160 @@
+//! A client of Blueprint's HTTP API (feature `client`; no fjall).
+
+use crate::wire::{KvHistory, KvList, ServiceInfo, ServiceList};
+
+/// What can go wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node answered with an error (its JSON error body).
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error code.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {reason}")]
+    Connect {
+        /// The node's URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node's answer was not what the API promises.
+    #[error("unexpected answer from the node: {0}")]
+    Protocol(String),
+}
+
+/// A value read from the KV store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// The key's revision (its `ETag`).
+    pub revision: u64,
+}
+
+/// A Blueprint client for one node.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+fn at_query(at: Option<&str>) -> String {
+    at.map(|a| format!("at={}", encode(a))).unwrap_or_default()
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    /// A client of the node at `base` (for example `http://127.0.0.1:7070`).
+    #[must_use]
+    pub fn new(base: &str) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect { url: self.base.clone(), reason: e.to_string() })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Err(ClientError::Api {
+            status,
+            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
+            message: body["error"]["message"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned),
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response = self.send(self.http.get(format!("{}{path}", self.base))).await?;
+        response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `GET /v1/services[?at=]`.
+    pub async fn services(&self, at: Option<&str>) -> Result<ServiceList, ClientError> {
+        self.json(&format!("/v1/services?{}", at_query(at))).await
+    }
+
+    /// `GET /v1/services/{service}[?at=]`.
+    pub async fn service(&self, service: &str, at: Option<&str>) -> Result<ServiceInfo, ClientError> {
+        self.json(&format!("/v1/services/{}?{}", encode(service), at_query(at))).await
+    }
+
+    /// `GET /v1/kv/{key}[?at=]`.
+    pub async fn get(&self, key: &str, at: Option<&str>) -> Result<Value, ClientError> {
+        let url = format!("{}/v1/kv/{}?{}", self.base, encode(key), at_query(at));
+        let response = self.send(self.http.get(url)).await?;
+        let revision = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim_matches('"').parse().ok())
+            .ok_or_else(|| ClientError::Protocol("missing ETag".into()))?;
+        let bytes = response.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?.to_vec();
+        Ok(Value { bytes, revision })
+    }
+
+    /// `PUT /v1/kv/{key}`, with `If-Match` when `if_revision` is given; returns the revision.
+    pub async fn put(&self, key: &str, value: Vec<u8>, if_revision: Option<u64>) -> Result<u64, ClientError> {
+        let mut request = self.http.put(format!("{}/v1/kv/{}", self.base, encode(key))).body(value);
+        if let Some(rev) = if_revision {
+            request = request.header("if-match", format!("\"{rev}\""));
+        }
+        let body: serde_json::Value =
+            self.send(request).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body["revision"].as_u64().ok_or_else(|| ClientError::Protocol("missing revision".into()))
+    }
+
+    /// `DELETE /v1/kv/{key}`; returns the revision.
+    pub async fn delete(&self, key: &str) -> Result<Option<u64>, ClientError> {
+        let body: serde_json::Value = self
+            .send(self.http.delete(format!("{}/v1/kv/{}", self.base, encode(key))))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(body["revision"].as_u64())
+    }
+
+    /// `GET /v1/kv?prefix=&after=&limit=&at=`.
+    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: usize, at: Option<&str>) -> Result<KvList, ClientError> {
+        let mut query = format!("prefix={}&limit={limit}", encode(prefix));
+        if let Some(after) = after {
+            query = format!("{query}&after={}", encode(after));
+        }
+        if let Some(at) = at {
+            query = format!("{query}&{}", at_query(Some(at)));
+        }
+        self.json(&format!("/v1/kv?{query}")).await
+    }
+
+    /// `GET /v1/kv/{key}/history[?at=]`.
+    pub async fn history(&self, key: &str, at: Option<&str>) -> Result<KvHistory, ClientError> {
+        self.json(&format!("/v1/kv/{}/history?{}", encode(key), at_query(at))).await
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<serde_json::Value, ClientError> {
+        self.json("/v1/status").await
+    }
+}

@@ -1,0 +1,184 @@
+//! `dctl bench produce`: closed-loop producers, one task per keep-alive connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::histogram::Histogram;
+use super::{
+    Events, Progress, Summary, Target, api_message, mb_per_sec, per_sec, root, run_time, thousands,
+};
+use crate::cli::BenchProduceArgs;
+
+/// Shared by the connections.
+struct Plan {
+    url: String,
+    events: Events,
+    batch: u64,
+    /// Events to send at most.
+    limit: u64,
+    deadline: Instant,
+    started: Instant,
+    /// The next event's sequence number (claimed a request at a time).
+    next: AtomicU64,
+    /// Events acknowledged, for progress.
+    acked: AtomicU64,
+}
+
+/// One connection's tally.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    events: u64,
+    bytes: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Histogram,
+}
+
+impl Tally {
+    fn error(&mut self, message: impl FnOnce() -> String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(message());
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.requests += other.requests;
+        self.events += other.events;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latency.merge(&other.latency);
+    }
+}
+
+pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
+    let target = Target::new(&args.common)?;
+    target.preflight().await?;
+    let connections = args.connections as usize;
+    let started = Instant::now();
+    let plan = Arc::new(Plan {
+        url: target.events_url(),
+        events: Events::new(&target),
+        batch: args.batch,
+        limit: args.common.count.unwrap_or(u64::MAX),
+        deadline: started + run_time(&args.common, 10.0),
+        started,
+        next: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        // A client each: exactly one keep-alive connection per task.
+        let http = Target::http(1)?;
+        tasks.push(tokio::spawn(connection(Arc::clone(&plan), http)));
+    }
+    let progress = Progress::new(started);
+    let reporter = {
+        let plan = Arc::clone(&plan);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let acked = plan.acked.load(Ordering::Relaxed);
+                progress.line(&format!("{} events/s", thousands(acked - last)));
+                last = acked;
+            }
+        })
+    };
+    let mut total = Tally::default();
+    for task in tasks {
+        total.merge(task.await?);
+    }
+    let elapsed = started.elapsed();
+    reporter.abort();
+    Progress::new(started).done();
+
+    let mode = if args.batch == 1 {
+        "single events".to_owned()
+    } else {
+        format!("batches of {}", args.batch)
+    };
+    let mut summary = Summary::new(format!(
+        "dctl bench produce: {connections} connections, {mode}, {}-byte data, channel {} at {}",
+        target.size, target.channel, target.base
+    ));
+    summary
+        .row("duration", format!("{:.2} s", elapsed.as_secs_f64()))
+        .row("events", thousands(total.events))
+        .row("events/s", per_sec(total.events, elapsed))
+        .row("requests", thousands(total.requests))
+        .row("requests/s", per_sec(total.requests, elapsed))
+        .row("sent", mb_per_sec(total.bytes, elapsed))
+        .latencies("request latency", &total.latency)
+        .row("errors", thousands(total.errors));
+    summary.print();
+    if total.errors > 0 {
+        bail!(
+            "{} of {} requests failed; the first: {}",
+            total.errors,
+            total.requests,
+            total.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// One connection: a request at a time until the deadline or the count.
+async fn connection(plan: Arc<Plan>, http: reqwest::Client) -> Tally {
+    let mut tally = Tally::default();
+    while Instant::now() < plan.deadline {
+        let first = plan.next.fetch_add(plan.batch, Ordering::Relaxed);
+        if first >= plan.limit {
+            break;
+        }
+        let n = plan.batch.min(plan.limit - first);
+        let (body, content_type) = plan.events.body(first, n, plan.batch > 1, plan.started);
+        let bytes = body.len() as u64;
+        let sent = Instant::now();
+        let result = http
+            .post(&plan.url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await;
+        tally.requests += 1;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tally.error(|| format!("cannot reach the node: {}", root(&e)));
+                // An unreachable node fails fast: do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let status = response.status();
+        let answer = response.bytes().await;
+        tally.latency.record(sent.elapsed());
+        match answer {
+            Ok(_) if status == reqwest::StatusCode::CREATED => {
+                tally.events += n;
+                tally.bytes += bytes;
+                plan.acked.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(_) if status == reqwest::StatusCode::OK => {
+                tally.error(|| "HTTP 200: the node took the events for duplicates".to_owned());
+            }
+            Ok(body) => tally.error(|| {
+                format!(
+                    "HTTP {status}: {}",
+                    api_message(&String::from_utf8_lossy(&body))
+                )
+            }),
+            Err(e) => tally.error(|| format!("reading the answer: {}", root(&e))),
+        }
+    }
+    tally
+}

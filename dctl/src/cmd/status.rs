@@ -1,0 +1,32 @@
+//! `dctl status`.
+
+use clap::Args;
+use draft_blueprint::client::Client;
+
+use crate::cli::Remote;
+use crate::output::{self, Format};
+
+/// `dctl status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub(crate) output: Format,
+    /// The node.
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}
+
+pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let status = Client::new(&args.remote.url).status().await?;
+    if args.output == Format::Json {
+        return output::json(&status);
+    }
+    let rows: Vec<Vec<String>> = status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| vec![k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)])
+        .collect();
+    output::table(&["FIELD", "VALUE"], &rows)
+}

@@ -58,13 +58,14 @@ impl View {
     }
 }
 
-/// Resolves `?at=<revision>|<RFC 3339 time>` (absent: now).
-pub(crate) async fn view(blueprint: &Blueprint, at: Option<&str>) -> Result<View, ApiError> {
-    let Some(at) = at else {
-        return Ok(View::Now(blueprint.clone()));
-    };
+/// Resolves `at` (a revision, or an RFC 3339 time) to the revision in force then (`None`:
+/// before the first control event). A revision in the future is bad input.
+///
+/// # Errors
+/// 400 for an unparsable or future `at`; the log's error if it cannot be read.
+pub async fn resolve_at(blueprint: &Blueprint, at: &str) -> Result<Option<u64>, ApiError> {
     let current = blueprint.revision();
-    let revision = if at.bytes().all(|b| b.is_ascii_digit()) && !at.is_empty() {
+    if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
         let rev: u64 = at
             .parse()
             .map_err(|_| ApiError::invalid_parameter(format!("revision {at:?} is too large")))?;
@@ -74,20 +75,27 @@ pub(crate) async fn view(blueprint: &Blueprint, at: Option<&str>) -> Result<View
                 current.map_or("none".to_owned(), |c| c.to_string())
             )));
         }
-        Some(rev)
-    } else {
-        let time = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| {
-            ApiError::invalid_parameter(format!(
-                "at must be a revision or an RFC 3339 time, not {at:?}"
-            ))
-        })?;
-        let nanos = u64::try_from(time.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
-        blueprint
-            .revision_at_time(Timestamp::from_unix_nanos(nanos))
-            .await
-            .map_err(|e| ApiError::from_log(&e))?
+        return Ok(Some(rev));
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| {
+        ApiError::invalid_parameter(format!(
+            "at must be a revision or an RFC 3339 time, not {at:?}"
+        ))
+    })?;
+    let nanos = u64::try_from(time.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+    blueprint
+        .revision_at_time(Timestamp::from_unix_nanos(nanos))
+        .await
+        .map_err(|e| ApiError::from_log(&e))
+}
+
+/// The state to answer from for `?at=` (absent: now).
+pub(crate) async fn view(blueprint: &Blueprint, at: Option<&str>) -> Result<View, ApiError> {
+    let Some(at) = at else {
+        return Ok(View::Now(blueprint.clone()));
     };
-    if revision == current {
+    let revision = resolve_at(blueprint, at).await?;
+    if revision == blueprint.revision() {
         return Ok(View::Now(blueprint.clone()));
     }
     let state = blueprint
@@ -97,7 +105,9 @@ pub(crate) async fn view(blueprint: &Blueprint, at: Option<&str>) -> Result<View
     Ok(View::At(Box::new(state)))
 }
 
-pub(crate) fn open_error(e: &OpenError) -> ApiError {
+/// The API error for a failure to rebuild past state.
+#[must_use]
+pub fn open_error(e: &OpenError) -> ApiError {
     match e {
         OpenError::Log(e) => ApiError::from_log(e),
         other => {
@@ -140,8 +150,11 @@ pub(crate) fn with_revision(mut response: Response, revision: Option<u64>) -> Re
     response
 }
 
-/// The single value of a query parameter; refuses unknown parameters.
-pub(crate) fn query(
+/// Each query parameter's single value; refuses unknown and repeated parameters.
+///
+/// # Errors
+/// 400 `invalid_parameter`.
+pub fn query(
     raw: Option<&str>,
     allowed: &[&str],
 ) -> Result<std::collections::HashMap<String, String>, ApiError> {

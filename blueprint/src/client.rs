@@ -54,7 +54,9 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -64,14 +66,20 @@ impl Client {
     /// A client of the node at `base` (for example `http://127.0.0.1:7070`).
     #[must_use]
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Connect { url: self.base.clone(), reason: e.to_string() })?;
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request.send().await.map_err(|e| ClientError::Connect {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -80,14 +88,24 @@ impl Client {
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         Err(ClientError::Api {
             status,
-            code: body["error"]["code"].as_str().unwrap_or("http_error").to_owned(),
-            message: body["error"]["message"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned),
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("http_error")
+                .to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .map_or_else(|| text.trim().to_owned(), str::to_owned),
         })
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let response = self.send(self.http.get(format!("{}{path}", self.base))).await?;
-        response.json().await.map_err(|e| ClientError::Protocol(e.to_string()))
+        let response = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// `GET /v1/services[?at=]`.
@@ -96,8 +114,17 @@ impl Client {
     }
 
     /// `GET /v1/services/{service}[?at=]`.
-    pub async fn service(&self, service: &str, at: Option<&str>) -> Result<ServiceInfo, ClientError> {
-        self.json(&format!("/v1/services/{}?{}", encode(service), at_query(at))).await
+    pub async fn service(
+        &self,
+        service: &str,
+        at: Option<&str>,
+    ) -> Result<ServiceInfo, ClientError> {
+        self.json(&format!(
+            "/v1/services/{}?{}",
+            encode(service),
+            at_query(at)
+        ))
+        .await
     }
 
     /// `GET /v1/kv/{key}[?at=]`.
@@ -110,25 +137,46 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim_matches('"').parse().ok())
             .ok_or_else(|| ClientError::Protocol("missing ETag".into()))?;
-        let bytes = response.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?.to_vec();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_vec();
         Ok(Value { bytes, revision })
     }
 
     /// `PUT /v1/kv/{key}`, with `If-Match` when `if_revision` is given; returns the revision.
-    pub async fn put(&self, key: &str, value: Vec<u8>, if_revision: Option<u64>) -> Result<u64, ClientError> {
-        let mut request = self.http.put(format!("{}/v1/kv/{}", self.base, encode(key))).body(value);
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        if_revision: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        let mut request = self
+            .http
+            .put(format!("{}/v1/kv/{}", self.base, encode(key)))
+            .body(value);
         if let Some(rev) = if_revision {
             request = request.header("if-match", format!("\"{rev}\""));
         }
-        let body: serde_json::Value =
-            self.send(request).await?.json().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
-        body["revision"].as_u64().ok_or_else(|| ClientError::Protocol("missing revision".into()))
+        let body: serde_json::Value = self
+            .send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body["revision"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("missing revision".into()))
     }
 
     /// `DELETE /v1/kv/{key}`; returns the revision.
     pub async fn delete(&self, key: &str) -> Result<Option<u64>, ClientError> {
         let body: serde_json::Value = self
-            .send(self.http.delete(format!("{}/v1/kv/{}", self.base, encode(key))))
+            .send(
+                self.http
+                    .delete(format!("{}/v1/kv/{}", self.base, encode(key))),
+            )
             .await?
             .json()
             .await
@@ -137,7 +185,13 @@ impl Client {
     }
 
     /// `GET /v1/kv?prefix=&after=&limit=&at=`.
-    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: usize, at: Option<&str>) -> Result<KvList, ClientError> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        at: Option<&str>,
+    ) -> Result<KvList, ClientError> {
         let mut query = format!("prefix={}&limit={limit}", encode(prefix));
         if let Some(after) = after {
             query = format!("{query}&after={}", encode(after));
@@ -150,7 +204,8 @@ impl Client {
 
     /// `GET /v1/kv/{key}/history[?at=]`.
     pub async fn history(&self, key: &str, at: Option<&str>) -> Result<KvHistory, ClientError> {
-        self.json(&format!("/v1/kv/{}/history?{}", encode(key), at_query(at))).await
+        self.json(&format!("/v1/kv/{}/history?{}", encode(key), at_query(at)))
+            .await
     }
 
     /// `GET /v1/status`.

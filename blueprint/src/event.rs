@@ -230,6 +230,7 @@ mod tests {
                 prefix: "/api".into(),
                 host: Some("a.example".into()),
                 strip_prefix: true,
+                timeout_ms: Some(500),
             }],
             metadata: [("zone".to_owned(), "a".to_owned())].into(),
             ttl_ms: 5000,

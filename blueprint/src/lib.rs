@@ -32,7 +32,7 @@ mod registry;
 mod watch;
 
 #[cfg(feature = "server")]
-pub use crate::api::{REVISION_HEADER, router};
+pub use crate::api::{REVISION_HEADER, open_error, query, resolve_at, router};
 #[cfg(feature = "server")]
 pub use crate::applier::{Condition, Outcome};
 #[cfg(feature = "server")]

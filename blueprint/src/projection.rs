@@ -40,6 +40,9 @@ pub struct KvValue {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Projection {
     revision: Option<u64>,
+    /// The revision of the last registry change (registration, deregistration, expiry).
+    #[serde(default)]
+    registry_revision: Option<u64>,
     services: BTreeMap<String, BTreeMap<String, Instance>>,
     kv: BTreeMap<String, KvValue>,
     /// The revisions of every change of every key ever written (deleted keys included).
@@ -55,6 +58,12 @@ impl Projection {
         }
         let revision = applied.revision;
         self.revision = Some(revision);
+        if !matches!(
+            applied.event,
+            ControlEvent::KvPut { .. } | ControlEvent::KvDeleted { .. }
+        ) {
+            self.registry_revision = Some(revision);
+        }
         match &applied.event {
             ControlEvent::Registered {
                 service,
@@ -114,6 +123,13 @@ impl Projection {
     #[must_use]
     pub fn revision(&self) -> Option<u64> {
         self.revision
+    }
+
+    /// The revision of the last registry change: routes derived from the registry change
+    /// only when this does.
+    #[must_use]
+    pub fn registry_revision(&self) -> Option<u64> {
+        self.registry_revision
     }
 
     /// One instance.

@@ -15,6 +15,9 @@ pub struct Route {
     /// Remove the prefix before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// How long Fuse waits for this route's upstream to answer, in milliseconds (default 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// The body of `PUT /v1/services/{service}/instances/{instance}`.

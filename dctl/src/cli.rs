@@ -64,6 +64,9 @@ pub(crate) struct UpArgs {
     /// The API's listen address.
     #[arg(long, env = "DRAFT_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
+    /// The ingress (Fuse) listen address.
+    #[arg(long, env = "DRAFT_INGRESS")]
+    pub(crate) ingress: Option<SocketAddr>,
     /// Where the log lives.
     #[arg(long, env = "DRAFT_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,

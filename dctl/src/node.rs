@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use draft_blueprint::{Blueprint, BlueprintConfig};
 use draft_catalyst::{Catalyst, CatalystConfig};
+use draft_fuse::Fuse;
 use draft_log::{Durability, Log, LogConfig};
 use serde::Deserialize;
 use tracing::info;
@@ -32,6 +33,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct NodeSection {
     listen: Option<SocketAddr>,
+    ingress: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     durability: Option<DurabilityArg>,
     flush_interval_ms: Option<u64>,
@@ -49,6 +51,7 @@ struct CatalystSection {
 #[derive(Debug)]
 pub(crate) struct Settings {
     listen: SocketAddr,
+    ingress: SocketAddr,
     data_dir: PathBuf,
     durability: Durability,
     catalyst: CatalystConfig,
@@ -62,6 +65,10 @@ impl Settings {
             .listen
             .or(file.node.listen)
             .unwrap_or(([127, 0, 0, 1], 7070).into());
+        let ingress = args
+            .ingress
+            .or(file.node.ingress)
+            .unwrap_or(([127, 0, 0, 1], 8080).into());
         let data_dir = args
             .data_dir
             .or(file.node.data_dir)
@@ -104,6 +111,7 @@ impl Settings {
         }
         Ok(Self {
             listen,
+            ingress,
             data_dir,
             durability,
             catalyst,
@@ -147,28 +155,59 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let ingress_listener = tokio::net::TcpListener::bind(settings.ingress)
+        .await
+        .with_context(|| format!("cannot listen on {} (ingress)", settings.ingress))?;
     let addr = listener.local_addr().context("listener address")?;
+    let ingress_addr = ingress_listener.local_addr().context("ingress address")?;
+    let fuse = Fuse::new(&blueprint);
+    let parts = Parts {
+        catalyst: catalyst.clone(),
+        blueprint: blueprint.clone(),
+        fuse: fuse.clone(),
+        log: log.clone(),
+        started,
+    };
     let app = draft_catalyst::router(catalyst.clone())
         .merge(draft_blueprint::router(blueprint.clone()))
-        .merge(ops_router(
-            catalyst.clone(),
-            blueprint.clone(),
-            log.clone(),
-            started,
-        ));
-    info!(api = %format!("http://{addr}"), data_dir = %settings.data_dir.display(), durability = ?settings.durability, "draft node up");
+        .merge(draft_fuse::router(blueprint.clone()))
+        .merge(ops_router(parts));
+    info!(
+        api = %format!("http://{addr}"),
+        ingress = %format!("http://{ingress_addr}"),
+        data_dir = %settings.data_dir.display(),
+        durability = ?settings.durability,
+        "draft node up"
+    );
     // Machine-readable for scripts and tests that bind port 0.
-    println!("listening api=http://{addr}");
+    println!("listening api=http://{addr} ingress=http://{ingress_addr}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ingress = {
+        let mut stop = stop_rx.clone();
+        let app = draft_fuse::ingress(fuse).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(ingress_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await.is_ok();
+                })
+                .await
+        })
+    };
     let (closer, watches) = (catalyst.clone(), blueprint.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             info!("shutting down: draining requests and closing consumers");
+            let _ = stop_tx.send(true);
             closer.close_consumers();
             watches.close_watches();
         })
         .await
         .context("server failed")?;
+    ingress
+        .await
+        .context("ingress task")?
+        .context("ingress failed")?;
     // WebSockets were handed off by the server: give them a moment to send their close frame.
     let deadline = Instant::now() + Duration::from_secs(2);
     while catalyst.metrics().consumers() > 0 && Instant::now() < deadline {
@@ -204,43 +243,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// What the operations endpoints report on.
+#[derive(Clone)]
+struct Parts {
+    catalyst: Catalyst,
+    blueprint: Blueprint,
+    fuse: Fuse,
+    log: Log,
+    started: Instant,
+}
+
 /// `/healthz`, `/readyz`, `/metrics`, `/v1/status`, and a JSON 404 for anything else.
-fn ops_router(catalyst: Catalyst, blueprint: Blueprint, log: Log, started: Instant) -> Router {
-    let metrics_catalyst = catalyst;
-    let status_log = log.clone();
+fn ops_router(parts: Parts) -> Router {
+    let for_status = parts.clone();
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }))
-        .route(
-            "/metrics",
-            get(move || {
-                let catalyst = metrics_catalyst.clone();
-                let log = log.clone();
-                async move { metrics_text(&catalyst, &log) }
-            }),
-        )
-        .route(
-            "/v1/status",
-            get(move || {
-                let log = status_log.clone();
-                let blueprint = blueprint.clone();
-                async move {
-                    let channels = log.partitions().iter().filter(|h| !h.partition.is_reserved()).count();
-                    let (revision, services, instances) = blueprint.read(|p| {
-                        (p.revision(), p.services().count(), p.instances().count())
-                    });
-                    axum::Json(serde_json::json!({
-                        "node": node_name(),
-                        "version": env!("CARGO_PKG_VERSION"),
-                        "uptime_ms": started.elapsed().as_millis() as u64,
-                        "revision": revision,
-                        "channels": channels,
-                        "services": services,
-                        "instances": instances,
-                    }))
-                }
-            }),
-        )
+        .route("/metrics", get(move || std::future::ready(metrics_text(&parts))))
+        .route("/v1/status", get(move || std::future::ready(status(&for_status))))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -249,10 +269,34 @@ fn ops_router(catalyst: Catalyst, blueprint: Blueprint, log: Log, started: Insta
         })
 }
 
-fn metrics_text(catalyst: &Catalyst, log: &Log) -> axum::response::Response {
+fn status(parts: &Parts) -> axum::Json<serde_json::Value> {
+    let channels = parts
+        .log
+        .partitions()
+        .iter()
+        .filter(|h| !h.partition.is_reserved())
+        .count();
+    let (revision, services, instances) = parts
+        .blueprint
+        .read(|p| (p.revision(), p.services().count(), p.instances().count()));
+    axum::Json(serde_json::json!({
+        "node": node_name(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_ms": parts.started.elapsed().as_millis() as u64,
+        "revision": revision,
+        "channels": channels,
+        "services": services,
+        "instances": instances,
+        "routes": parts.fuse.table().routes.len(),
+    }))
+}
+
+fn metrics_text(parts: &Parts) -> axum::response::Response {
+    let (catalyst, log) = (&parts.catalyst, &parts.log);
     use std::fmt::Write;
     let mut out = String::new();
     catalyst.metrics().render(&mut out);
+    parts.fuse.metrics().render(&mut out);
     out.push_str("# HELP draft_channel_events Events stored per channel.\n# TYPE draft_channel_events gauge\n");
     for head in log.partitions() {
         let _ = writeln!(

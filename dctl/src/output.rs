@@ -37,7 +37,8 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()>
     };
     writeln!(out, "{}", line(&mut header.iter().copied())).context("writing to stdout")?;
     for row in rows {
-        writeln!(out, "{}", line(&mut row.iter().map(String::as_str))).context("writing to stdout")?;
+        writeln!(out, "{}", line(&mut row.iter().map(String::as_str)))
+            .context("writing to stdout")?;
     }
     Ok(())
 }

@@ -1,5 +1,18 @@
 //! Fuse: Draft's ingress router.
 //!
-//! Not built yet (issue "Fuse"). It will hold the route table, a pure function of Blueprint's
-//! registry (`RouteTable::build`), and the reverse proxy that routes HTTP and WebSocket
-//! requests to healthy instances by host and longest path prefix; see DESIGN.md §4.
+//! The route table is a pure function of Blueprint's registry ([`RouteTable::build`]), rebuilt
+//! whenever the registry changes, so a registration, deregistration or lease expiry changes
+//! routing within milliseconds and without a restart. The proxy forwards HTTP and WebSocket
+//! requests to passing instances by host and longest path prefix, round robin. See DESIGN.md §4.
+
+mod api;
+mod metrics;
+mod proxy;
+mod route;
+mod table;
+
+pub use crate::api::router;
+pub use crate::metrics::Metrics;
+pub use crate::proxy::{Fuse, ingress};
+pub use crate::route::{normalize_host, prefix_matches, upstream_path};
+pub use crate::table::{Backend, DEFAULT_TIMEOUT, RouteEntry, RouteTable};

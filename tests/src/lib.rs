@@ -52,6 +52,8 @@ pub struct Node {
     child: Child,
     /// The API's base URL.
     pub url: String,
+    /// The ingress (Fuse) base URL.
+    pub ingress: String,
     /// The node's data directory.
     pub data_dir: PathBuf,
 }
@@ -64,7 +66,14 @@ impl Node {
     #[must_use]
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(dctl())
-            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--ingress",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
             .env("RUST_LOG", "warn")
@@ -77,18 +86,21 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening api=") {
-                    let _ = tx.send(url.to_owned());
+                // `listening api=http://A ingress=http://B`
+                if let Some(rest) = line.strip_prefix("listening api=") {
+                    let (api, ingress) = rest.split_once(" ingress=").unwrap_or((rest, ""));
+                    let _ = tx.send((api.to_owned(), ingress.to_owned()));
                 }
             }
         });
-        let Ok(url) = rx.recv_timeout(START_TIMEOUT) else {
+        let Ok((url, ingress)) = rx.recv_timeout(START_TIMEOUT) else {
             let _ = child.kill();
             panic!("dctl up did not report its address within {START_TIMEOUT:?}");
         };
         Self {
             child,
             url,
+            ingress,
             data_dir: data_dir.to_path_buf(),
         }
     }

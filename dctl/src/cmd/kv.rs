@@ -80,7 +80,11 @@ pub(crate) enum KvCommand {
 pub(crate) fn show(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if !text.chars().any(char::is_control) => {
-            if text.chars().count() > 60 { format!("{}…", text.chars().take(60).collect::<String>()) } else { text.to_owned() }
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(60).collect::<String>())
+            } else {
+                text.to_owned()
+            }
         }
         _ => format!("<{} bytes>", bytes.len()),
     }
@@ -95,10 +99,16 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
             out.write_all(&value.bytes).context("writing to stdout")?;
             out.flush().context("writing to stdout")
         }
-        KvCommand::Put { key, value, file, if_revision } => {
+        KvCommand::Put {
+            key,
+            value,
+            file,
+            if_revision,
+        } => {
             let bytes = match (value, file) {
                 (Some(v), _) => v.into_bytes(),
-                (None, Some(path)) => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+                (None, Some(path)) => std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
                 (None, None) => anyhow::bail!("give a VALUE or --file"),
             };
             let revision = client.put(&key, bytes, if_revision).await?;
@@ -114,7 +124,9 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
             let mut entries = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let page = client.list(&prefix, after.as_deref(), 1000, at.as_deref()).await?;
+                let page = client
+                    .list(&prefix, after.as_deref(), 1000, at.as_deref())
+                    .await?;
                 entries.extend(page.entries);
                 match page.next_after {
                     Some(next) => after = Some(next),
@@ -128,7 +140,13 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|e| {
                     let value = base64_decode(&e.value_base64).unwrap_or_default();
-                    vec![e.key.clone(), e.revision.to_string(), e.updated.clone(), e.actor.clone(), show(&value)]
+                    vec![
+                        e.key.clone(),
+                        e.revision.to_string(),
+                        e.updated.clone(),
+                        e.actor.clone(),
+                        show(&value),
+                    ]
                 })
                 .collect();
             output::table(&["KEY", "REVISION", "UPDATED", "ACTOR", "VALUE"], &rows)
@@ -142,8 +160,18 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
                 .changes
                 .iter()
                 .map(|c| {
-                    let value = c.value_base64.as_deref().and_then(base64_decode).map_or_else(String::new, |v| show(&v));
-                    vec![c.revision.to_string(), c.time.clone(), c.actor.clone(), c.op.clone(), value]
+                    let value = c
+                        .value_base64
+                        .as_deref()
+                        .and_then(base64_decode)
+                        .map_or_else(String::new, |v| show(&v));
+                    vec![
+                        c.revision.to_string(),
+                        c.time.clone(),
+                        c.actor.clone(),
+                        c.op.clone(),
+                        value,
+                    ]
                 })
                 .collect();
             output::table(&["REVISION", "TIME", "ACTOR", "OP", "VALUE"], &rows)

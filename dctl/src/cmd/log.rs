@@ -60,8 +60,13 @@ pub(crate) struct TailArgs {
 
 /// Parses `30s`, `10m`, `2h`, `1d`.
 fn parse_since(text: &str) -> anyhow::Result<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().with_context(|| format!("--since {text:?}: expected a number and a unit, like 10m"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected a number and a unit, like 10m"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -87,9 +92,12 @@ impl Summaries {
                 let key = data["key"].as_str().unwrap_or("?").to_owned();
                 let old = match self.values.get(&key) {
                     Some(v) => Some(v.clone()),
-                    None if revision > 0 => {
-                        self.client.get(&key, Some(&(revision - 1).to_string())).await.ok().map(|v| v.bytes)
-                    }
+                    None if revision > 0 => self
+                        .client
+                        .get(&key, Some(&(revision - 1).to_string()))
+                        .await
+                        .ok()
+                        .map(|v| v.bytes),
                     None => None,
                 };
                 let new = data["value_base64"].as_str().and_then(base64_decode);
@@ -97,7 +105,8 @@ impl Summaries {
                     Some(v) => self.values.insert(key.clone(), v.clone()),
                     None => self.values.remove(&key),
                 };
-                let show_opt = |v: &Option<Vec<u8>>| v.as_deref().map_or_else(|| "(absent)".to_owned(), show);
+                let show_opt =
+                    |v: &Option<Vec<u8>>| v.as_deref().map_or_else(|| "(absent)".to_owned(), show);
                 format!("{key}: {} -> {}", show_opt(&old), show_opt(&new))
             }
             "io.draft.instance.registered" => format!(
@@ -108,10 +117,18 @@ impl Summaries {
                 data["ttl_ms"]
             ),
             "io.draft.instance.deregistered" | "io.draft.instance.expired" => {
-                format!("{}/{}", data["service"].as_str().unwrap_or("?"), data["instance"].as_str().unwrap_or("?"))
+                format!(
+                    "{}/{}",
+                    data["service"].as_str().unwrap_or("?"),
+                    data["instance"].as_str().unwrap_or("?")
+                )
             }
             _ => {
-                let mut text = format!("{} {}", event["source"].as_str().unwrap_or(""), event["id"].as_str().unwrap_or(""));
+                let mut text = format!(
+                    "{} {}",
+                    event["source"].as_str().unwrap_or(""),
+                    event["id"].as_str().unwrap_or("")
+                );
                 if !data.is_null() {
                     text.push(' ');
                     text.push_str(&data.to_string());
@@ -128,9 +145,14 @@ async fn print(event: &Value, format: Format, summaries: &mut Summaries) -> anyh
         Format::Table => {
             let time = event["time"].as_str().unwrap_or("-");
             let actor = event["draftactor"].as_str().unwrap_or("-");
-            let offset = event["draftoffset"].as_u64().map_or_else(|| "-".to_owned(), |o| o.to_string());
+            let offset = event["draftoffset"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |o| o.to_string());
             let ty = event["type"].as_str().unwrap_or("-");
-            format!("{offset:>6}  {time:<30}  {actor:<10}  {ty:<32}  {}", summaries.summary(event).await)
+            format!(
+                "{offset:>6}  {time:<30}  {actor:<10}  {ty:<32}  {}",
+                summaries.summary(event).await
+            )
         }
     };
     let mut out = std::io::stdout().lock();
@@ -149,23 +171,38 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         (None, None) => "earliest".to_owned(),
     };
     let client = Client::new(&args.remote.url);
-    let mut summaries = Summaries { values: HashMap::new(), client: draft_blueprint::client::Client::new(&args.remote.url) };
-    let mut options = ReadOptions { from: Some(from), types: args.types.clone(), sources: Vec::new() };
+    let mut summaries = Summaries {
+        values: HashMap::new(),
+        client: draft_blueprint::client::Client::new(&args.remote.url),
+    };
+    let mut options = ReadOptions {
+        from: Some(from),
+        types: args.types.clone(),
+        sources: Vec::new(),
+    };
     if args.follow {
         let mut events = client.consume(&args.channel, &options).await?;
         while let Some(text) = events.next().await {
-            let event: Value = serde_json::from_str(&text?).context("the node sent invalid JSON")?;
+            let event: Value =
+                serde_json::from_str(&text?).context("the node sent invalid JSON")?;
             print(&event, args.output, &mut summaries).await?;
         }
         return Ok(());
     }
-    let end = client.channel(&args.channel).await?.last_offset.map_or(0, |o| o + 1);
+    let end = client
+        .channel(&args.channel)
+        .await?
+        .last_offset
+        .map_or(0, |o| o + 1);
     loop {
         let page = client.page(&args.channel, &options, 1000).await?;
         for event in &page.events {
             print(event, args.output, &mut summaries).await?;
         }
-        if page.next_offset >= end || page.events.is_empty() && options.from.as_deref() == Some(&page.next_offset.to_string()) {
+        if page.next_offset >= end
+            || page.events.is_empty()
+                && options.from.as_deref() == Some(&page.next_offset.to_string())
+        {
             return Ok(());
         }
         options.from = Some(page.next_offset.to_string());

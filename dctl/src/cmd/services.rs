@@ -33,7 +33,13 @@ pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
         let rows: Vec<Vec<String>> = list
             .services
             .iter()
-            .map(|s| vec![s.service.clone(), s.passing.to_string(), s.critical.to_string()])
+            .map(|s| {
+                vec![
+                    s.service.clone(),
+                    s.passing.to_string(),
+                    s.critical.to_string(),
+                ]
+            })
             .collect();
         return output::table(&["SERVICE", "PASSING", "CRITICAL"], &rows);
     };
@@ -45,8 +51,11 @@ pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
         .instances
         .iter()
         .map(|i| {
-            let routes: Vec<String> =
-                i.routes.iter().map(|r| format!("{}{}", r.host.as_deref().unwrap_or(""), r.prefix)).collect();
+            let routes: Vec<String> = i
+                .routes
+                .iter()
+                .map(|r| format!("{}{}", r.host.as_deref().unwrap_or(""), r.prefix))
+                .collect();
             vec![
                 i.instance.clone(),
                 i.address.clone(),
@@ -56,5 +65,8 @@ pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::table(&["INSTANCE", "ADDRESS", "HEALTH", "ROUTES", "REVISION"], &rows)
+    output::table(
+        &["INSTANCE", "ADDRESS", "HEALTH", "ROUTES", "REVISION"],
+        &rows,
+    )
 }

@@ -26,7 +26,12 @@ pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| vec![k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)])
+        .map(|(k, v)| {
+            vec![
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            ]
+        })
         .collect();
     output::table(&["FIELD", "VALUE"], &rows)
 }

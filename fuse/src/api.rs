@@ -1,0 +1,33 @@
+//! `GET /v1/routes[?at=]`: the derived table, now or as of a revision or time.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use draft_blueprint::{Blueprint, open_error, query, resolve_at};
+use draft_catalyst::ApiError;
+
+use crate::table::RouteTable;
+
+/// Fuse's API routes.
+pub fn router(blueprint: Blueprint) -> Router {
+    Router::new()
+        .route("/v1/routes", get(routes))
+        .with_state(blueprint)
+}
+
+async fn routes(
+    State(bp): State<Blueprint>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = query(raw.as_deref(), &["at"])?;
+    let table = match q.get("at") {
+        None => bp.read(RouteTable::build),
+        Some(at) => {
+            let revision = resolve_at(&bp, at).await?;
+            let state = bp.state_at(revision).await.map_err(|e| open_error(&e))?;
+            RouteTable::build(&state)
+        }
+    };
+    Ok(axum::Json(table).into_response())
+}

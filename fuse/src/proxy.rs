@@ -1,0 +1,321 @@
+//! The ingress reverse proxy: route, pick an instance round robin, forward, fail over.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use draft_blueprint::Blueprint;
+use draft_catalyst::ApiError;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tracing::{debug, warn};
+
+use crate::metrics::Metrics;
+use crate::route::upstream_path;
+use crate::table::{RouteEntry, RouteTable};
+
+/// The largest request body Fuse buffers (it buffers so a failed connect can be retried).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Headers that belong to one hop (RFC 9110 §7.6.1) and are not forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The router: its table, upstream connections, counters.
+#[derive(Clone)]
+pub struct Fuse {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    table: RwLock<Arc<RouteTable>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// Round-robin positions by route.
+    cursors: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    metrics: Metrics,
+}
+
+fn route_key(route: &RouteEntry) -> String {
+    format!("{}{}", route.host.as_deref().unwrap_or(""), route.prefix)
+}
+
+impl Fuse {
+    /// A router whose table follows `blueprint`'s registry: rebuilt on every registry change.
+    #[must_use]
+    pub fn new(blueprint: &Blueprint) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let fuse = Self {
+            inner: Arc::new(Inner {
+                table: RwLock::new(Arc::new(blueprint.read(RouteTable::build))),
+                client,
+                cursors: Mutex::new(HashMap::new()),
+                metrics: Metrics::default(),
+            }),
+        };
+        tokio::spawn(follow(Arc::downgrade(&fuse.inner), blueprint.clone()));
+        fuse
+    }
+
+    /// The current table.
+    #[must_use]
+    pub fn table(&self) -> Arc<RouteTable> {
+        Arc::clone(
+            &self
+                .inner
+                .table
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Per-route counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn cursor(&self, key: &str) -> Arc<AtomicUsize> {
+        let mut cursors = self
+            .inner
+            .cursors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(cursors.entry(key.to_owned()).or_default())
+    }
+}
+
+/// Rebuilds the table whenever the registry changes, until the router is dropped.
+async fn follow(inner: std::sync::Weak<Inner>, blueprint: Blueprint) {
+    let mut changes = blueprint.subscribe();
+    while changes.changed().await.is_ok() {
+        let Some(inner) = inner.upgrade() else { return };
+        let current = inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .revision;
+        if blueprint.read(draft_blueprint::Projection::registry_revision) == current {
+            continue;
+        }
+        let table = Arc::new(blueprint.read(RouteTable::build));
+        debug!(revision = ?table.revision, routes = table.routes.len(), "routes rebuilt");
+        *inner
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+    }
+}
+
+/// The ingress listener's app: everything goes through the proxy.
+pub fn ingress(fuse: Fuse) -> Router {
+    Router::new().fallback(proxy).with_state(fuse)
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    ApiError::new(status, code, message).into_response()
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// The headers sent upstream: the client's, less hop-by-hop ones (kept for an upgrade), plus
+/// `X-Forwarded-For`, `-Proto` and `-Host`.
+fn forwarded_headers(headers: &HeaderMap, peer: SocketAddr, upgrade: bool) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len() + 3);
+    for (name, value) in headers {
+        let hop = HOP_BY_HOP.contains(&name.as_str());
+        if !hop || (upgrade && (name == header::CONNECTION || name == header::UPGRADE)) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        out.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    out.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Some(host) = headers.get(header::HOST) {
+        out.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
+    out
+}
+
+/// The handler for every ingress request.
+async fn proxy(
+    State(fuse): State<Fuse>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().host().map(str::to_owned));
+    let path = request.uri().path().to_owned();
+    let table = fuse.table();
+    let Some(route) = table.lookup(host.as_deref(), &path) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!("no route for {}{path}", host.unwrap_or_default()),
+        );
+    };
+    let key = route_key(route);
+    if route.backends.is_empty() {
+        fuse.metrics().record(&key, 503, None);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_healthy_instance",
+            format!("service {} has no passing instance", route.service),
+        );
+    }
+    let upgrade = is_upgrade(request.headers());
+    let headers = forwarded_headers(request.headers(), peer, upgrade);
+    let method = request.method().clone();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is over 16 MiB",
+        );
+    };
+    let target = upstream_path(&route.prefix, &path_and_query, route.strip_prefix);
+    let timeout = Duration::from_millis(route.timeout_ms);
+    let start = fuse.cursor(&key).fetch_add(1, Ordering::Relaxed);
+    let n = route.backends.len();
+    let mut last = error(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unavailable",
+        "no instance accepted the connection",
+    );
+    for attempt in 0..n {
+        let backend = &route.backends[(start + attempt) % n];
+        let Ok(uri) = format!("http://{}{target}", backend.address).parse::<Uri>() else {
+            last = error(
+                StatusCode::BAD_GATEWAY,
+                "bad_upstream",
+                format!("instance {} has an invalid address", backend.instance),
+            );
+            continue;
+        };
+        let mut upstream = hyper::Request::new(Full::new(body.clone()));
+        *upstream.method_mut() = method.clone();
+        *upstream.uri_mut() = uri;
+        *upstream.headers_mut() = headers.clone();
+        let began = Instant::now();
+        match tokio::time::timeout(timeout, fuse.inner.client.request(upstream)).await {
+            Ok(Ok(mut response)) => {
+                let elapsed = began.elapsed();
+                fuse.metrics()
+                    .record(&key, response.status().as_u16(), Some(elapsed));
+                if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) =
+                    (client_upgrade, response.status())
+                {
+                    let upstream_side = hyper::upgrade::on(&mut response);
+                    tokio::spawn(splice(client_side, upstream_side));
+                }
+                let (parts, incoming) = response.into_parts();
+                return Response::from_parts(parts, Body::new(incoming));
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                debug!(instance = %backend.instance, error = %e, "connect failed; trying the next instance");
+                last = error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "no instance accepted the connection",
+                );
+            }
+            Ok(Err(e)) => {
+                warn!(instance = %backend.instance, error = %e, "upstream failed");
+                last = error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!("instance {} failed to answer", backend.instance),
+                );
+                // The body reached a live upstream: only an idempotent request may go again.
+                if !is_idempotent(&method) {
+                    break;
+                }
+            }
+            Err(_) => {
+                fuse.metrics().record(&key, 504, None);
+                return error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!(
+                        "instance {} did not answer within {} ms",
+                        backend.instance, route.timeout_ms
+                    ),
+                );
+            }
+        }
+    }
+    fuse.metrics().record(&key, last.status().as_u16(), None);
+    last
+}
+
+/// Copies bytes both ways between an upgraded client connection and its upstream.
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            warn!(error = %e, "websocket upgrade failed");
+            return;
+        }
+    };
+    let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
+    if let Err(e) = tokio::io::copy_bidirectional(&mut a, &mut b).await {
+        debug!(error = %e, "upgraded connection closed");
+    }
+}

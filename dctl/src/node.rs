@@ -292,8 +292,8 @@ fn status(parts: &Parts) -> axum::Json<serde_json::Value> {
 }
 
 fn metrics_text(parts: &Parts) -> axum::response::Response {
-    let (catalyst, log) = (&parts.catalyst, &parts.log);
     use std::fmt::Write;
+    let (catalyst, log) = (&parts.catalyst, &parts.log);
     let mut out = String::new();
     catalyst.metrics().render(&mut out);
     parts.fuse.metrics().render(&mut out);

@@ -231,8 +231,37 @@ async fn proxy(
         );
     };
     let target = upstream_path(&route.prefix, &path_and_query, route.strip_prefix);
+    let outgoing = Outgoing {
+        method,
+        headers,
+        target,
+        body,
+        client_upgrade,
+    };
+    forward(&fuse, route, &key, outgoing).await
+}
+
+/// A request ready to send upstream.
+struct Outgoing {
+    method: Method,
+    headers: HeaderMap,
+    target: String,
+    body: Bytes,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Sends the request to the route's instances, round robin, failing over on connect errors
+/// (and on other errors for idempotent methods).
+async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing) -> Response {
+    let Outgoing {
+        method,
+        headers,
+        target,
+        body,
+        client_upgrade,
+    } = outgoing;
     let timeout = Duration::from_millis(route.timeout_ms);
-    let start = fuse.cursor(&key).fetch_add(1, Ordering::Relaxed);
+    let start = fuse.cursor(key).fetch_add(1, Ordering::Relaxed);
     let n = route.backends.len();
     let mut last = error(
         StatusCode::BAD_GATEWAY,
@@ -258,7 +287,7 @@ async fn proxy(
             Ok(Ok(mut response)) => {
                 let elapsed = began.elapsed();
                 fuse.metrics()
-                    .record(&key, response.status().as_u16(), Some(elapsed));
+                    .record(key, response.status().as_u16(), Some(elapsed));
                 if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) =
                     (client_upgrade, response.status())
                 {
@@ -289,7 +318,7 @@ async fn proxy(
                 }
             }
             Err(_) => {
-                fuse.metrics().record(&key, 504, None);
+                fuse.metrics().record(key, 504, None);
                 return error(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
@@ -301,7 +330,7 @@ async fn proxy(
             }
         }
     }
-    fuse.metrics().record(&key, last.status().as_u16(), None);
+    fuse.metrics().record(key, last.status().as_u16(), None);
     last
 }
 

@@ -179,3 +179,83 @@ pub async fn count(node: &Node, channel: &str) -> u64 {
 pub fn event(id: &str, ty: &str) -> serde_json::Value {
     serde_json::json!({"specversion": "1.0", "id": id, "source": "/test", "type": ty, "data": {"id": id}})
 }
+
+/// A running `echo-upstream` process (see `src/bin/echo_upstream.rs`).
+pub struct Upstream {
+    child: Child,
+    /// Its `host:port`.
+    pub address: String,
+}
+
+impl Upstream {
+    /// Starts an upstream that answers with `name`.
+    ///
+    /// # Panics
+    /// If it does not start within 30 s.
+    #[must_use]
+    pub fn start(name: &str) -> Self {
+        let exe = dctl().with_file_name("echo-upstream");
+        let mut child = Command::new(&exe)
+            .arg(name)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening http://") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let Ok(address) = rx.recv_timeout(START_TIMEOUT) else {
+            let _ = child.kill();
+            panic!("echo-upstream did not start");
+        };
+        Self { child, address }
+    }
+
+    /// SIGKILLs it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Registers `service/instance` at `address` with `routes` (JSON) and a TTL.
+///
+/// # Panics
+/// If the node refuses.
+pub async fn register(
+    node: &Node,
+    service: &str,
+    instance: &str,
+    address: &str,
+    routes: serde_json::Value,
+    ttl_ms: u64,
+) {
+    let body = serde_json::json!({"address": address, "routes": routes, "ttl_ms": ttl_ms});
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/v1/services/{service}/instances/{instance}",
+            node.url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "register {service}/{instance}: {}",
+        r.text().await.unwrap_or_default()
+    );
+}

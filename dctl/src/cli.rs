@@ -33,6 +33,8 @@ pub(crate) enum Command {
     Status(crate::cmd::status::StatusArgs),
     /// The audit trail: every control change (or a channel's events).
     Log(crate::cmd::log::LogArgs),
+    /// The ingress route table, or why a request takes the route it takes.
+    Routes(crate::cmd::routes::RoutesArgs),
 }
 
 /// Where the node is.

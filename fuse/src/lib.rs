@@ -15,4 +15,4 @@ pub use crate::api::router;
 pub use crate::metrics::Metrics;
 pub use crate::proxy::{Fuse, ingress};
 pub use crate::route::{normalize_host, prefix_matches, upstream_path};
-pub use crate::table::{Backend, DEFAULT_TIMEOUT, RouteEntry, RouteTable};
+pub use crate::table::{Backend, DEFAULT_TIMEOUT, Explanation, RouteEntry, RouteTable};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use draft_blueprint::Projection;
 use draft_blueprint::wire::Health;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::route::{normalize_host, prefix_matches};
 
@@ -19,7 +19,7 @@ use crate::route::{normalize_host, prefix_matches};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One upstream instance of a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
     /// The instance id.
     pub instance: String,
@@ -28,7 +28,7 @@ pub struct Backend {
 }
 
 /// One route: where requests for a host and prefix go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteEntry {
     /// The host it is limited to (normalized), if any.
     pub host: Option<String>,
@@ -43,12 +43,12 @@ pub struct RouteEntry {
     /// Its passing instances, by id (empty: the route answers 503).
     pub backends: Vec<Backend>,
     /// Other services that registered the same host and prefix and lost the tie.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
 }
 
 /// Every route, derived from the registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteTable {
     /// The registry revision the table was built from.
     pub revision: Option<u64>,
@@ -123,6 +123,62 @@ impl RouteTable {
         };
         longest(true).or_else(|| longest(false))
     }
+
+    /// Why a request for `host` and `path` takes the route it takes: every route, whether it
+    /// is a candidate and why not, and the verdict. Uses the same rules as [`Self::lookup`].
+    #[must_use]
+    pub fn explain(&self, host: Option<&str>, path: &str) -> Explanation {
+        let normalized = host.map(normalize_host);
+        let chosen = self.lookup(host, path).cloned();
+        let host_routes_match = self
+            .routes
+            .iter()
+            .any(|r| r.host.is_some() && r.host == normalized && prefix_matches(&r.prefix, path));
+        let considered = self
+            .routes
+            .iter()
+            .map(|r| {
+                let verdict = if r.host.is_some() && r.host != normalized {
+                    "host differs".to_owned()
+                } else if !prefix_matches(&r.prefix, path) {
+                    "prefix does not match the path".to_owned()
+                } else if r.host.is_none() && host_routes_match {
+                    "a route for this host takes precedence".to_owned()
+                } else if chosen
+                    .as_ref()
+                    .is_some_and(|c| c.host == r.host && c.prefix == r.prefix)
+                {
+                    if r.backends.is_empty() {
+                        "chosen (no passing instance: 503)".to_owned()
+                    } else {
+                        "chosen (longest matching prefix)".to_owned()
+                    }
+                } else {
+                    "a longer prefix matches".to_owned()
+                };
+                (r.host.clone(), r.prefix.clone(), r.service.clone(), verdict)
+            })
+            .collect();
+        Explanation {
+            host: normalized,
+            path: path.to_owned(),
+            chosen,
+            considered,
+        }
+    }
+}
+
+/// The answer of [`RouteTable::explain`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The request's host, normalized.
+    pub host: Option<String>,
+    /// The request's path.
+    pub path: String,
+    /// The route taken, if any (`None`: 404).
+    pub chosen: Option<RouteEntry>,
+    /// Every route: host, prefix, service, and why it was or was not taken.
+    pub considered: Vec<(Option<String>, String, String, String)>,
 }
 
 #[cfg(test)]
@@ -186,6 +242,37 @@ mod tests {
         let api = table.lookup(None, "/api").expect("api");
         let ids: Vec<_> = api.backends.iter().map(|b| b.instance.as_str()).collect();
         assert_eq!(ids, vec!["a1", "a2"], "instances pooled");
+    }
+
+    #[test]
+    fn explain_gives_a_reason_for_every_route() {
+        let table = RouteTable::build(&registry(&[
+            ("root", "r1", vec![route("/", None)]),
+            ("api", "a1", vec![route("/api", None)]),
+            ("tenant", "t1", vec![route("/", Some("tenant.example"))]),
+        ]));
+        let e = table.explain(Some("shop.example"), "/api/x");
+        assert_eq!(e.chosen.map(|c| c.service), Some("api".to_owned()));
+        let reasons: Vec<_> = e
+            .considered
+            .iter()
+            .map(|(_, p, s, why)| format!("{s}{p}: {why}"))
+            .collect();
+        assert!(
+            reasons.contains(&"root/: a longer prefix matches".to_owned()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"tenant/: host differs".to_owned()),
+            "{reasons:?}"
+        );
+        let e = table.explain(Some("tenant.example"), "/api/x");
+        assert_eq!(e.chosen.map(|c| c.service), Some("tenant".to_owned()));
+        assert!(
+            e.considered
+                .iter()
+                .any(|(_, _, s, why)| s == "api" && why.contains("takes precedence"))
+        );
     }
 
     #[test]

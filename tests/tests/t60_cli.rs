@@ -75,6 +75,31 @@ fn kv_services_status_and_the_audit_trail() {
         (Some(2), Some(1))
     );
 
+    let routes = stdout(&run(&node, &["routes"]));
+    assert!(
+        routes
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("/api") && l.contains("web")),
+        "{routes}"
+    );
+    let explain = stdout(&run(
+        &node,
+        &["routes", "explain", "shop.example", "/api/users"],
+    ));
+    assert!(
+        explain.starts_with("shop.example/api/users -> service web"),
+        "{explain}"
+    );
+    let nothing = stdout(&run(&node, &["routes", "explain", "-", "/other"]));
+    assert!(nothing.contains("no route (404)"), "{nothing}");
+    let past = stdout(&run(&node, &["routes", "--at", "0"]));
+    assert_eq!(
+        past.lines().count(),
+        1,
+        "no routes at revision 0 (only the header): {past}"
+    );
+
     let trail = stdout(&run(&node, &["log", "tail"]));
     let lines: Vec<&str> = trail.lines().collect();
     assert_eq!(lines.len(), 3, "{trail}");

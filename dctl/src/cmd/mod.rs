@@ -5,6 +5,7 @@ mod consume;
 pub(crate) mod kv;
 pub(crate) mod log;
 mod produce;
+pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod status;
 
@@ -25,6 +26,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kv(args) => kv::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Log(args) => log::run(args).await,
+        Command::Routes(args) => routes::run(args).await,
     }
 }
 

@@ -70,8 +70,7 @@ fn main() {
     let warmup = rt.block_on(puts(&bp, 64_000));
     let rate = rt.block_on(puts(&bp, total - 64_000));
     println!(
-        "report kv_put_64_writers: {rate:.0} puts/s durable (warm-up {warmup:.0}/s), {} control events",
-        total
+        "report kv_put_64_writers: {rate:.0} puts/s durable (warm-up {warmup:.0}/s), {total} control events"
     );
 
     let mut c = Criterion::default()

@@ -76,6 +76,31 @@ pub struct Page {
     pub next_offset: u64,
 }
 
+/// Reads a channel page by page, up to its end as it was when the pager was made.
+#[derive(Debug)]
+pub struct Pager<'a> {
+    client: &'a Client,
+    channel: String,
+    options: ReadOptions,
+    end: u64,
+    done: bool,
+}
+
+impl Pager<'_> {
+    /// The next page of events (oldest first), or `None` once the end is reached.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<serde_json::Value>>, ClientError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.client.page(&self.channel, &self.options, 1000).await?;
+        let stuck = page.events.is_empty()
+            && self.options.from.as_deref() == Some(&page.next_offset.to_string());
+        self.done = page.next_offset >= self.end || stuck;
+        self.options.from = Some(page.next_offset.to_string());
+        Ok(Some(page.events))
+    }
+}
+
 /// A Catalyst client for one node.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -186,6 +211,26 @@ impl Client {
         Ok(Page {
             events,
             next_offset,
+        })
+    }
+
+    /// A pager over `channel` from `options.from` to its current end.
+    pub async fn pager(
+        &self,
+        channel: &str,
+        options: ReadOptions,
+    ) -> Result<Pager<'_>, ClientError> {
+        let end = self
+            .channel(channel)
+            .await?
+            .last_offset
+            .map_or(0, |o| o + 1);
+        Ok(Pager {
+            client: self,
+            channel: channel.to_owned(),
+            options,
+            end,
+            done: false,
         })
     }
 

@@ -9,40 +9,25 @@ use futures::StreamExt;
 
 use crate::cli::ConsumeArgs;
 
-/// Events per page with `--no-follow`.
-const PAGE: usize = 1000;
-
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.remote.url);
     let default_from = if args.no_follow { "earliest" } else { "latest" };
-    let mut options = ReadOptions {
+    let options = ReadOptions {
         from: Some(args.from.clone().unwrap_or_else(|| default_from.to_owned())),
         types: args.types.clone(),
         sources: args.sources.clone(),
     };
     let stdout = std::io::stdout();
     if args.no_follow {
-        // Read pages until the end as it was when we started.
-        let end = client
-            .channel(&args.channel)
-            .await?
-            .last_offset
-            .map_or(0, |o| o + 1);
-        loop {
-            let page = client.page(&args.channel, &options, PAGE).await?;
+        let mut pager = client.pager(&args.channel, options).await?;
+        while let Some(events) = pager.next_page().await? {
             let mut out = stdout.lock();
-            for event in &page.events {
+            for event in &events {
                 writeln!(out, "{event}").context("writing to stdout")?;
             }
             out.flush().context("writing to stdout")?;
-            if page.next_offset >= end
-                || (page.events.is_empty()
-                    && options.from.as_deref() == Some(&page.next_offset.to_string()))
-            {
-                return Ok(());
-            }
-            options.from = Some(page.next_offset.to_string());
         }
+        return Ok(());
     }
     let mut events = client.consume(&args.channel, &options).await?;
     while let Some(text) = events.next().await {

@@ -175,7 +175,7 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         values: HashMap::new(),
         client: draft_blueprint::client::Client::new(&args.remote.url),
     };
-    let mut options = ReadOptions {
+    let options = ReadOptions {
         from: Some(from),
         types: args.types.clone(),
         sources: Vec::new(),
@@ -189,24 +189,13 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let end = client
-        .channel(&args.channel)
-        .await?
-        .last_offset
-        .map_or(0, |o| o + 1);
-    loop {
-        let page = client.page(&args.channel, &options, 1000).await?;
-        for event in &page.events {
+    let mut pager = client.pager(&args.channel, options).await?;
+    while let Some(events) = pager.next_page().await? {
+        for event in &events {
             print(event, args.output, &mut summaries).await?;
         }
-        if page.next_offset >= end
-            || page.events.is_empty()
-                && options.from.as_deref() == Some(&page.next_offset.to_string())
-        {
-            return Ok(());
-        }
-        options.from = Some(page.next_offset.to_string());
     }
+    Ok(())
 }
 
 #[cfg(test)]

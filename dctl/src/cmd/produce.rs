@@ -34,31 +34,13 @@ fn event(args: &ProduceArgs) -> anyhow::Result<Value> {
             event.insert("data".into(), data);
         } else {
             event.insert("datacontenttype".into(), json!("application/octet-stream"));
-            event.insert("data_base64".into(), json!(base64(&bytes)));
+            event.insert(
+                "data_base64".into(),
+                json!(draft_blueprint::wire::base64_encode(&bytes)),
+            );
         }
     }
     Ok(Value::Object(event))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {

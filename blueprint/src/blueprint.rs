@@ -66,6 +66,9 @@ struct Inner {
     /// Lease deadlines of passing instances.
     leases: Mutex<HashMap<(String, String), Instant>>,
     checkpoints: Checkpoints,
+    /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
+    /// is most of their cost.
+    loaded: Mutex<Option<Arc<Projection>>>,
     /// Set when the node stops: watches close with 1001.
     shutdown: watch::Sender<bool>,
 }
@@ -194,6 +197,7 @@ impl Blueprint {
                 writes,
                 leases: Mutex::new(leases),
                 checkpoints,
+                loaded: Mutex::new(None),
                 shutdown: watch::Sender::new(false),
             }),
         };
@@ -262,16 +266,7 @@ impl Blueprint {
         if self.revision().is_none_or(|r| revision >= r) {
             return Ok(self.read(Clone::clone));
         }
-        let cp = self.inner.checkpoints.clone();
-        let dir = self.inner.config.checkpoint_dir.clone();
-        let mut state = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(revision)))
-            .await
-            .map_err(|e| OpenError::Checkpoints {
-                path: dir.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| OpenError::Checkpoints { path: dir, source })?
-            .unwrap_or_default();
+        let mut state = self.checkpoint_at_or_below(revision).await?;
         replay(
             &*self.inner.log,
             &self.inner.control,
@@ -280,6 +275,47 @@ impl Blueprint {
         )
         .await?;
         Ok(state)
+    }
+
+    /// The newest checkpoint at or below `revision` (cached), or an empty state.
+    async fn checkpoint_at_or_below(&self, revision: u64) -> Result<Projection, OpenError> {
+        let dir = self.inner.config.checkpoint_dir.clone();
+        let io = |source: std::io::Error| OpenError::Checkpoints {
+            path: dir.clone(),
+            source,
+        };
+        let cp = self.inner.checkpoints.clone();
+        let nearest = tokio::task::spawn_blocking(move || cp.revisions())
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?
+            .into_iter()
+            .rev()
+            .find(|r| *r <= revision);
+        let Some(nearest) = nearest else {
+            return Ok(Projection::default());
+        };
+        let cached = self
+            .inner
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(p) = cached.filter(|p| p.revision() == Some(nearest)) {
+            return Ok((*p).clone());
+        }
+        let cp = self.inner.checkpoints.clone();
+        let loaded = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(nearest)))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?
+            .unwrap_or_default();
+        *self
+            .inner
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(loaded.clone()));
+        Ok(loaded)
     }
 
     /// The revision in force at `time`: the last control event appended at or before it

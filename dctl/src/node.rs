@@ -243,6 +243,9 @@ async fn shutdown_signal() {
     }
 }
 
+/// The API described for tools (`GET /v1/openapi.json`).
+const OPENAPI: &str = include_str!("openapi.json");
+
 /// What the operations endpoints report on.
 #[derive(Clone)]
 struct Parts {
@@ -260,11 +263,15 @@ fn ops_router(parts: Parts) -> Router {
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }))
         .route("/metrics", get(move || std::future::ready(metrics_text(&parts))))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .route("/v1/status", get(move || std::future::ready(status(&for_status))))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
+                axum::Json(serde_json::json!({"error": {"code": "unknown_endpoint", "message": "no such endpoint; see /v1/openapi.json"}})),
             )
         })
 }

@@ -125,7 +125,11 @@ pub(crate) async fn watch(
             format!("watch is a WebSocket endpoint: {e}"),
         )
     })?;
-    Ok(upgrade.on_upgrade(move |socket| serve(bp, socket, prefix, from)))
+    Ok(upgrade
+        // Clients only send pings and close frames; tungstenite zero-fills its whole read
+        // buffer before every read, so the 128 KiB default cost a memset per event sent.
+        .read_buffer_size(4096)
+        .on_upgrade(move |socket| serve(bp, socket, prefix, from)))
 }
 
 /// Resolves once the node is stopping (the guard `wait_for` returns stays inside, keeping

@@ -57,7 +57,7 @@ pub struct Catalyst {
 struct Inner {
     log: Arc<dyn LogBackend>,
     config: CatalystConfig,
-    dedup: Dedup,
+    dedup: Arc<Dedup>,
     feeds: Arc<Feeds>,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
@@ -97,7 +97,7 @@ impl Catalyst {
                         let at = now.checked_sub(Duration::from_nanos(age)).unwrap_or(now);
                         dedup.remember(
                             head.partition.as_str(),
-                            (source.to_owned(), id.to_owned()),
+                            crate::dedup::key(source, id),
                             record.offset.0,
                             at,
                         );
@@ -107,6 +107,8 @@ impl Catalyst {
             }
         }
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
+        let dedup = Arc::new(dedup);
+        tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
         Ok(Self {
             inner: Arc::new(Inner {
                 log,
@@ -200,6 +202,9 @@ async fn consume(
     };
     Ok(upgrade
         .protocols([SUBPROTOCOL])
+        // Clients only send pings and close frames; tungstenite zero-fills its whole read
+        // buffer before every read, so the 128 KiB default cost a memset per event sent.
+        .read_buffer_size(4096)
         .on_upgrade(move |socket| async move {
             state.metrics().consumer_connected();
             let (sink, stream) = socket.split();

@@ -154,7 +154,16 @@ where
                     }
                     break Some(close(close_code::INTERNAL, "the node could not read the channel"));
                 };
-                if sink.send(Message::Text(text)).await.is_err() {
+                // Feed what is already queued and flush once: one write for a run of events
+                // instead of one per event.
+                let mut ok = sink.feed(Message::Text(text)).await.is_ok();
+                let mut queued = 1;
+                while ok && queued < SOCKET_QUEUE {
+                    let Ok(text) = events.try_recv() else { break };
+                    ok = sink.feed(Message::Text(text)).await.is_ok();
+                    queued += 1;
+                }
+                if !ok || sink.flush().await.is_err() {
                     break None;
                 }
             },

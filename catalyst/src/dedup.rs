@@ -2,6 +2,11 @@
 //! within the window is answered with its first offset and not stored again (as JetStream
 //! does with message ids).
 //!
+//! Keys are a 128-bit hash of `source` and `id` (about 100 bytes an entry with the queue, not
+//! the ~320 of two strings twice); a collision would need ~2^64 events. Each channel keeps at
+//! most [`MAX_ENTRIES`]: under a higher rate the window is the last `MAX_ENTRIES` events rather
+//! than the whole duration, so memory stays bounded. Idle channels are swept periodically.
+//!
 //! A producer first *reserves* its keys under one lock; a second producer of the same key
 //! waits for the first to finish, then sees its offset (or, if the first failed, reserves the
 //! key itself). Reservations of one request are taken atomically, so waits follow reservation
@@ -14,8 +19,40 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// `(source, id)`.
-pub(crate) type DedupKey = (String, String);
+/// A 128-bit hash of `(source, id)`.
+pub(crate) type DedupKey = u128;
+
+/// The most remembered events per channel.
+pub(crate) const MAX_ENTRIES: usize = 1_000_000;
+
+/// How often idle channels' windows are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The dedup key of an event.
+pub(crate) fn key(source: &str, id: &str) -> DedupKey {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        // SipHash with fixed keys: stable within a process, which is all the window needs
+        // (it is rebuilt from the log at start).
+        let mut h = std::hash::DefaultHasher::new();
+        (salt, source, id).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// Expires old entries of every channel every [`SWEEP_EVERY`], until the window is dropped.
+pub(crate) async fn sweep(dedup: std::sync::Weak<Dedup>) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let Some(dedup) = dedup.upgrade() else { return };
+        let mut channels = dedup.lock();
+        for window in channels.values_mut() {
+            expire(window, dedup.window, dedup.max_entries);
+        }
+        channels.retain(|_, w| !w.entries.is_empty());
+    }
+}
 
 enum Entry {
     /// Being appended by another request; `Notify` fires when it is done.
@@ -45,6 +82,7 @@ pub(crate) enum Decision {
 /// The duplicate windows of every channel.
 pub(crate) struct Dedup {
     window: Duration,
+    max_entries: usize,
     channels: Mutex<HashMap<String, ChannelWindow>>,
 }
 
@@ -58,8 +96,14 @@ pub(crate) struct Reservation<'a> {
 
 impl Dedup {
     pub(crate) fn new(window: Duration) -> Self {
+        Self::with_cap(window, MAX_ENTRIES)
+    }
+
+    /// A window that remembers at most `max_entries` events per channel.
+    pub(crate) fn with_cap(window: Duration, max_entries: usize) -> Self {
         Self {
             window,
+            max_entries,
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -75,7 +119,7 @@ impl Dedup {
     pub(crate) fn remember(&self, channel: &str, key: DedupKey, offset: u64, at: Instant) {
         let mut channels = self.lock();
         let window = channels.entry(channel.to_owned()).or_default();
-        window.order.push_back((at, key.clone()));
+        window.order.push_back((at, key));
         window.entries.insert(key, Entry::Done { offset, at });
     }
 
@@ -90,14 +134,14 @@ impl Dedup {
             let wait = {
                 let mut channels = self.lock();
                 let window = channels.entry(channel.to_owned()).or_default();
-                expire(window, self.window);
+                expire(window, self.window, self.max_entries);
                 match decide(window, keys, &notify) {
                     Ok(decisions) => {
                         let reserved = keys
                             .iter()
                             .zip(&decisions)
                             .filter(|(_, d)| **d == Decision::Append)
-                            .map(|(k, _)| k.clone())
+                            .map(|(k, _)| *k)
                             .collect();
                         let reservation = Reservation {
                             dedup: self,
@@ -153,16 +197,16 @@ fn decide(
         if *decision == Decision::Append {
             window
                 .entries
-                .insert(key.clone(), Entry::Pending(Arc::clone(notify)));
+                .insert(*key, Entry::Pending(Arc::clone(notify)));
         }
     }
     Ok(decisions)
 }
 
-fn expire(window: &mut ChannelWindow, ttl: Duration) {
+fn expire(window: &mut ChannelWindow, ttl: Duration, max_entries: usize) {
     let now = Instant::now();
     while let Some((at, _)) = window.order.front() {
-        if now.duration_since(*at) < ttl {
+        if now.duration_since(*at) < ttl && window.order.len() <= max_entries {
             break;
         }
         let Some((at, key)) = window.order.pop_front() else {
@@ -182,7 +226,7 @@ impl Reservation<'_> {
             let mut channels = self.dedup.lock();
             let window = channels.entry(self.channel.clone()).or_default();
             for (key, offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
-                window.order.push_back((at, key.clone()));
+                window.order.push_back((at, key));
                 window.entries.insert(
                     key,
                     Entry::Done {
@@ -191,6 +235,7 @@ impl Reservation<'_> {
                     },
                 );
             }
+            expire(window, self.dedup.window, self.dedup.max_entries);
         }
         self.notify.notify_waiters();
     }
@@ -218,7 +263,7 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> DedupKey {
-        ("/src".to_owned(), id.to_owned())
+        super::key("/src", id)
     }
 
     #[tokio::test]
@@ -238,6 +283,26 @@ mod tests {
         tokio::time::advance(Duration::from_secs(121)).await;
         let (d, _r) = dedup.reserve("c", &[key("a")]).await;
         assert_eq!(d, vec![Decision::Append], "expired after the window");
+    }
+
+    #[tokio::test]
+    async fn the_window_holds_at_most_its_cap() {
+        let dedup = Dedup::with_cap(Duration::from_secs(120), 100);
+        for i in 0..250u64 {
+            let (d, r) = dedup.reserve("c", &[key(&i.to_string())]).await;
+            assert_eq!(d, vec![Decision::Append]);
+            r.complete(&[i]);
+        }
+        let remembered = dedup.lock().get("c").map_or(0, |w| w.entries.len());
+        assert_eq!(remembered, 100, "bounded");
+        let (d, _r) = dedup.reserve("c", &[key("249")]).await;
+        assert_eq!(
+            d,
+            vec![Decision::Duplicate(249)],
+            "the newest are remembered"
+        );
+        let (d, _r) = dedup.reserve("c", &[key("0")]).await;
+        assert_eq!(d, vec![Decision::Append], "the oldest were let go");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use draft_blueprint::{Blueprint, BlueprintConfig};
 use draft_catalyst::{Catalyst, CatalystConfig};
 use draft_fuse::Fuse;
@@ -186,6 +187,9 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
         let mut stop = stop_rx.clone();
         let app = draft_fuse::ingress(fuse).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
+            let ingress_listener = ingress_listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(ingress_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await.is_ok();
@@ -194,6 +198,10 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
         })
     };
     let (closer, watches) = (catalyst.clone(), blueprint.clone());
+    // Small request/response exchanges: do not let Nagle's algorithm hold them back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Catalyst with `dctl bench` against a fresh node (200-byte data, loopback only): single-event
+# produce over 64 connections, batches of 100, replay of 1,000,000 events over one WebSocket,
+# produce-to-consume latency at 1,000/s, fan-out to 200 consumers at 2,000/s; node RSS after.
+#
+#   scripts/bench-catalyst.sh [target-dir]   (needs a release build of dctl)
+set -euo pipefail
+target=${1:-target}
+dctl="$target/release/dctl"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+start_node() {
+  RUST_LOG=warn "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 --data-dir "$work/node-$1" >"$work/node-$1.out" &
+  node_pid=$!; pids+=("$node_pid")
+  for _ in $(seq 1 300); do
+    line=$(grep -m1 "^listening api=" "$work/node-$1.out" 2>/dev/null || true)
+    [ -n "$line" ] && break; sleep 0.1
+  done
+  url=${line#listening api=}; url=${url%% *}
+}
+rss() { awk '/VmRSS/ {print $2, $3}' "/proc/$node_pid/status"; }
+
+start_node a
+"$dctl" bench produce --url "$url" --connections 64 --duration 10
+"$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --count 1000000 --duration 60
+"$dctl" bench consume --url "$url" --channel batched --from earliest --count 1000000
+echo "node RSS after 1.1M events: $(rss)"
+start_node b
+"$dctl" bench latency --url "$url" --rate 1000 --duration 10
+"$dctl" bench fanout --url "$url" --consumers 200 --rate 2000 --duration 10
+echo "node RSS after fan-out: $(rss)"

@@ -9,7 +9,7 @@ use draft_log::{Offset, PartitionHead, PartitionName};
 use crate::api::Catalyst;
 use crate::cloudevent::Filter;
 use crate::error::ApiError;
-use crate::feed::Delivered;
+use crate::feed::delivered_text;
 use crate::query::{Query, resolve_from};
 use crate::wire::{BATCH, ChannelInfo, ChannelList, NEXT_OFFSET_HEADER};
 
@@ -158,7 +158,7 @@ async fn read_page(
             *next = record.offset.next();
             budget -= 1;
             if filter.matches_key(record.key.as_deref()) {
-                page.push(Delivered::from_record(channel, record).text.to_string());
+                page.push(delivered_text(channel, record).to_string());
                 if page.len() == limit {
                     break;
                 }

@@ -10,7 +10,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cloudevent::Filter;
-use crate::feed::{Delivered, Feeds};
+use crate::feed::{Feeds, delivered_text};
 
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;
@@ -67,11 +67,10 @@ async fn read_channel(
                 break;
             };
             for record in &records {
-                if filter.matches_key(record.key.as_deref()) {
-                    let event = Delivered::from_record(&channel, record);
-                    if out.send(event.text).await.is_err() {
-                        return Stop::Disconnected;
-                    }
+                if filter.matches_key(record.key.as_deref())
+                    && out.send(delivered_text(&channel, record)).await.is_err()
+                {
+                    return Stop::Disconnected;
                 }
             }
             next = last.next();

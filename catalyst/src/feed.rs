@@ -30,6 +30,12 @@ pub(crate) struct Delivered {
     pub(crate) text: Utf8Bytes,
 }
 
+/// The text a consumer receives for `record` (no filter fields: for replay, which filters on
+/// the record key before encoding).
+pub(crate) fn delivered_text(channel: &PartitionName, record: &Record) -> Utf8Bytes {
+    delivered(channel.as_str(), record.offset.0, &record.payload).into()
+}
+
 impl Delivered {
     /// Encodes a record for delivery.
     pub(crate) fn from_record(channel: &PartitionName, record: &Record) -> Self {
@@ -42,7 +48,7 @@ impl Delivered {
             offset: record.offset.0,
             ty: ty.into(),
             source: source.into(),
-            text: delivered(channel.as_str(), record.offset.0, &record.payload).into(),
+            text: delivered_text(channel, record),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `cargo bench -p draft-log --bench log` runs the criterion groups (throughput), then prints
 //! the reports criterion cannot express: append latency percentiles under 64 appenders, reopen
 //! time of a 10,000,000-record log, and the RSS of a process whose tail reader stopped reading.
-//! Set `DRAFT_BENCH_QUICK=1` for smaller sizes.
+//! Set `DRAFT_BENCH_QUICK=1` for smaller sizes, and `DRAFT_BENCH_REPORTS=latency,stalled` (or
+//! `none`) to run only some of the reports.
 
 // Figures for humans: float conversions of counts and sizes cannot matter here.
 #![allow(
@@ -63,12 +64,36 @@ fn raw_fjall(c: &mut Criterion) {
             batch.commit().expect("commit");
         });
     });
+    // The floor for 64 concurrent single-record appenders: one batch of 64 and one sync.
+    g.throughput(Throughput::Elements(64));
+    for (name, mode) in [
+        ("batch_64_syncall", PersistMode::SyncAll),
+        ("batch_64_syncdata", PersistMode::SyncData),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut batch = db.batch().durability(Some(mode));
+                for _ in 0..64 {
+                    key += 1;
+                    batch.insert(&ks, key.to_be_bytes(), value.clone());
+                }
+                batch.commit().expect("commit");
+            });
+        });
+    }
     g.throughput(Throughput::Elements(1));
     g.bench_function("insert_then_fsync", |b| {
         b.iter(|| {
             key += 1;
             ks.insert(key.to_be_bytes(), value.clone()).expect("insert");
             db.persist(PersistMode::SyncAll).expect("fsync");
+        });
+    });
+    g.bench_function("insert_then_fdatasync", |b| {
+        b.iter(|| {
+            key += 1;
+            ks.insert(key.to_be_bytes(), value.clone()).expect("insert");
+            db.persist(PersistMode::SyncData).expect("fdatasync");
         });
     });
     g.finish();
@@ -251,7 +276,10 @@ fn fill_and_crash(dir: &str) -> ! {
     std::process::exit(0);
 }
 
-/// RSS of a process whose tail reader stopped reading while 1,000,000 records were appended.
+/// RSS of a process whose tail reader stopped reading: 1,000,000 records are appended first so
+/// that fjall's memtables and block cache reach their steady size, then RSS is taken, then
+/// another 1,000,000 are appended while the stalled tail still exists. Flat RSS between the two
+/// readings means the stalled tail holds nothing.
 fn stalled_tail_report() {
     let n: u64 = if quick() { 100_000 } else { 1_000_000 };
     let rt = runtime();
@@ -266,12 +294,15 @@ fn stalled_tail_report() {
         tail.next().await.expect("endless").expect("first record");
         tail // kept, never polled again
     });
+    let start = rss_kib();
+    fill(&log, n);
     let before = rss_kib();
     fill(&log, n);
     let after = rss_kib();
     println!(
-        "report stalled_tail_memory: RSS {before} KiB before, {after} KiB after {n} appends \
-         (delta {} KiB; fjall memtables and block cache included)",
+        "report stalled_tail_memory: RSS {start} KiB at start, {before} KiB after {n} appends \
+         (steady state), {after} KiB after {n} more with the tail stalled (delta {} KiB; fjall \
+         memtables and block cache included)",
         after as i64 - before as i64
     );
     drop(stalled);
@@ -286,7 +317,19 @@ fn main() {
     log_appends(&mut c);
     replay(&mut c);
     c.final_summary();
-    latency_report();
-    reopen_report();
-    stalled_tail_report();
+    if report_wanted("latency") {
+        latency_report();
+    }
+    if report_wanted("reopen") {
+        reopen_report();
+    }
+    if report_wanted("stalled") {
+        stalled_tail_report();
+    }
+}
+
+/// Whether to run a custom report: all of them unless `DRAFT_BENCH_REPORTS` lists some
+/// (comma-separated: `latency`, `reopen`, `stalled`; `none` for none).
+fn report_wanted(name: &str) -> bool {
+    std::env::var("DRAFT_BENCH_REPORTS").map_or(true, |list| list.split(',').any(|r| r == name))
 }

@@ -64,7 +64,8 @@ fn checksum(pid: u32, offset: u64, time: u64, key: Option<&[u8]>, payload: &[u8]
     h.finalize()
 }
 
-/// Encodes a record's value.
+/// Encodes a record's value (the writer uses [`encode_record_into`] with a reused buffer).
+#[cfg(test)]
 pub(crate) fn encode_record(
     pid: u32,
     offset: Offset,
@@ -72,6 +73,21 @@ pub(crate) fn encode_record(
     key: Option<&[u8]>,
     payload: &[u8],
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_record_into(&mut out, pid, offset, time, key, payload);
+    out
+}
+
+/// Encodes a record's value into `out` (cleared first), so a caller encoding many records
+/// reuses one buffer. The bytes are those of [`encode_record`].
+pub(crate) fn encode_record_into(
+    out: &mut Vec<u8>,
+    pid: u32,
+    offset: Offset,
+    time: Timestamp,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) {
     let stored = StoredRecord {
         offset: offset.0,
         time: time.as_unix_nanos(),
@@ -79,8 +95,11 @@ pub(crate) fn encode_record(
         payload: payload.to_vec(),
         checksum: checksum(pid, offset.0, time.as_unix_nanos(), key, payload),
     };
-    match rkyv::to_bytes::<rancor::Error>(&stored) {
-        Ok(bytes) => bytes.into_vec(),
+    out.clear();
+    // A plain `Vec` is a valid rkyv writer: with the `unaligned` format nothing depends on the
+    // buffer's alignment, and the bytes are the same as `rkyv::to_bytes` gives.
+    match rkyv::api::high::to_bytes_in::<_, rancor::Error>(&stored, std::mem::take(out)) {
+        Ok(bytes) => *out = bytes,
         // Serializing plain integers and byte vectors into a growable buffer has no failure
         // mode but allocation failure, which aborts before reaching here.
         Err(e) => unreachable!("rkyv cannot fail to serialize a StoredRecord: {e}"),
@@ -252,6 +271,24 @@ mod tests {
                 prop_assert_eq!(&r.payload[..], &payload[..]);
                 prop_assert_eq!(r.time.as_unix_nanos(), 9);
             }
+        }
+    }
+
+    #[test]
+    fn encoding_into_a_reused_buffer_gives_rkyvs_bytes() {
+        let mut buf = vec![9; 1000];
+        for (offset, key) in [(0u64, None), (5, Some(&b"key"[..]))] {
+            let time = Timestamp::from_unix_nanos(77);
+            encode_record_into(&mut buf, 3, Offset(offset), time, key, b"payload");
+            let stored = StoredRecord {
+                offset,
+                time: 77,
+                key: key.map(<[u8]>::to_vec),
+                payload: b"payload".to_vec(),
+                checksum: checksum(3, offset, 77, key, b"payload"),
+            };
+            let reference = rkyv::to_bytes::<rancor::Error>(&stored).expect("serialize");
+            assert_eq!(&buf[..], &reference[..], "the on-disk format is unchanged");
         }
     }
 

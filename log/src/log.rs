@@ -48,6 +48,9 @@ pub struct Log {
 struct Inner {
     store: Arc<Store>,
     tx: Option<mpsc::Sender<Command>>,
+    /// The writer thread, unparked after each append is queued: while it gathers a group it
+    /// waits for appends with `park_timeout` (see `Writer::run`).
+    writer: std::thread::Thread,
     config: RetentionTable,
     stop: Arc<Stop>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -72,6 +75,7 @@ impl Log {
                 .spawn(move || writer.run(rx))
                 .map_err(spawn_err)?,
         ];
+        let writer = threads[0].thread().clone();
         let stop = Arc::new(Stop::default());
         if let Durability::Buffered { interval } = config.durability {
             threads.push(
@@ -99,6 +103,7 @@ impl Log {
             inner: Arc::new(Inner {
                 store,
                 tx: Some(tx),
+                writer,
                 config,
                 stop,
                 threads: Mutex::new(threads),
@@ -124,6 +129,7 @@ impl Log {
             reply,
         };
         self.sender()?.send(cmd).await.map_err(|_| Error::Closed)?;
+        self.inner.writer.unpark();
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -142,6 +148,7 @@ impl Log {
         self.sender()?
             .blocking_send(cmd)
             .map_err(|_| Error::Closed)?;
+        self.inner.writer.unpark();
         rx.blocking_recv().map_err(|_| Error::Closed)?
     }
 

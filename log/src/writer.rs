@@ -1,15 +1,19 @@
 //! The writer thread: the only code that writes to fjall.
 //!
-//! It takes the first queued command, drains everything else already queued (up to a bound),
-//! and commits all of it as **one** fjall batch with **one** fsync: group commit. While that
-//! fsync runs, new appends queue up and form the next group. Offsets are assigned here, in
+//! It takes the first queued command, drains everything else already queued (up to a bound,
+//! waiting briefly for appenders it just acknowledged: see [`Writer::run`]), and commits all of
+//! it as **one** fjall batch with **one** fsync: group commit. While that fsync runs, new
+//! appends queue up and form the next group. Offsets are assigned here, in
 //! queue order, so they are dense by construction; in-memory heads are published only after
 //! the commit returns, so no reader sees an unacknowledged record.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fjall::PersistMode;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
@@ -58,6 +62,10 @@ fn record_bytes(r: &NewRecord) -> u64 {
     (r.payload.len() + r.key.as_ref().map_or(0, bytes::Bytes::len)) as u64
 }
 
+/// The longest a group waits for the appenders the previous group acknowledged to append
+/// again (see [`Writer::run`]). It also never waits more than half as long as the previous
+/// group took to commit, so it only waits where an fsync is slow enough to be worth filling.
+const MAX_LINGER: Duration = Duration::from_micros(150);
 /// The writer's own state: the authoritative copy of every partition's head.
 pub(crate) struct Writer {
     store: Arc<Store>,
@@ -65,6 +73,8 @@ pub(crate) struct Writer {
     next_pid: u32,
     sync: bool,
     max_append_bytes: u64,
+    /// Reused to encode each record's value (fjall copies it into the batch).
+    value_buf: Vec<u8>,
 }
 
 impl Writer {
@@ -77,20 +87,47 @@ impl Writer {
             next_pid,
             sync,
             max_append_bytes,
+            value_buf: Vec::new(),
         }
     }
 
     /// Runs until every sender is gone, then marks the store closed.
+    ///
+    /// Each group takes the first queued command and everything queued behind it. With
+    /// appenders that append again as soon as they are acknowledged (a producer sending one
+    /// event after another), that alone splits them into two half-size groups that alternate:
+    /// those acknowledged by one commit re-queue while the next commit, holding the others,
+    /// runs. So a group that has fewer commands than the previous one acknowledged waits a
+    /// little (at most [`MAX_LINGER`], and at most half the previous commit's duration) for
+    /// them; appenders unpark this thread after each send. Measured here with 64 appenders:
+    /// average group 32 → 62 commands, +15-40% appends per second.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut expected = 1;
+        let mut last_commit = Duration::ZERO;
         while let Some(first) = rx.blocking_recv() {
+            let started = Instant::now();
+            let linger = MAX_LINGER.min(last_commit / 2);
             let mut bytes = first.payload_bytes();
             let mut group = vec![first];
             while bytes < MAX_GROUP_BYTES && group.len() < MAX_GROUP_COMMANDS {
-                let Ok(cmd) = rx.try_recv() else { break };
-                bytes += cmd.payload_bytes();
-                group.push(cmd);
+                match rx.try_recv() {
+                    Ok(cmd) => {
+                        bytes += cmd.payload_bytes();
+                        group.push(cmd);
+                    }
+                    Err(TryRecvError::Empty) if group.len() < expected => {
+                        match linger.checked_sub(started.elapsed()) {
+                            Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                            _ => break,
+                        }
+                    }
+                    Err(_) => break,
+                }
             }
+            expected = group.len();
+            let committing = Instant::now();
             self.handle_group(group);
+            last_commit = committing.elapsed();
         }
         self.store.close();
     }
@@ -128,6 +165,9 @@ impl Writer {
         }
     }
 
+    /// `SyncAll` (fsync). `SyncData` (fdatasync) would be as durable on Linux for this
+    /// preallocated journal, but measured no faster here: nearly every group commit allocates
+    /// journal blocks, which fdatasync must write as well.
     fn durability(&self) -> Option<PersistMode> {
         self.sync.then_some(PersistMode::SyncAll)
     }
@@ -143,41 +183,48 @@ impl Writer {
         )>,
     ) {
         let now = Timestamp::now();
-        let mut batch = self.store.db.batch().durability(self.durability());
+        let items = appends.iter().map(|(_, r, _)| r.len() + 1).sum();
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.store.db.clone(), items)
+            .durability(self.durability());
         let mut touched: HashMap<PartitionName, PartState> = HashMap::new();
         let mut next_pid = self.next_pid;
         let mut acks = Vec::with_capacity(appends.len());
         for (partition, records, reply) in appends {
-            let state = touched.entry(partition.clone()).or_insert_with(|| {
-                self.parts.get(&partition).copied().unwrap_or_else(|| {
-                    let state = PartState::new(next_pid);
-                    batch.insert(
-                        &self.store.meta,
-                        codec::name_key(&partition),
-                        next_pid.to_be_bytes(),
-                    );
-                    next_pid += 1;
-                    state
-                })
-            });
+            // `entry` takes the name by value: no clone per append.
+            let state = match touched.entry(partition) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let state = self.parts.get(e.key()).copied().unwrap_or_else(|| {
+                        batch.insert(
+                            &self.store.meta,
+                            codec::name_key(e.key()),
+                            next_pid.to_be_bytes(),
+                        );
+                        next_pid += 1;
+                        PartState::new(next_pid - 1)
+                    });
+                    e.insert(state)
+                }
+            };
             // Append times never go backwards within a partition (time lookups rely on it),
             // even if the machine's clock does.
             let time = now.max(Timestamp::from_unix_nanos(state.stats.last_time));
             let first = state.next();
             for record in &records {
                 let offset = Offset(state.stats.next);
-                let value = codec::encode_record(
+                codec::encode_record_into(
+                    &mut self.value_buf,
                     state.pid,
                     offset,
                     time,
                     record.key.as_deref(),
                     &record.payload,
                 );
-                state.stats.bytes += value.len() as u64;
+                state.stats.bytes += self.value_buf.len() as u64;
                 batch.insert(
                     &self.store.records,
                     codec::record_key(state.pid, offset),
-                    value,
+                    &self.value_buf[..],
                 );
                 state.stats.next += 1;
             }

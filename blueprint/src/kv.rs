@@ -45,6 +45,23 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The answer to `PUT` or `DELETE` on `{key}/history`, which is read-only: 405 with
+/// `Allow: GET, HEAD`.
+fn history_is_read_only(key: &str, method: &str) -> Option<Response> {
+    key.ends_with(HISTORY).then(|| {
+        let mut response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{key} is a key's history, which is read-only: {method} is not allowed"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        response
+    })
+}
+
 fn etag(revision: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
@@ -53,6 +70,13 @@ fn etag(revision: u64) -> HeaderValue {
 /// `If-Match: "N"` / `If-Match: *` / `If-None-Match: *`.
 fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_precondition", m);
+    if headers.contains_key(header::IF_NONE_MATCH) && headers.contains_key(header::IF_MATCH) {
+        return Err(bad(
+            "send If-Match (the key exists, at a revision) or If-None-Match: * (it does not \
+             exist), not both"
+                .into(),
+        ));
+    }
     if let Some(v) = headers.get(header::IF_NONE_MATCH) {
         return match v.to_str() {
             Ok("*") => Ok(Condition::IfAbsent),
@@ -124,6 +148,9 @@ pub(crate) async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some(refusal) = history_is_read_only(&key, "PUT") {
+        return Ok(refusal);
+    }
     check_key(&key)?;
     let condition = condition(&headers)?;
     let limit = bp.config().max_value_bytes;
@@ -155,6 +182,9 @@ pub(crate) async fn delete(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(refusal) = history_is_read_only(&key, "DELETE") {
+        return Ok(refusal);
+    }
     check_key(&key)?;
     let condition = condition(&headers)?;
     let outcome = bp

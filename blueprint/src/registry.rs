@@ -10,7 +10,9 @@ use crate::api::{actor, json, query, view, with_revision, write_error};
 use crate::applier::Outcome;
 use crate::blueprint::Blueprint;
 use crate::projection::Projection;
-use crate::wire::{Health, InstanceInfo, Registration, ServiceInfo, ServiceList, ServiceSummary};
+use crate::wire::{
+    Health, InstanceInfo, Registration, Route, ServiceInfo, ServiceList, ServiceSummary,
+};
 
 /// The largest registration body.
 const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
@@ -33,6 +35,69 @@ fn name(kind: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Whether `address` is a `host:port` Fuse can dial: a DNS name or IPv4 address (letters,
+/// digits, `.` and `-`) or an IPv6 address in brackets, then a port from 1 to 65535.
+fn is_host_port(address: &str) -> bool {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    port_ok && is_host(host)
+}
+
+/// Whether `host` is a DNS name or IPv4 address (letters, digits, `.` and `-`, at most 253
+/// bytes) or an IPv6 address in brackets.
+fn is_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+    }
+}
+
+/// The longest route prefix, in bytes.
+const MAX_PREFIX_BYTES: usize = 1024;
+/// The longest route timeout: a day, in milliseconds.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// A route Fuse can serve: a prefix that is a URL path (starts with `/`, visible ASCII, no
+/// `?` or `#`), a host that is a host (a `:port` is allowed and ignored, as in `Host`
+/// headers), and a timeout from 1 ms to a day.
+fn check_route(route: &Route) -> Result<(), String> {
+    let prefix = &route.prefix;
+    let path_byte = |b: u8| b.is_ascii_graphic() && b != b'?' && b != b'#';
+    if !prefix.starts_with('/') || prefix.len() > MAX_PREFIX_BYTES || !prefix.bytes().all(path_byte)
+    {
+        return Err(format!(
+            "route prefix {prefix:?} must be a URL path: '/' then at most {MAX_PREFIX_BYTES} \
+             bytes of visible ASCII without '?' or '#'"
+        ));
+    }
+    if let Some(host) = &route.host
+        && !(is_host(host) || is_host_port(host))
+    {
+        return Err(format!(
+            "route host {host:?} must be a DNS name or an IP address (optionally with :port); \
+             leave host out to match any host"
+        ));
+    }
+    if let Some(timeout) = route.timeout_ms
+        && !(1..=MAX_TIMEOUT_MS).contains(&timeout)
+    {
+        return Err(format!(
+            "route timeout_ms {timeout} must be between 1 and {MAX_TIMEOUT_MS}"
+        ));
+    }
+    Ok(())
+}
+
 fn check_registration(r: &Registration) -> Result<(), ApiError> {
     let bad = |m: String| {
         Err(ApiError::new(
@@ -41,8 +106,12 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
             m,
         ))
     };
-    if r.address.trim().is_empty() || !r.address.contains(':') {
-        return bad(format!("address {:?} must be host:port", r.address));
+    if !is_host_port(&r.address) {
+        return bad(format!(
+            "address {:?} must be host:port: a DNS name, an IPv4 address or a bracketed IPv6 \
+             address, then a port from 1 to 65535",
+            r.address
+        ));
     }
     if !TTL_RANGE.contains(&r.ttl_ms) {
         return bad(format!(
@@ -50,11 +119,9 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
             r.ttl_ms
         ));
     }
-    if let Some(route) = r.routes.iter().find(|route| !route.prefix.starts_with('/')) {
-        return bad(format!(
-            "route prefix {:?} must start with '/'",
-            route.prefix
-        ));
+    for route in &r.routes {
+        check_route(route)
+            .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_registration", m))?;
     }
     Ok(())
 }
@@ -211,4 +278,85 @@ pub(crate) async fn get(
         ),
         revision,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Route, check_route, is_host_port};
+
+    #[test]
+    fn addresses_are_host_and_port() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:1",
+            "api.internal-1.example:65535",
+            "[::1]:9000",
+            "[fe80::1]:80",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ":",
+            "nowhere",
+            "h:",
+            ":80",
+            "h:0",
+            "h:65536",
+            "h:+80",
+            "h: 80",
+            "::1:80",
+            "[::1:80",
+            "[nothost]:80",
+            "host name:80",
+            "http://h:80",
+            "h/x:80",
+        ] {
+            assert!(!is_host_port(bad), "{bad:?}");
+        }
+    }
+
+    fn route(prefix: &str, host: Option<&str>, timeout_ms: Option<u64>) -> Route {
+        Route {
+            prefix: prefix.to_owned(),
+            host: host.map(str::to_owned),
+            strip_prefix: false,
+            timeout_ms,
+        }
+    }
+
+    #[test]
+    fn routes_are_paths_hosts_and_sane_timeouts() {
+        for ok in [
+            route("/", None, None),
+            route("/api/v1", Some("api.example.com"), Some(1)),
+            route("/a-b_c.d~e%20", Some("example.com:8080"), Some(86_400_000)),
+            route("/x", Some("[::1]"), None),
+        ] {
+            assert_eq!(check_route(&ok), Ok(()), "{:?}", ok.prefix);
+        }
+        for bad in [
+            route("api", None, None),
+            route("", None, None),
+            route("/a b", None, None),
+            route("/a?b", None, None),
+            route("/a#b", None, None),
+            route("/\u{7}", None, None),
+            route("/é", None, None),
+            route(&format!("/{}", "a".repeat(1024)), None, None),
+            route("/", Some(""), None),
+            route("/", Some("bad host"), None),
+            route("/", Some("http://h"), None),
+            route("/", None, Some(0)),
+            route("/", None, Some(86_400_001)),
+        ] {
+            assert!(
+                check_route(&bad).is_err(),
+                "{:?} {:?} {:?}",
+                bad.prefix,
+                bad.host,
+                bad.timeout_ms
+            );
+        }
+    }
 }

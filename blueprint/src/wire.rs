@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One route an instance serves, for Fuse.
+/// One route an instance serves, for Fuse. Unknown fields are refused, as in
+/// [`Registration`]: a misspelt `strip_prefix` must not be silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Route {
     /// The path prefix, starting with `/`.
     pub prefix: String,

@@ -168,7 +168,7 @@ async fn consume(
 ) -> Result<Response, ApiError> {
     let channel = channel::channel(&name)?;
     let query = Query::parse(raw.as_deref(), &["from", "type", "source"])?;
-    let filter = query.filter();
+    let filter = query.filter()?;
     let log = state.log();
     let head = log
         .head(&channel)

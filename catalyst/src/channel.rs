@@ -94,7 +94,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let channel = channel(&name)?;
     let query = Query::parse(raw.as_deref(), &["from", "limit", "type", "source"])?;
-    let filter = query.filter();
+    let filter = query.filter()?;
     let limit = match query.one("limit")? {
         None => DEFAULT_PAGE,
         Some(l) => l

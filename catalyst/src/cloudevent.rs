@@ -167,44 +167,121 @@ fn sdk_error(e: &serde_json::Error) -> EventError {
 }
 
 /// On the error path only: finds the attribute at fault when the SDK's message does not say.
+/// It checks what cloudevents-sdk 0.9 checks (`event/v10/format.rs`), in the same terms, so
+/// every refusal names its attribute: `null` means absent; `dataschema` is an absolute URI;
+/// `data` is a string unless `datacontenttype` is JSON; extension values are strings,
+/// booleans or integers.
 fn diagnose(body: &[u8]) -> Option<EventError> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
-    match object
-        .get("specversion")
-        .and_then(serde_json::Value::as_str)
-    {
-        Some("1.0") => {}
-        Some(other) => {
-            return Some(EventError::new(
-                Some("specversion"),
-                format!("attribute `specversion` must be \"1.0\", not {other:?}"),
-            ));
+    use serde_json::Value;
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let present = |name: &str| object.get(name).filter(|v| !v.is_null());
+    let bad = |name: &str, message: String| Some(EventError::new(Some(name), message));
+    match present("specversion").map(|v| v.as_str()) {
+        Some(Some("1.0")) => {}
+        Some(_) => {
+            return bad(
+                "specversion",
+                format!(
+                    "attribute `specversion` must be \"1.0\", not {}",
+                    object["specversion"]
+                ),
+            );
         }
         None => {
-            return Some(EventError::new(
-                Some("specversion"),
-                "required attribute `specversion` is missing",
-            ));
+            return bad(
+                "specversion",
+                "required attribute `specversion` is missing".into(),
+            );
         }
     }
     for name in ["id", "source", "type"] {
-        if !object.get(name).is_some_and(serde_json::Value::is_string) {
-            return Some(EventError::new(
-                Some(name),
+        if !present(name).is_some_and(Value::is_string) {
+            return bad(
+                name,
                 format!("required attribute `{name}` is missing or not a string"),
-            ));
+            );
         }
     }
-    if let Some(time) = object.get("time") {
-        let valid = time
-            .as_str()
-            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
-        if !valid {
-            return Some(EventError::new(
-                Some("time"),
-                format!("attribute `time` must be an RFC 3339 timestamp, not {time}"),
-            ));
+    for name in ["datacontenttype", "dataschema", "subject", "time"] {
+        if present(name).is_some_and(|v| !v.is_string()) {
+            return bad(name, format!("attribute `{name}` must be a string"));
         }
+    }
+    if let Some(Value::String(schema)) = present("dataschema")
+        && cloudevents::event::TryIntoUrl::into_url(schema.as_str()).is_err()
+    {
+        return bad(
+            "dataschema",
+            format!("attribute `dataschema` must be an absolute URI, not {schema:?}"),
+        );
+    }
+    if let Some(Value::String(time)) = present("time")
+        && chrono::DateTime::parse_from_rfc3339(time).is_err()
+    {
+        return bad(
+            "time",
+            format!("attribute `time` must be an RFC 3339 timestamp, not {time:?}"),
+        );
+    }
+    if let Some(error) = diagnose_data(&object) {
+        return Some(error);
+    }
+    object
+        .iter()
+        .filter(|(name, value)| !CORE_ATTRIBUTES.contains(&name.as_str()) && !value.is_null())
+        .find(|(_, value)| !(value.is_string() || value.is_boolean() || value.is_i64()))
+        .and_then(|(name, value)| {
+            bad(
+                name,
+                format!(
+                    "extension attribute `{name}` must be a string, a boolean or a 64-bit \
+                     integer, not {value}"
+                ),
+            )
+        })
+}
+
+/// `data` and `data_base64`, as the SDK reads them (a `data` member counts even when null).
+fn diagnose_data(object: &serde_json::Map<String, serde_json::Value>) -> Option<EventError> {
+    let data = object.get("data");
+    let base64 = object.get("data_base64").filter(|v| !v.is_null());
+    let bad = |name: &str, message: String| Some(EventError::new(Some(name), message));
+    if data.is_some() && base64.is_some() {
+        return bad(
+            "data",
+            "an event carries `data` or `data_base64`, not both".into(),
+        );
+    }
+    if let Some(encoded) = base64 {
+        use base64::Engine as _;
+        let valid = encoded
+            .as_str()
+            .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+        if !valid {
+            return bad(
+                "data_base64",
+                "attribute `data_base64` must be a base64 string (RFC 4648, with padding)".into(),
+            );
+        }
+    }
+    let content_type = object
+        .get("datacontenttype")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("application/json");
+    let is_json = content_type.starts_with("application/json")
+        || content_type.starts_with("text/json")
+        || content_type.ends_with("+json");
+    if let Some(data) = data
+        && !is_json
+        && !data.is_string()
+    {
+        return bad(
+            "data",
+            format!(
+                "attribute `data` must be a string when `datacontenttype` is {content_type:?} \
+                 (not JSON): send JSON data with a JSON content type, or bytes as data_base64"
+            ),
+        );
     }
     None
 }

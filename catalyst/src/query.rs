@@ -43,18 +43,23 @@ impl Query {
         }
     }
 
-    /// The `type` and `source` filters.
-    pub(crate) fn filter(&self) -> Filter {
-        let patterns = |name: &str| {
-            self.params
-                .get(name)
-                .map(|vs| vs.iter().map(|v| Pattern::parse(v)).collect())
-                .unwrap_or_default()
+    /// The `type` and `source` filters. An empty value is refused: it would match nothing
+    /// (every event has a non-empty type and source); `*` matches everything.
+    pub(crate) fn filter(&self) -> Result<Filter, ApiError> {
+        let patterns = |name: &str| -> Result<Vec<Pattern>, ApiError> {
+            let values = self.params.get(name).map(Vec::as_slice).unwrap_or_default();
+            if values.iter().any(String::is_empty) {
+                return Err(ApiError::invalid_parameter(format!(
+                    "{name} must not be empty: give an exact {name}, a prefix ending in *, or \
+                     leave {name} out"
+                )));
+            }
+            Ok(values.iter().map(|v| Pattern::parse(v)).collect())
         };
-        Filter {
-            types: patterns("type"),
-            sources: patterns("source"),
-        }
+        Ok(Filter {
+            types: patterns("type")?,
+            sources: patterns("source")?,
+        })
     }
 }
 

@@ -172,7 +172,8 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let app = draft_catalyst::router(catalyst.clone())
         .merge(draft_blueprint::router(blueprint.clone()))
         .merge(draft_fuse::router(blueprint.clone()))
-        .merge(ops_router(parts));
+        .merge(ops_router(parts))
+        .method_not_allowed_fallback(method_not_allowed);
     info!(
         api = %format!("http://{addr}"),
         ingress = %format!("http://{ingress_addr}"),
@@ -282,6 +283,18 @@ fn ops_router(parts: Parts) -> Router {
                 axum::Json(serde_json::json!({"error": {"code": "unknown_endpoint", "message": "no such endpoint; see /v1/openapi.json"}})),
             )
         })
+}
+
+/// A known path asked with a method it does not take: 405 with the JSON error body (axum adds
+/// the `Allow` header listing the methods it does take).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({"error": {
+            "code": "method_not_allowed",
+            "message": format!("{} does not take {method}; the Allow header lists what it takes", uri.path()),
+        }})),
+    )
 }
 
 fn status(parts: &Parts) -> axum::Json<serde_json::Value> {

@@ -177,6 +177,27 @@ async fn bad_consume_parameters_are_a_400_before_the_upgrade() {
             "{text}"
         );
     }
+    for empty_filter in [
+        ReadOptions {
+            types: vec![String::new()],
+            ..Default::default()
+        },
+        ReadOptions {
+            sources: vec!["/s".to_owned(), String::new()],
+            ..Default::default()
+        },
+    ] {
+        let err = client
+            .consume("c", &empty_filter)
+            .await
+            .err()
+            .expect("an empty filter is refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("invalid_parameter") && text.contains("must not be empty"),
+            "{text}"
+        );
+    }
     let err = client
         .consume("BadName", &from("earliest"))
         .await

@@ -40,6 +40,38 @@ fn missing_and_invalid_attributes_are_named() {
             r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","draftoffset":1}"#,
             "draftoffset",
         ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","dataschema":"no url"}"#,
+            "dataschema",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":5}"#,
+            "subject",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"!!"}"#,
+            "data_base64",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":""}"#,
+            "data",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":{"a":1}}"#,
+            "data",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","ratio":1.5}"#,
+            "ratio",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","tags":["a"]}"#,
+            "tags",
+        ),
+        (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","big":18446744073709551615}"#,
+            "big",
+        ),
     ] {
         let err = parse_structured(body.as_bytes()).expect_err(body);
         assert!(
@@ -48,6 +80,16 @@ fn missing_and_invalid_attributes_are_named() {
         );
     }
     assert!(parse_structured(b"not json").is_err());
+    // What the SDK accepts is accepted: null is absent, integer and boolean extensions, text
+    // data with a text content type, JSON data of any kind with a JSON one.
+    for body in [
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":null,"n":-5,"ok":true}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi"}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/vnd.x+json","data":[1]}"#,
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","dataschema":"urn:x:y","data_base64":"aGk="}"#,
+    ] {
+        parse_structured(body.as_bytes()).expect(body);
+    }
     assert!(
         parse_structured(br#"{"specversion":"0.1","id":"1","source":"/s","type":"t"}"#).is_err()
     );

@@ -125,10 +125,7 @@ pub(crate) async fn watch(
             format!("watch is a WebSocket endpoint: {e}"),
         )
     })?;
-    Ok(upgrade
-        // Clients only send pings and close frames; tungstenite zero-fills its whole read
-        // buffer before every read, so the 128 KiB default cost a memset per event sent.
-        .read_buffer_size(4096)
+    Ok(draft_catalyst::ws::limited(upgrade)
         .on_upgrade(move |socket| serve(bp, socket, prefix, from)))
 }
 
@@ -198,7 +195,11 @@ async fn serve(bp: Blueprint, mut socket: WebSocket, prefix: String, from: Optio
                 }
             }
             incoming = socket.recv() => match incoming {
-                None | Some(Ok(Message::Close(_)) | Err(_)) => return,
+                None | Some(Ok(Message::Close(_))) => return,
+                Some(Err(e)) => {
+                    let _ = socket.send(draft_catalyst::ws::close_for_read_error(e)).await;
+                    return;
+                }
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {

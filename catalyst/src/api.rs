@@ -200,11 +200,8 @@ async fn consume(
         filter,
         shutdown: state.inner.shutdown.subscribe(),
     };
-    Ok(upgrade
+    Ok(crate::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])
-        // Clients only send pings and close frames; tungstenite zero-fills its whole read
-        // buffer before every read, so the 128 KiB default cost a memset per event sent.
-        .read_buffer_size(4096)
         .on_upgrade(move |socket| async move {
             state.metrics().consumer_connected();
             let (sink, stream) = socket.split();

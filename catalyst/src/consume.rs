@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use axum::extract::ws::{Message, Utf8Bytes, close_code};
 use draft_log::{LogBackend, Offset, PartitionName};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cloudevent::Filter;
 use crate::feed::{Feeds, delivered_text};
+use crate::ws::{close, close_for_read_error};
 
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;
@@ -20,14 +21,6 @@ const SOCKET_QUEUE: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// A client that answers nothing (no pong, no message) for this long is closed.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
-
-/// WebSocket close codes (RFC 6455 §7.4.1).
-mod close_code {
-    pub(super) const NORMAL: u16 = 1000;
-    pub(super) const GOING_AWAY: u16 = 1001;
-    pub(super) const POLICY: u16 = 1008;
-    pub(super) const INTERNAL: u16 = 1011;
-}
 
 /// Why a consumer's reader stopped.
 #[derive(Debug)]
@@ -117,13 +110,6 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await.is_ok();
 }
 
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason),
-    }))
-}
-
 /// Drives one WebSocket: events out, pings, the client's close, the node's shutdown. Generic
 /// over the socket's halves so it can be tested without a network.
 pub(crate) async fn serve_socket<W, R>(consumer: Consumer, mut sink: W, mut stream: R)
@@ -151,7 +137,7 @@ where
                     if let Ok(Stop::Failed(e)) = (&mut reader).await {
                         tracing::error!(channel = %channel, error = %e, "consumer stopped");
                     }
-                    break Some(close(close_code::INTERNAL, "the node could not read the channel"));
+                    break Some(close(close_code::ERROR, "the node could not read the channel"));
                 };
                 // Feed what is already queued and flush once: one write for a run of events
                 // instead of one per event.
@@ -167,7 +153,8 @@ where
                 }
             },
             incoming = stream.next() => match incoming {
-                None | Some(Ok(Message::Close(_)) | Err(_)) => break Some(close(close_code::NORMAL, "")),
+                None | Some(Ok(Message::Close(_))) => break Some(close(close_code::NORMAL, "")),
+                Some(Err(e)) => break Some(close_for_read_error(e)),
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {
                     break Some(close(close_code::POLICY, "consumers only receive; send nothing but pings and close"));
                 }
@@ -182,7 +169,7 @@ where
                 }
             }
             () = stopping(&mut shutdown) => {
-                break Some(close(close_code::GOING_AWAY, "node shutting down"));
+                break Some(close(close_code::AWAY, "node shutting down"));
             }
         }
     };

@@ -30,6 +30,8 @@ mod produce;
 #[cfg(feature = "server")]
 mod query;
 pub mod wire;
+#[cfg(feature = "server")]
+pub mod ws;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -81,6 +81,14 @@ pub(crate) struct UpArgs {
     /// With `buffered`: how often to fsync, in milliseconds.
     #[arg(long, env = "DRAFT_FLUSH_INTERVAL_MS")]
     pub(crate) flush_interval_ms: Option<u64>,
+    /// The most client connections open at once, per listener (API and ingress); one more
+    /// is closed at once. Default 10000.
+    #[arg(long, env = "DRAFT_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// How long a client has to send a request's headers, in milliseconds; also the longest
+    /// a keep-alive connection may sit idle. Default 30000.
+    #[arg(long, env = "DRAFT_HEADER_READ_TIMEOUT_MS")]
+    pub(crate) header_read_timeout_ms: Option<u64>,
     /// The largest event accepted, in bytes.
     #[arg(long, env = "DRAFT_MAX_EVENT_BYTES")]
     pub(crate) max_event_bytes: Option<usize>,

@@ -10,7 +10,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use draft_blueprint::{Blueprint, BlueprintConfig};
 use draft_catalyst::{Catalyst, CatalystConfig};
 use draft_fuse::Fuse;
@@ -19,6 +18,7 @@ use serde::Deserialize;
 use tracing::info;
 
 use crate::cli::{DurabilityArg, UpArgs};
+use crate::serve::{Limits, serve};
 
 /// `draft.toml`: every field optional; flags and `DRAFT_*` variables win.
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +38,8 @@ struct NodeSection {
     data_dir: Option<PathBuf>,
     durability: Option<DurabilityArg>,
     flush_interval_ms: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +57,7 @@ pub(crate) struct Settings {
     ingress: SocketAddr,
     data_dir: PathBuf,
     durability: Durability,
+    limits: Limits,
     catalyst: CatalystConfig,
 }
 
@@ -91,6 +94,20 @@ impl Settings {
                 interval: Duration::from_millis(flush),
             },
         };
+        let limits = Limits {
+            max_connections: args
+                .max_connections
+                .or(file.node.max_connections)
+                .unwrap_or(10_000),
+            header_read_timeout: Duration::from_millis(
+                args.header_read_timeout_ms
+                    .or(file.node.header_read_timeout_ms)
+                    .unwrap_or(30_000),
+            ),
+        };
+        if limits.max_connections == 0 || limits.header_read_timeout.is_zero() {
+            bail!("max connections and the header read timeout must be positive");
+        }
         let defaults = CatalystConfig::default();
         let catalyst = CatalystConfig {
             max_event_bytes: args
@@ -115,6 +132,7 @@ impl Settings {
             ingress,
             data_dir,
             durability,
+            limits,
             catalyst,
         })
     }
@@ -186,37 +204,22 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ingress = {
         let mut stop = stop_rx.clone();
-        let app = draft_fuse::ingress(fuse).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            let ingress_listener = ingress_listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(ingress_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await.is_ok();
-                })
-                .await
-        })
+        let app = draft_fuse::ingress(fuse);
+        let stopping = async move {
+            let _ = stop.wait_for(|s| *s).await.is_ok();
+        };
+        tokio::spawn(serve(ingress_listener, app, settings.limits, stopping))
     };
     let (closer, watches) = (catalyst.clone(), blueprint.clone());
-    // Small request/response exchanges: do not let Nagle's algorithm hold them back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            info!("shutting down: draining requests and closing consumers");
-            let _ = stop_tx.send(true);
-            closer.close_consumers();
-            watches.close_watches();
-        })
-        .await
-        .context("server failed")?;
-    ingress
-        .await
-        .context("ingress task")?
-        .context("ingress failed")?;
+    let stopping = async move {
+        shutdown_signal().await;
+        info!("shutting down: draining requests and closing consumers");
+        let _ = stop_tx.send(true);
+        closer.close_consumers();
+        watches.close_watches();
+    };
+    serve(listener, app, settings.limits, stopping).await;
+    ingress.await.context("ingress task")?;
     // WebSockets were handed off by the server: give them a moment to send their close frame.
     let deadline = Instant::now() + Duration::from_secs(2);
     while catalyst.metrics().consumers() > 0 && Instant::now() < deadline {

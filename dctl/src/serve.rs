@@ -1,0 +1,160 @@
+//! The node's HTTP listeners (API and ingress): axum routers served by hyper, with two limits
+//! that `axum::serve` does not set and a server exposed to clients needs:
+//!
+//! - a deadline for request headers: a client that trickles them (slowloris), or leaves a
+//!   keep-alive connection idle that long, is disconnected;
+//! - a cap on open connections: one more is closed as soon as it is accepted, so a flood of
+//!   connections cannot exhaust the process's file descriptors and lock everyone out.
+//!
+//! Requests carry `ConnectInfo<SocketAddr>` (Fuse's `X-Forwarded-For` needs it); upgrades
+//! (WebSockets) are passed through; on shutdown, idle connections close and in-flight requests
+//! finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt as _;
+use tracing::{debug, warn};
+
+/// Limits on the clients of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The most connections open at once.
+    pub(crate) max_connections: usize,
+    /// How long a client has to send a request's headers, from the moment the connection
+    /// waits for them (so also the longest a keep-alive connection stays idle).
+    pub(crate) header_read_timeout: Duration,
+}
+
+/// How often a refused connection is logged, at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// the open connections to finish their in-flight requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut refused = Refusals::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, or a connection aborted before it was accepted:
+                // neither is fatal. Back off a little instead of spinning on the error.
+                warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            refused.record(remote, limits.max_connections);
+            drop(stream);
+            continue;
+        };
+        let watcher = graceful.watcher();
+        let mut stop = stop_rx.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            // hyper's header timer starts with the first byte of a request; a client that
+            // connects and sends nothing is bounded here, and does not hold up a shutdown.
+            // (`peek`, not `readable`: readiness can be reported before any byte arrives.)
+            let mut first = [0u8; 1];
+            let first_byte =
+                tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first));
+            tokio::select! {
+                peeked = first_byte => match peeked {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return, // idle past the deadline, closed, or failed
+                },
+                () = stopped(&mut stop) => return,
+            }
+            serve_connection(stream, remote, app, limits, watcher).await;
+            drop(permit);
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Serves one connection until it closes (or, on shutdown, until its in-flight request is
+/// answered).
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    limits: Limits,
+    watcher: Watcher,
+) {
+    // Small request/response exchanges: do not let Nagle's algorithm hold them back.
+    let _ = stream.set_nodelay(true);
+    let service = app.map_request(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request.map(axum::body::Body::new)
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let builder = builder.http1_only();
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        debug!(%remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, inside, so the caller stays `Send`.
+    let _ = stop.wait_for(|stopping| *stopping).await.is_ok();
+}
+
+/// Connections refused for being over the cap, logged at most every [`REFUSAL_LOG_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged: Option<Instant>,
+}
+
+impl Refusals {
+    fn record(&mut self, remote: SocketAddr, limit: usize) {
+        self.since_logged += 1;
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
+        {
+            warn!(
+                %remote,
+                refused = self.since_logged,
+                limit,
+                "refusing connections: max_connections are open"
+            );
+            self.since_logged = 0;
+            self.logged = Some(Instant::now());
+        }
+    }
+}

@@ -15,7 +15,7 @@ use draft_catalyst::{Catalyst, CatalystConfig};
 use draft_fuse::Fuse;
 use draft_log::{Durability, Log, LogConfig};
 use serde::Deserialize;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::cli::{DurabilityArg, UpArgs};
 use crate::serve::{Limits, serve};
@@ -158,6 +158,7 @@ fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// closes WebSockets with 1001, fsyncs and returns.
 pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
+    raise_open_file_limit(settings.limits.max_connections);
     let log_config = LogConfig::new(&settings.data_dir).durability(settings.durability);
     let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await
@@ -232,6 +233,23 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
         .context("final fsync")?;
     info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go servers (NATS, Consul) do at
+/// start, so that `--max-connections` bounds clients rather than a distribution's default soft
+/// limit of 1024; warns if even the hard limit is short of both listeners' caps.
+fn raise_open_file_limit(max_connections: usize) {
+    let needed = 2 * max_connections as u64 + 1024;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => warn!(
+            limit,
+            needed,
+            "the open-file limit is below 2 x max_connections + 1024: raise it (ulimit -n) or \
+             lower --max-connections, or clients will be refused by the kernel first"
+        ),
+        Ok(limit) => debug!(limit, "open-file limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -100,3 +100,36 @@ async fn connections_over_the_limit_are_closed_and_the_node_keeps_serving() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[test]
+fn the_node_raises_its_open_file_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A soft limit of 256 under a higher hard limit, as distributions set 1024.
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 --data-dir "$1""#)
+        .arg(draft_tests::dctl())
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert!(line.starts_with("listening"), "{line}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let _ = child.kill();
+    let _ = child.wait();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers.len(), 2, "{open_files}");
+    assert_ne!(numbers[0], "256", "the soft limit was raised: {open_files}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {open_files}");
+}

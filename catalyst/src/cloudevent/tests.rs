@@ -211,3 +211,153 @@ proptest! {
         prop_assert_eq!(split_record_key(&key), Some((ty.as_str(), source.as_str(), id.as_str())));
     }
 }
+
+/// Attribute values for the fast-path property test: mostly the first (valid) one, so that
+/// most events are valid but for one or two attributes; sometimes any other, or none.
+fn attribute(values: &'static [&'static str]) -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![
+        6 => Just(Some(values[0])),
+        3 => proptest::sample::select(values).prop_map(Some),
+        1 => Just(None),
+    ]
+}
+
+/// Up to two extension attributes: names valid and not, values the SDK takes and not.
+fn generated_extensions() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
+    proptest::collection::vec(
+        (
+            proptest::sample::select(&["ext", "Ext", "draftoffset", "a1", "x_y", "\\u0065xt"][..]),
+            proptest::sample::select(
+                &[
+                    r#""v""#,
+                    r#""v""#,
+                    "true",
+                    "null",
+                    "5",
+                    "-7",
+                    "9223372036854775807",
+                    "9223372036854775808",
+                    "-9223372036854775808",
+                    "1.5",
+                    "1e3",
+                    "-0",
+                    "{}",
+                    "[]",
+                ][..],
+            ),
+        ),
+        0..3,
+    )
+}
+
+/// A JSON object of generated attributes (in any order, sometimes with a duplicate).
+fn generated_event() -> impl Strategy<Value = String> {
+    let core = (
+        attribute(&[r#""1.0""#, r#""0.3""#, r#""1.1""#, "null", "1"]),
+        attribute(&[
+            r#""id-1""#,
+            r#""""#,
+            r#""a\u0000b""#,
+            r#""es\"c""#,
+            "null",
+            "5",
+        ]),
+        attribute(&[r#""/src""#, r#""""#, r#""\/s""#, "null", "true"]),
+        attribute(&[r#""t.created""#, r#""""#, "null", "[]"]),
+        attribute(&[
+            r#""2026-11-28T12:00:00Z""#,
+            r#""2026-11-28T12:00:00.123+02:00""#,
+            r#""yesterday""#,
+            r#""2026-13-01T00:00:00Z""#,
+            "null",
+            "5",
+        ]),
+        attribute(&[
+            r#""application/json""#,
+            r#""text/plain""#,
+            r#""application/vnd.x+json""#,
+            r#""""#,
+            "null",
+            "5",
+        ]),
+        attribute(&[
+            r#""https://x.example/s""#,
+            r#""urn:a:b""#,
+            r#""relative/path""#,
+            r#""""#,
+            "null",
+        ]),
+        attribute(&[r#""subject""#, "null", "[1]"]),
+        attribute(&[r#"{"a":1}"#, r#""text""#, "null", "[1,2]", "5"]),
+        attribute(&[r#""aGk=""#, r#""!!""#, r#""""#, "null", "5"]),
+    );
+    let names = [
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "subject",
+        "data",
+        "data_base64",
+    ];
+    let extensions = generated_extensions();
+    (core, extensions, any::<bool>()).prop_flat_map(move |(core, extensions, duplicate)| {
+        let (specversion, id, source, ty, time, content_type, schema, subject, data, base64) = core;
+        let values = [
+            specversion,
+            id,
+            source,
+            ty,
+            time,
+            content_type,
+            schema,
+            subject,
+            data,
+            base64,
+        ];
+        let mut members: Vec<String> = values
+            .into_iter()
+            .zip(names)
+            .filter_map(|(value, name)| value.map(|v| format!(r#""{name}":{v}"#)))
+            .collect();
+        members.extend(extensions.iter().map(|(n, v)| format!(r#""{n}":{v}"#)));
+        if duplicate {
+            members.push(r#""id":"id-2""#.to_owned());
+        }
+        Just(members)
+            .prop_shuffle()
+            .prop_map(|members| format!("{{{}}}", members.join(",")))
+    })
+}
+
+#[test]
+fn common_events_take_the_fast_path() {
+    for body in [
+        MINIMAL.to_owned(),
+        format!(
+            r#"{{"specversion":"1.0","id":"7","source":"/bench","type":"bench.event","time":"2026-11-28T12:00:00Z","datacontenttype":"application/json","subject":"s","dataschema":"https://x.example/s","ext":"v","n":5,"ok":true,"data":{{"pad":"{}"}}}}"#,
+            "x".repeat(190)
+        ),
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"aGk="}"#.to_owned(),
+        r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi"}"#.to_owned(),
+    ] {
+        let fast = fast::parse(body.as_bytes()).expect(&body);
+        assert_eq!(Ok(fast), parse_with_sdk(body.as_bytes()), "{body}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// The fast path never accepts what cloudevents-sdk (with Draft's own rules) refuses, and
+    /// reads what it accepts the same way.
+    #[test]
+    fn the_fast_path_agrees_with_the_sdk(body in generated_event()) {
+        if let Some(fast) = fast::parse(body.as_bytes()) {
+            prop_assert_eq!(Ok(fast), parse_with_sdk(body.as_bytes()), "{}", body);
+        }
+    }
+}

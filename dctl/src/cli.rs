@@ -82,7 +82,7 @@ pub(crate) struct UpArgs {
     #[arg(long, env = "DRAFT_FLUSH_INTERVAL_MS")]
     pub(crate) flush_interval_ms: Option<u64>,
     /// The most client connections open at once, per listener (API and ingress); one more
-    /// is closed at once. Default 10000.
+    /// is closed at once. Default 4096.
     #[arg(long, env = "DRAFT_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
     /// How long a client has to send a request's headers, in milliseconds; also the longest

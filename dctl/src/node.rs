@@ -98,7 +98,7 @@ impl Settings {
             max_connections: args
                 .max_connections
                 .or(file.node.max_connections)
-                .unwrap_or(10_000),
+                .unwrap_or(4096),
             header_read_timeout: Duration::from_millis(
                 args.header_read_timeout_ms
                     .or(file.node.header_read_timeout_ms)

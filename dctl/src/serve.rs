@@ -4,7 +4,8 @@
 //! - a deadline for request headers: a client that trickles them (slowloris), or leaves a
 //!   keep-alive connection idle that long, is disconnected;
 //! - a cap on open connections: one more is closed as soon as it is accepted, so a flood of
-//!   connections cannot exhaust the process's file descriptors and lock everyone out.
+//!   connections cannot exhaust the process's file descriptors and lock everyone out. A
+//!   connection upgraded to a WebSocket leaves hyper, and the count, once upgraded.
 //!
 //! Requests carry `ConnectInfo<SocketAddr>` (Fuse's `X-Forwarded-For` needs it); upgrades
 //! (WebSockets) are passed through; on shutdown, idle connections close and in-flight requests

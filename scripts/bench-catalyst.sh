@@ -28,6 +28,9 @@ start_node a
 "$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --count 1000000 --duration 60
 "$dctl" bench consume --url "$url" --channel batched --from earliest --count 1000000
 echo "node RSS after 1.1M events: $(rss)"
+# Stop it before the latency runs: it is still flushing and compacting what it just took, and
+# would share the 2 cores with them.
+kill "$node_pid"; wait "$node_pid" 2>/dev/null || true
 start_node b
 "$dctl" bench latency --url "$url" --rate 1000 --duration 10
 "$dctl" bench fanout --url "$url" --consumers 200 --rate 2000 --duration 10

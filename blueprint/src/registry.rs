@@ -120,8 +120,9 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
         ));
     }
     for route in &r.routes {
-        check_route(route)
-            .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_registration", m))?;
+        if let Err(message) = check_route(route) {
+            return bad(message);
+        }
     }
     Ok(())
 }

@@ -255,27 +255,20 @@ fn diagnose_data(object: &serde_json::Map<String, serde_json::Value>) -> Option<
             "an event carries `data` or `data_base64`, not both".into(),
         );
     }
-    if let Some(encoded) = base64 {
-        use base64::Engine as _;
-        let valid = encoded
-            .as_str()
-            .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
-        if !valid {
-            return bad(
-                "data_base64",
-                "attribute `data_base64` must be a base64 string (RFC 4648, with padding)".into(),
-            );
-        }
+    if let Some(encoded) = base64
+        && !encoded.as_str().is_some_and(is_base64)
+    {
+        return bad(
+            "data_base64",
+            "attribute `data_base64` must be a base64 string (RFC 4648, with padding)".into(),
+        );
     }
     let content_type = object
         .get("datacontenttype")
         .and_then(serde_json::Value::as_str)
         .unwrap_or("application/json");
-    let is_json = content_type.starts_with("application/json")
-        || content_type.starts_with("text/json")
-        || content_type.ends_with("+json");
     if let Some(data) = data
-        && !is_json
+        && !sdk_reads_as_json(content_type)
         && !data.is_string()
     {
         return bad(
@@ -398,6 +391,22 @@ fn encode_data(content_type: Option<&str>, body: &[u8]) -> String {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Whether `text` decodes as `data_base64` does in cloudevents-sdk (standard, padded).
+fn is_base64(text: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .is_ok()
+}
+
+/// Whether cloudevents-sdk reads `data` under this `datacontenttype` as JSON (any JSON value)
+/// rather than as a string: its `is_json_content_type`, which is not public.
+fn sdk_reads_as_json(content_type: &str) -> bool {
+    content_type.starts_with("application/json")
+        || content_type.starts_with("text/json")
+        || content_type.ends_with("+json")
 }
 
 /// The text a consumer receives: the stored event with `draftchannel` and `draftoffset`

@@ -50,6 +50,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    let http = http1_builder(limits.header_read_timeout);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut refused = Refusals::default();
@@ -76,7 +77,7 @@ pub(crate) async fn serve(
         };
         let watcher = graceful.watcher();
         let mut stop = stop_rx.clone();
-        let app = app.clone();
+        let (app, http) = (app.clone(), http.clone());
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte of a request; a client that
             // connects and sends nothing is bounded here, and does not hold up a shutdown.
@@ -91,7 +92,7 @@ pub(crate) async fn serve(
                 },
                 () = stopped(&mut stop) => return,
             }
-            serve_connection(stream, remote, app, limits, watcher).await;
+            serve_connection(stream, remote, app, &http, watcher).await;
             drop(permit);
         });
     }
@@ -106,7 +107,7 @@ async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     app: Router,
-    limits: Limits,
+    http: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
 ) {
     // Small request/response exchanges: do not let Nagle's algorithm hold them back.
@@ -115,17 +116,21 @@ async fn serve_connection(
         request.extensions_mut().insert(ConnectInfo(remote));
         request.map(axum::body::Body::new)
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let builder = builder.http1_only();
-    let connection = builder
+    let connection = http
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(connection.into_owned()).await {
         debug!(%remote, error = %e, "connection ended with an error");
     }
+}
+
+/// HTTP/1.1 with upgrades and the header read deadline; built once per listener.
+fn http1_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http1_only()
 }
 
 /// Resolves once `stop` is true (or its sender is gone).

@@ -165,36 +165,25 @@ async fn bad_consume_parameters_are_a_400_before_the_upgrade() {
     let dir = tempfile::tempdir().expect("dir");
     let node = Node::start(dir.path(), &[]);
     let client = Client::new(&node.url);
-    for bad in ["yesterday", "-1", "12x"] {
-        let err = client
-            .consume("c", &from(bad))
-            .await
-            .err()
-            .expect("refused");
-        let text = err.to_string();
-        assert!(
-            text.contains("invalid_parameter") && text.contains("400"),
-            "{text}"
-        );
-    }
-    for empty_filter in [
-        ReadOptions {
-            types: vec![String::new()],
-            ..Default::default()
-        },
-        ReadOptions {
-            sources: vec!["/s".to_owned(), String::new()],
-            ..Default::default()
-        },
+    let empty_type = ReadOptions {
+        types: vec![String::new()],
+        ..Default::default()
+    };
+    let empty_source = ReadOptions {
+        sources: vec!["/s".to_owned(), String::new()],
+        ..Default::default()
+    };
+    for (bad, says) in [
+        (from("yesterday"), "400"),
+        (from("-1"), "400"),
+        (from("12x"), "400"),
+        (empty_type, "must not be empty"),
+        (empty_source, "must not be empty"),
     ] {
-        let err = client
-            .consume("c", &empty_filter)
-            .await
-            .err()
-            .expect("an empty filter is refused");
+        let err = client.consume("c", &bad).await.err().expect("refused");
         let text = err.to_string();
         assert!(
-            text.contains("invalid_parameter") && text.contains("must not be empty"),
+            text.contains("invalid_parameter") && text.contains(says),
             "{text}"
         );
     }

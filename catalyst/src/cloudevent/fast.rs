@@ -16,7 +16,7 @@ use serde::Deserializer as _;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ParsedEvent, check_extension_name};
+use super::{ParsedEvent, check_extension_name, is_base64, sdk_reads_as_json};
 
 /// One attribute value, borrowed from the body.
 type Raw<'a> = &'a RawValue;
@@ -143,18 +143,9 @@ fn data_ok(found: &Found<'_>, content_type: Option<&str>) -> bool {
     match (found.data, found.data_base64) {
         (None, None) => true,
         (Some(data), None) => {
-            let ct = content_type.unwrap_or("application/json");
-            let is_json = ct.starts_with("application/json")
-                || ct.starts_with("text/json")
-                || ct.ends_with("+json");
-            is_json || string(data).is_some()
+            sdk_reads_as_json(content_type.unwrap_or("application/json")) || string(data).is_some()
         }
-        (None, Some(encoded)) => string(encoded).is_some_and(|s| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(s.as_bytes())
-                .is_ok()
-        }),
+        (None, Some(encoded)) => string(encoded).is_some_and(|s| is_base64(&s)),
         (Some(_), Some(_)) => false,
     }
 }

@@ -15,16 +15,19 @@ fn event(i: usize) -> String {
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    let one = event(0);
-    let batch = format!("[{}]", (0..100).map(event).collect::<Vec<_>>().join(","));
+    let one = bytes::Bytes::from(event(0));
+    let batch = bytes::Bytes::from(format!(
+        "[{}]",
+        (0..100).map(event).collect::<Vec<_>>().join(",")
+    ));
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(1));
     group.bench_function("structured event", |b| {
-        b.iter(|| parse_structured(one.as_bytes()).expect("valid"));
+        b.iter(|| parse_structured(&one).expect("valid"));
     });
     group.throughput(Throughput::Elements(100));
     group.bench_function("batch of 100", |b| {
-        b.iter(|| parse_batch(batch.as_bytes(), 1000).expect("valid"));
+        b.iter(|| parse_batch(&batch, 1000).expect("valid"));
     });
     group.finish();
     c.final_summary();

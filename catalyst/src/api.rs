@@ -86,10 +86,8 @@ impl Catalyst {
                     break;
                 };
                 for record in &records {
-                    if let Some((_, source, id)) = record
-                        .key
-                        .as_deref()
-                        .and_then(crate::cloudevent::split_record_key)
+                    if let Some(key) = record.key.as_deref()
+                        && let Some((ty, _, _)) = crate::cloudevent::split_record_key(key)
                     {
                         let age = Timestamp::now()
                             .as_unix_nanos()
@@ -97,7 +95,7 @@ impl Catalyst {
                         let at = now.checked_sub(Duration::from_nanos(age)).unwrap_or(now);
                         dedup.remember(
                             head.partition.as_str(),
-                            crate::dedup::key(source, id),
+                            crate::dedup::key(&key[ty.len() + 1..]),
                             record.offset.0,
                             at,
                         );

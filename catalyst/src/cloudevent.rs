@@ -61,29 +61,67 @@ impl EventError {
 /// A validated event, ready to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedEvent {
-    /// `id`.
-    pub id: String,
-    /// `source`.
-    pub source: String,
-    /// `type`.
-    pub ty: String,
+    /// The log record key, `type \0 source \0 id` (see [`ParsedEvent::record_key`]).
+    key: Bytes,
+    /// Where `source` starts in `key`.
+    source_at: usize,
+    /// Where `id` starts in `key`.
+    id_at: usize,
     /// The structured-mode JSON object to store.
     pub json: Bytes,
 }
 
 impl ParsedEvent {
+    /// An event with these attributes (non-empty, without NUL) and stored bytes.
+    fn new(ty: &str, source: &str, id: &str, json: Bytes) -> Self {
+        let mut key = Vec::with_capacity(ty.len() + source.len() + id.len() + 2);
+        key.extend_from_slice(ty.as_bytes());
+        key.push(0);
+        key.extend_from_slice(source.as_bytes());
+        key.push(0);
+        key.extend_from_slice(id.as_bytes());
+        Self {
+            key: Bytes::from(key),
+            source_at: ty.len() + 1,
+            id_at: ty.len() + source.len() + 2,
+            json,
+        }
+    }
+
+    fn part(&self, range: std::ops::Range<usize>) -> &str {
+        // Built from three `&str`s split at NULs, which are ASCII: always on char boundaries.
+        std::str::from_utf8(&self.key[range]).unwrap_or_default()
+    }
+
+    /// `type`.
+    #[must_use]
+    pub fn ty(&self) -> &str {
+        self.part(0..self.source_at - 1)
+    }
+
+    /// `source`.
+    #[must_use]
+    pub fn source(&self) -> &str {
+        self.part(self.source_at..self.id_at - 1)
+    }
+
+    /// `id`.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.part(self.id_at..self.key.len())
+    }
+
     /// The log record key: `type \0 source \0 id`, so consumers can filter and the broker can
     /// rebuild its duplicate window without parsing payloads. (NUL is refused in all three.)
     #[must_use]
     pub fn record_key(&self) -> Bytes {
-        let mut key = Vec::with_capacity(self.ty.len() + self.source.len() + self.id.len() + 2);
-        for (i, part) in [&self.ty, &self.source, &self.id].into_iter().enumerate() {
-            if i > 0 {
-                key.push(0);
-            }
-            key.extend_from_slice(part.as_bytes());
-        }
-        Bytes::from(key)
+        self.key.clone()
+    }
+
+    /// `source \0 id`: what identifies the event for duplicate detection.
+    #[must_use]
+    pub fn source_and_id(&self) -> &[u8] {
+        &self.key[self.source_at..]
     }
 }
 
@@ -143,12 +181,7 @@ fn check_extension_name(name: &str) -> Result<(), EventError> {
 }
 
 fn parsed(event: &Event, json: Bytes) -> ParsedEvent {
-    ParsedEvent {
-        id: event.id().to_owned(),
-        source: event.source().clone(),
-        ty: event.ty().to_owned(),
-        json,
-    }
+    ParsedEvent::new(event.ty(), event.source(), event.id(), json)
 }
 
 /// Turns serde's message about a CloudEvent into one that names the attribute.
@@ -283,16 +316,16 @@ fn diagnose_data(object: &serde_json::Map<String, serde_json::Value>) -> Option<
 }
 
 /// Parses one structured-mode event (`application/cloudevents+json`). The stored bytes are
-/// the object as sent, trimmed of surrounding whitespace.
-pub fn parse_structured(body: &[u8]) -> Result<ParsedEvent, EventError> {
-    let trimmed = body.trim_ascii();
+/// the object as sent, trimmed of surrounding whitespace (a slice of `body`, not a copy).
+pub fn parse_structured(body: &Bytes) -> Result<ParsedEvent, EventError> {
+    let trimmed = body.slice_ref(body.trim_ascii());
     if !trimmed.starts_with(b"{") {
         return Err(EventError::new(
             None,
             "a structured-mode event must be a JSON object",
         ));
     }
-    if let Some(event) = fast::parse(trimmed) {
+    if let Some(event) = fast::parse(&trimmed) {
         return Ok(event);
     }
     parse_with_sdk(trimmed)
@@ -300,16 +333,21 @@ pub fn parse_structured(body: &[u8]) -> Result<ParsedEvent, EventError> {
 
 /// The SDK's own parse of one structured event (`trimmed` starts with `{`): what decides
 /// whenever the fast path cannot, and what names the attribute at fault.
-fn parse_with_sdk(trimmed: &[u8]) -> Result<ParsedEvent, EventError> {
-    let event: Event = serde_json::from_slice(trimmed)
-        .map_err(|e| diagnose(trimmed).unwrap_or_else(|| sdk_error(&e)))?;
+fn parse_with_sdk(trimmed: Bytes) -> Result<ParsedEvent, EventError> {
+    let event: Event = serde_json::from_slice(&trimmed)
+        .map_err(|e| diagnose(&trimmed).unwrap_or_else(|| sdk_error(&e)))?;
     check(&event)?;
-    Ok(parsed(&event, Bytes::copy_from_slice(trimmed)))
+    Ok(parsed(&event, trimmed))
 }
 
 /// Parses a batch (`application/cloudevents-batch+json`): a JSON array of structured events,
-/// each stored exactly as sent.
-pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<ParsedEvent>, EventError> {
+/// each stored exactly as sent (slices of `body`). Common batches are read in one pass by the
+/// fast path; any other is read element by element, the SDK deciding where the fast path
+/// cannot, so that errors name the event and attribute at fault.
+pub fn parse_batch(body: &Bytes, max_events: usize) -> Result<Vec<ParsedEvent>, EventError> {
+    if let Some(events) = fast::parse_batch(body, max_events) {
+        return Ok(events);
+    }
     let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
         EventError::new(None, format!("a batch must be a JSON array of events: {e}"))
     })?;
@@ -331,7 +369,9 @@ pub fn parse_batch(body: &[u8], max_events: usize) -> Result<Vec<ParsedEvent>, E
     items
         .iter()
         .enumerate()
-        .map(|(i, raw)| parse_structured(raw.get().as_bytes()).map_err(|e| e.in_batch(i)))
+        .map(|(i, raw)| {
+            parse_structured(&body.slice_ref(raw.get().as_bytes())).map_err(|e| e.in_batch(i))
+        })
         .collect()
 }
 

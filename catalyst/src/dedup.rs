@@ -31,14 +31,11 @@ pub(crate) const MAX_ENTRIES: usize = 1_000_000;
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The dedup key of an event: XXH3-128 of `source`, NUL, `id` (NUL is refused in both, so the
-/// pair is unambiguous). Only compared within a process: the window is rebuilt from the log at
-/// start, so the hash never needs to be stable across versions.
-pub(crate) fn key(source: &str, id: &str) -> DedupKey {
-    let mut bytes = Vec::with_capacity(source.len() + 1 + id.len());
-    bytes.extend_from_slice(source.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(id.as_bytes());
-    xxhash_rust::xxh3::xxh3_128(&bytes)
+/// pair is unambiguous), which is how the record key ends. Only compared within a process: the
+/// window is rebuilt from the log at start, so the hash never needs to be stable across
+/// versions.
+pub(crate) fn key(source_and_id: &[u8]) -> DedupKey {
+    xxhash_rust::xxh3::xxh3_128(source_and_id)
 }
 
 /// A `Hasher` for [`DedupKey`]s, which are already uniformly distributed hashes: it keeps 64 of
@@ -301,7 +298,7 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> DedupKey {
-        super::key("/src", id)
+        super::key(format!("/src\0{id}").as_bytes())
     }
 
     #[tokio::test]

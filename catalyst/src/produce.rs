@@ -103,7 +103,7 @@ async fn append(
 ) -> Result<(StatusCode, Vec<u64>), ApiError> {
     let keys: Vec<_> = events
         .iter()
-        .map(|e| crate::dedup::key(&e.source, &e.id))
+        .map(|e| crate::dedup::key(e.source_and_id()))
         .collect();
     let (decisions, reservation) = state.dedup().reserve(channel.as_str(), &keys).await;
     let records: Vec<NewRecord> = events

@@ -2,9 +2,11 @@
 //! within the window is answered with its first offset and not stored again (as JetStream
 //! does with message ids).
 //!
-//! Keys are a 128-bit hash (XXH3) of `source` and `id` (about 100 bytes an entry with the
+//! Keys are a 128-bit hash (XXH3) of `source` and `id` (about 110 bytes an entry with the
 //! queue, not the ~320 of two strings twice); a collision would need ~2^64 events. The maps keyed
-//! by them do not hash them again (see [`KeyHasher`]). Each channel keeps at
+//! by them do not hash them again (see [`KeyHasher`]). Appended events are kept apart from
+//! reserved ones: the large map holds just an offset per key, and the requests in flight touch
+//! only a small one. Each channel keeps at
 //! most [`MAX_ENTRIES`]: under a higher rate the window is the last `MAX_ENTRIES` events rather
 //! than the whole duration, so memory stays bounded. Idle channels are swept periodically.
 //!
@@ -79,22 +81,26 @@ pub(crate) async fn sweep(dedup: std::sync::Weak<Dedup>) {
         for window in channels.values_mut() {
             expire(window, dedup.window, dedup.max_entries);
         }
-        channels.retain(|_, w| !w.entries.is_empty());
+        channels.retain(|_, w| !w.done.is_empty() || !w.pending.is_empty());
     }
 }
 
-enum Entry {
-    /// Being appended by another request; `Notify` fires when it is done.
-    Pending(Arc<Notify>),
-    /// Appended at `offset` at `at`.
-    Done { offset: u64, at: Instant },
+/// A key reserved by a request that is appending it.
+struct Pending {
+    /// Fires when that request is done.
+    notify: Arc<Notify>,
+    /// The key's first index in that request.
+    index: usize,
 }
 
 #[derive(Default)]
 struct ChannelWindow {
-    entries: KeyMap<Entry>,
-    /// Done entries in time order, for expiry.
-    order: VecDeque<(Instant, DedupKey)>,
+    /// Appended events: key to offset.
+    done: KeyMap<u64>,
+    /// Keys being appended by requests in flight.
+    pending: KeyMap<Pending>,
+    /// Appended events in time order, for expiry: when, key, offset.
+    order: VecDeque<(Instant, DedupKey, u64)>,
 }
 
 /// What to do with each event of a request.
@@ -148,8 +154,8 @@ impl Dedup {
     pub(crate) fn remember(&self, channel: &str, key: DedupKey, offset: u64, at: Instant) {
         let mut channels = self.lock();
         let window = channels.entry(channel.to_owned()).or_default();
-        window.order.push_back((at, key));
-        window.entries.insert(key, Entry::Done { offset, at });
+        window.order.push_back((at, key, offset));
+        window.done.insert(key, offset);
     }
 
     /// Decides for each key whether to append it, waiting while another request holds one.
@@ -195,60 +201,65 @@ impl Dedup {
 
     /// Whether `key` is still reserved by the request that `notify` belongs to.
     fn is_still_pending(&self, channel: &str, key: DedupKey, notify: &Arc<Notify>) -> bool {
-        self.lock().get(channel).is_some_and(
-            |w| matches!(w.entries.get(&key), Some(Entry::Pending(n)) if Arc::ptr_eq(n, notify)),
-        )
+        self.lock().get(channel).is_some_and(|w| {
+            w.pending
+                .get(&key)
+                .is_some_and(|p| Arc::ptr_eq(&p.notify, notify))
+        })
     }
 }
 
 /// Either every key's decision (reserving the new ones), or a key another request has reserved
-/// with that request's `Notify`.
+/// with that request's `Notify` (and nothing reserved).
 fn decide(
     window: &mut ChannelWindow,
     keys: &[DedupKey],
     notify: &Arc<Notify>,
 ) -> Result<Vec<Decision>, (DedupKey, Arc<Notify>)> {
     let mut decisions = Vec::with_capacity(keys.len());
-    // Repeats within the request (a single event cannot repeat itself: no map needed).
-    let mut first_index: KeyMap<usize> = KeyMap::default();
-    if keys.len() > 1 {
-        first_index.reserve(keys.len());
-    }
-    for (i, key) in keys.iter().enumerate() {
-        if keys.len() > 1 {
-            if let Some(&j) = first_index.get(key) {
-                decisions.push(Decision::SameAs(j));
-                continue;
+    for (index, key) in keys.iter().enumerate() {
+        let decision = if let Some(pending) = window.pending.get(key) {
+            if !Arc::ptr_eq(&pending.notify, notify) {
+                let other = (*key, Arc::clone(&pending.notify));
+                release(window, keys, &decisions);
+                return Err(other);
             }
-            first_index.insert(*key, i);
-        }
-        match window.entries.get(key) {
-            Some(Entry::Done { offset, .. }) => decisions.push(Decision::Duplicate(*offset)),
-            Some(Entry::Pending(other)) => return Err((*key, Arc::clone(other))),
-            None => decisions.push(Decision::Append),
-        }
-    }
-    for (key, decision) in keys.iter().zip(&decisions) {
-        if *decision == Decision::Append {
-            window
-                .entries
-                .insert(*key, Entry::Pending(Arc::clone(notify)));
-        }
+            // Repeated within this request.
+            Decision::SameAs(pending.index)
+        } else if let Some(&offset) = window.done.get(key) {
+            Decision::Duplicate(offset)
+        } else {
+            let notify = Arc::clone(notify);
+            window.pending.insert(*key, Pending { notify, index });
+            Decision::Append
+        };
+        decisions.push(decision);
     }
     Ok(decisions)
 }
 
+/// Releases the keys this request reserved (those decided `Append`).
+fn release(window: &mut ChannelWindow, keys: &[DedupKey], decisions: &[Decision]) {
+    for (key, decision) in keys.iter().zip(decisions) {
+        if *decision == Decision::Append {
+            window.pending.remove(key);
+        }
+    }
+}
+
 fn expire(window: &mut ChannelWindow, ttl: Duration, max_entries: usize) {
     let now = Instant::now();
-    while let Some((at, _)) = window.order.front() {
+    while let Some((at, _, _)) = window.order.front() {
         if now.duration_since(*at) < ttl && window.order.len() <= max_entries {
             break;
         }
-        let Some((at, key)) = window.order.pop_front() else {
+        let Some((_, key, offset)) = window.order.pop_front() else {
             break;
         };
-        if matches!(window.entries.get(&key), Some(Entry::Done { at: done, .. }) if *done == at) {
-            window.entries.remove(&key);
+        // The same key may be in the queue twice (remembered at start from a log that holds
+        // it twice): only its latest offset removes it.
+        if window.done.get(&key) == Some(&offset) {
+            window.done.remove(&key);
         }
     }
 }
@@ -260,15 +271,10 @@ impl Reservation<'_> {
         {
             let mut channels = self.dedup.lock();
             let window = channels.entry(self.channel.clone()).or_default();
-            for (key, offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
-                window.order.push_back((at, key));
-                window.entries.insert(
-                    key,
-                    Entry::Done {
-                        offset: *offset,
-                        at,
-                    },
-                );
+            for (key, &offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
+                window.pending.remove(&key);
+                window.order.push_back((at, key, offset));
+                window.done.insert(key, offset);
             }
             expire(window, self.dedup.window, self.dedup.max_entries);
         }
@@ -285,7 +291,7 @@ impl Drop for Reservation<'_> {
             let mut channels = self.dedup.lock();
             if let Some(window) = channels.get_mut(&self.channel) {
                 for key in &self.keys {
-                    window.entries.remove(key);
+                    window.pending.remove(key);
                 }
             }
         }
@@ -328,7 +334,7 @@ mod tests {
             assert_eq!(d, vec![Decision::Append]);
             r.complete(&[i]);
         }
-        let remembered = dedup.lock().get("c").map_or(0, |w| w.entries.len());
+        let remembered = dedup.lock().get("c").map_or(0, |w| w.done.len());
         assert_eq!(remembered, 100, "bounded");
         let (d, _r) = dedup.reserve("c", &[key("249")]).await;
         assert_eq!(
@@ -358,5 +364,28 @@ mod tests {
         drop(failed); // the append failed
         let (d, _r) = dedup.reserve("c", &[key("x")]).await;
         assert_eq!(d, vec![Decision::Append], "a failed append does not count");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waits_holds_none_of_its_keys() {
+        let dedup = Arc::new(Dedup::new(Duration::from_secs(120)));
+        let (_, first) = dedup.reserve("c", &[key("a")]).await;
+        let waiter = {
+            let dedup = Arc::clone(&dedup);
+            tokio::spawn(async move { dedup.reserve("c", &[key("b"), key("a")]).await.0 })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits for `a`");
+        let (d, other) =
+            tokio::time::timeout(Duration::from_secs(5), dedup.reserve("c", &[key("b")]))
+                .await
+                .expect("`b` is not held by the waiting request");
+        assert_eq!(d, vec![Decision::Append]);
+        other.complete(&[1]);
+        first.complete(&[2]);
+        assert_eq!(
+            waiter.await.expect("task"),
+            vec![Decision::Duplicate(1), Decision::Duplicate(2)]
+        );
     }
 }

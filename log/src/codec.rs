@@ -47,6 +47,44 @@ struct StoredRecord {
     checksum: u32,
 }
 
+/// The same record, borrowed: what the writer encodes, without copying the key and the payload
+/// into vectors first. Its archived layout is [`StoredRecord`]'s, byte for byte (a test checks
+/// it); values are always read back as `ArchivedStoredRecord`.
+#[derive(rkyv::Archive, rkyv::Serialize)]
+struct StoredRecordRef<'a> {
+    offset: u64,
+    time: u64,
+    #[rkyv(with = rkyv::with::Map<SliceAsVec>)]
+    key: Option<&'a [u8]>,
+    #[rkyv(with = SliceAsVec)]
+    payload: &'a [u8],
+    checksum: u32,
+}
+
+/// Archives a borrowed byte slice as a `Vec<u8>` is archived.
+struct SliceAsVec;
+
+impl rkyv::with::ArchiveWith<&[u8]> for SliceAsVec {
+    type Archived = rkyv::vec::ArchivedVec<u8>;
+    type Resolver = rkyv::vec::VecResolver;
+
+    fn resolve_with(field: &&[u8], resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::vec::ArchivedVec::resolve_from_len(field.len(), resolver, out);
+    }
+}
+
+impl<S> rkyv::with::SerializeWith<&[u8], S> for SliceAsVec
+where
+    S: rancor::Fallible + rkyv::ser::Allocator + rkyv::ser::Writer + ?Sized,
+{
+    fn serialize_with(
+        field: &&[u8],
+        serializer: &mut S,
+    ) -> std::result::Result<Self::Resolver, S::Error> {
+        rkyv::vec::ArchivedVec::<u8>::serialize_from_slice(field, serializer)
+    }
+}
+
 fn checksum(pid: u32, offset: u64, time: u64, key: Option<&[u8]>, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&pid.to_le_bytes());
@@ -88,11 +126,11 @@ pub(crate) fn encode_record_into(
     key: Option<&[u8]>,
     payload: &[u8],
 ) {
-    let stored = StoredRecord {
+    let stored = StoredRecordRef {
         offset: offset.0,
         time: time.as_unix_nanos(),
-        key: key.map(<[u8]>::to_vec),
-        payload: payload.to_vec(),
+        key,
+        payload,
         checksum: checksum(pid, offset.0, time.as_unix_nanos(), key, payload),
     };
     out.clear();
@@ -100,7 +138,7 @@ pub(crate) fn encode_record_into(
     // buffer's alignment, and the bytes are the same as `rkyv::to_bytes` gives.
     match rkyv::api::high::to_bytes_in::<_, rancor::Error>(&stored, std::mem::take(out)) {
         Ok(bytes) => *out = bytes,
-        // Serializing plain integers and byte vectors into a growable buffer has no failure
+        // Serializing plain integers and byte slices into a growable buffer has no failure
         // mode but allocation failure, which aborts before reaching here.
         Err(e) => unreachable!("rkyv cannot fail to serialize a StoredRecord: {e}"),
     }
@@ -217,6 +255,44 @@ pub(crate) fn stats_key(pid: u32) -> [u8; 5] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The owned layout, encoded the plain way: what `StoredRecordRef` must reproduce.
+    fn encode_owned(
+        pid: u32,
+        offset: u64,
+        time: u64,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let stored = StoredRecord {
+            offset,
+            time,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.to_vec(),
+            checksum: checksum(pid, offset, time, key, payload),
+        };
+        rkyv::to_bytes::<rancor::Error>(&stored)
+            .expect("encode")
+            .to_vec()
+    }
+
+    proptest::proptest! {
+        /// The writer's encoding (borrowed, into a reused buffer) is rkyv's encoding of the
+        /// owned `StoredRecord`: the on-disk format is unchanged.
+        #[test]
+        fn encoding_into_a_reused_buffer_gives_rkyvs_bytes(
+            pid: u32,
+            offset: u64,
+            time: u64,
+            key in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut buf = vec![9; 1000];
+            let at = Timestamp::from_unix_nanos(time);
+            encode_record_into(&mut buf, pid, Offset(offset), at, key.as_deref(), &payload);
+            proptest::prop_assert_eq!(buf, encode_owned(pid, offset, time, key.as_deref(), &payload));
+        }
+    }
     use proptest::prelude::*;
 
     fn partition() -> PartitionName {
@@ -271,24 +347,6 @@ mod tests {
                 prop_assert_eq!(&r.payload[..], &payload[..]);
                 prop_assert_eq!(r.time.as_unix_nanos(), 9);
             }
-        }
-    }
-
-    #[test]
-    fn encoding_into_a_reused_buffer_gives_rkyvs_bytes() {
-        let mut buf = vec![9; 1000];
-        for (offset, key) in [(0u64, None), (5, Some(&b"key"[..]))] {
-            let time = Timestamp::from_unix_nanos(77);
-            encode_record_into(&mut buf, 3, Offset(offset), time, key, b"payload");
-            let stored = StoredRecord {
-                offset,
-                time: 77,
-                key: key.map(<[u8]>::to_vec),
-                payload: b"payload".to_vec(),
-                checksum: checksum(3, offset, 77, key, b"payload"),
-            };
-            let reference = rkyv::to_bytes::<rancor::Error>(&stored).expect("serialize");
-            assert_eq!(&buf[..], &reference[..], "the on-disk format is unchanged");
         }
     }
 

@@ -29,6 +29,13 @@ pub(crate) type DedupKey = u128;
 /// The most remembered events per channel.
 pub(crate) const MAX_ENTRIES: usize = 1_000_000;
 
+/// A channel's window is sized for its cap at once when it first holds this many events.
+/// Grown step by step, a map of a million entries moves every entry again at each doubling,
+/// under the lock that every producer of the channel waits on: the last doubling alone
+/// stalled batch produce for tens of milliseconds. Quieter channels never reach this and stay
+/// small.
+const PRESIZE_AT: usize = 65_536;
+
 /// How often idle channels' windows are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -247,6 +254,20 @@ fn release(window: &mut ChannelWindow, keys: &[DedupKey], decisions: &[Decision]
     }
 }
 
+/// Sizes a busy channel's window for its cap (see [`PRESIZE_AT`]) before `adding` more events.
+fn make_room(window: &mut ChannelWindow, adding: usize, max_entries: usize) {
+    let after = window.done.len() + adding;
+    let room = max_entries + PRESIZE_AT;
+    if after < PRESIZE_AT.min(max_entries) || window.done.capacity() >= room {
+        return;
+    }
+    // Room for the cap, and for the events a request adds before the oldest are let go.
+    window.done.reserve(room.saturating_sub(window.done.len()));
+    window
+        .order
+        .reserve(room.saturating_sub(window.order.len()));
+}
+
 fn expire(window: &mut ChannelWindow, ttl: Duration, max_entries: usize) {
     let now = Instant::now();
     while let Some((at, _, _)) = window.order.front() {
@@ -271,6 +292,7 @@ impl Reservation<'_> {
         {
             let mut channels = self.dedup.lock();
             let window = channels.entry(self.channel.clone()).or_default();
+            make_room(window, self.keys.len(), self.dedup.max_entries);
             for (key, &offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
                 window.pending.remove(&key);
                 window.order.push_back((at, key, offset));
@@ -387,5 +409,32 @@ mod tests {
             waiter.await.expect("task"),
             vec![Decision::Duplicate(1), Decision::Duplicate(2)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_busy_channel_is_sized_for_its_cap_once_and_a_quiet_one_stays_small() {
+        let dedup = Dedup::with_cap(Duration::from_secs(120), 1000);
+        let capacity = |channel: &str| dedup.lock().get(channel).map(|w| w.done.capacity());
+        let mut sizes = Vec::new();
+        for i in 0..3000u64 {
+            let (_, r) = dedup.reserve("busy", &[key(&i.to_string())]).await;
+            r.complete(&[i]);
+            sizes.push(capacity("busy").expect("window"));
+        }
+        assert!(
+            sizes[998] < 1000 + PRESIZE_AT && sizes[999] >= 1000 + PRESIZE_AT,
+            "sized for the cap (and a margin) when it got there"
+        );
+        assert!(
+            sizes[999..].iter().all(|c| *c >= 2000),
+            "with room left while the oldest are let go"
+        );
+        let quiet = Dedup::new(Duration::from_secs(120));
+        for i in 0..10u64 {
+            let (_, r) = quiet.reserve("quiet", &[key(&i.to_string())]).await;
+            r.complete(&[i]);
+        }
+        let small = quiet.lock().get("quiet").map(|w| w.done.capacity());
+        assert!(small.is_some_and(|c| c < 1000), "{small:?}");
     }
 }

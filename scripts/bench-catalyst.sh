@@ -23,15 +23,18 @@ start_node() {
 }
 rss() { awk '/VmRSS/ {print $2, $3}' "/proc/$node_pid/status"; }
 
+# Each run gets a fresh node: one that has just taken a run's events is still flushing and
+# compacting them, and its 2 cores are shared with the next run.
+stop_node() { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; }
 start_node a
 "$dctl" bench produce --url "$url" --connections 64 --duration 10
+stop_node
+start_node b
 "$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --count 1000000 --duration 60
 "$dctl" bench consume --url "$url" --channel batched --from earliest --count 1000000
-echo "node RSS after 1.1M events: $(rss)"
-# Stop it before the latency runs: it is still flushing and compacting what it just took, and
-# would share the 2 cores with them.
-kill "$node_pid"; wait "$node_pid" 2>/dev/null || true
-start_node b
+echo "node RSS after 1M events: $(rss)"
+stop_node
+start_node c
 "$dctl" bench latency --url "$url" --rate 1000 --duration 10
 "$dctl" bench fanout --url "$url" --consumers 200 --rate 2000 --duration 10
 echo "node RSS after fan-out: $(rss)"
@@ -39,7 +42,8 @@ echo "node RSS after fan-out: $(rss)"
 # Single-event produce again with wrk as the load generator (C, cheaper per request than any
 # Rust client here), when it is installed: how much of the 2 cores the generator itself takes.
 if command -v wrk >/dev/null; then
-  start_node c
+  stop_node
+  start_node d
   cat >"$work/produce.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/cloudevents+json"

@@ -175,6 +175,18 @@ fn delivered_events_carry_channel_and_offset() {
     assert_eq!(value["draftchannel"], "orders");
     assert_eq!(value["draftoffset"], 42);
     assert_eq!(value["id"], "1");
+    assert_eq!(
+        text,
+        format!(
+            "{{\"draftchannel\":\"orders\",\"draftoffset\":42,{}",
+            &MINIMAL[1..]
+        )
+    );
+    let damaged = delivered("c", 0, b"{\"a\":\"\xff\"}");
+    assert_eq!(
+        damaged,
+        "{\"draftchannel\":\"c\",\"draftoffset\":0,\"a\":\"\u{fffd}\"}"
+    );
 }
 
 #[test]

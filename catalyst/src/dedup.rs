@@ -29,12 +29,14 @@ pub(crate) type DedupKey = u128;
 /// The most remembered events per channel.
 pub(crate) const MAX_ENTRIES: usize = 1_000_000;
 
-/// A channel's window is sized for its cap at once when it first holds this many events.
-/// Grown step by step, a map of a million entries moves every entry again at each doubling,
-/// under the lock that every producer of the channel waits on: the last doubling alone
-/// stalled batch produce for tens of milliseconds. Quieter channels never reach this and stay
-/// small.
+/// A channel's expiry queue is sized for its cap at once when it first holds this many
+/// events: grown by doubling, a queue of a million entries is copied whole under the lock that
+/// every producer of the channel waits on. Sizing it costs address space only: its pages are
+/// touched in order, as events come. Quieter channels never reach this and stay small.
 const PRESIZE_AT: usize = 65_536;
+
+/// How many maps a channel's appended keys are spread over (see [`Done`]).
+const SHARDS: usize = 16;
 
 /// How often idle channels' windows are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -100,10 +102,60 @@ struct Pending {
     index: usize,
 }
 
+/// Appended events, key to offset, spread over [`SHARDS`] maps by the key's high bits. Each map
+/// grows (moving its entries) on its own, so a window growing to a million entries never stops
+/// its producers for more than a sixteenth of that: one map of a million entries stalled batch
+/// produce for tens of milliseconds at its last doubling.
+struct Done {
+    shards: Vec<KeyMap<u64>>,
+    len: usize,
+}
+
+impl Default for Done {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| KeyMap::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl Done {
+    fn shard(key: DedupKey) -> usize {
+        // The maps hash the low 64 bits (see `KeyHasher`): pick the shard from the high ones.
+        usize::try_from(key >> 64).unwrap_or(0) % SHARDS
+    }
+
+    fn get(&self, key: DedupKey) -> Option<u64> {
+        self.shards[Self::shard(key)].get(&key).copied()
+    }
+
+    fn insert(&mut self, key: DedupKey, offset: u64) {
+        if self.shards[Self::shard(key)].insert(key, offset).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, key: DedupKey) {
+        if self.shards[Self::shard(key)].remove(&key).is_some() {
+            self.len -= 1;
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[derive(Default)]
 struct ChannelWindow {
     /// Appended events: key to offset.
-    done: KeyMap<u64>,
+    done: Done,
     /// Keys being appended by requests in flight.
     pending: KeyMap<Pending>,
     /// Appended events in time order, for expiry: when, key, offset.
@@ -233,7 +285,7 @@ fn decide(
             }
             // Repeated within this request.
             Decision::SameAs(pending.index)
-        } else if let Some(&offset) = window.done.get(key) {
+        } else if let Some(offset) = window.done.get(*key) {
             Decision::Duplicate(offset)
         } else {
             let notify = Arc::clone(notify);
@@ -254,15 +306,15 @@ fn release(window: &mut ChannelWindow, keys: &[DedupKey], decisions: &[Decision]
     }
 }
 
-/// Sizes a busy channel's window for its cap (see [`PRESIZE_AT`]) before `adding` more events.
+/// Sizes a busy channel's expiry queue for its cap (see [`PRESIZE_AT`]) before `adding` more
+/// events.
 fn make_room(window: &mut ChannelWindow, adding: usize, max_entries: usize) {
-    let after = window.done.len() + adding;
+    let after = window.order.len() + adding;
+    // Room for the cap, and for the events a request adds before the oldest are let go.
     let room = max_entries + PRESIZE_AT;
-    if after < PRESIZE_AT.min(max_entries) || window.done.capacity() >= room {
+    if after < PRESIZE_AT.min(max_entries) || window.order.capacity() >= room {
         return;
     }
-    // Room for the cap, and for the events a request adds before the oldest are let go.
-    window.done.reserve(room.saturating_sub(window.done.len()));
     window
         .order
         .reserve(room.saturating_sub(window.order.len()));
@@ -279,8 +331,8 @@ fn expire(window: &mut ChannelWindow, ttl: Duration, max_entries: usize) {
         };
         // The same key may be in the queue twice (remembered at start from a log that holds
         // it twice): only its latest offset removes it.
-        if window.done.get(&key) == Some(&offset) {
-            window.done.remove(&key);
+        if window.done.get(key) == Some(offset) {
+            window.done.remove(key);
         }
     }
 }
@@ -414,7 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_busy_channel_is_sized_for_its_cap_once_and_a_quiet_one_stays_small() {
         let dedup = Dedup::with_cap(Duration::from_secs(120), 1000);
-        let capacity = |channel: &str| dedup.lock().get(channel).map(|w| w.done.capacity());
+        let capacity = |channel: &str| dedup.lock().get(channel).map(|w| w.order.capacity());
         let mut sizes = Vec::new();
         for i in 0..3000u64 {
             let (_, r) = dedup.reserve("busy", &[key(&i.to_string())]).await;
@@ -434,7 +486,7 @@ mod tests {
             let (_, r) = quiet.reserve("quiet", &[key(&i.to_string())]).await;
             r.complete(&[i]);
         }
-        let small = quiet.lock().get("quiet").map(|w| w.done.capacity());
+        let small = quiet.lock().get("quiet").map(|w| w.order.capacity());
         assert!(small.is_some_and(|c| c < 1000), "{small:?}");
     }
 }

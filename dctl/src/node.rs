@@ -154,12 +154,20 @@ fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
     }
 }
 
+/// The log writer thread's nice value (see `LogConfig::writer_nice`).
+const WRITER_NICE: i32 = -10;
+
 /// Runs the node until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests,
 /// closes WebSockets with 1001, fsyncs and returns.
 pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     raise_open_file_limit(settings.limits.max_connections);
-    let log_config = LogConfig::new(&settings.data_dir).durability(settings.durability);
+    // The log's writer is the one thread every append goes through; on 2 busy cores it waited
+    // for a core a quarter of its time. It runs first where the process may ask for that
+    // (batch produce +5-7%, BENCHMARKS.md).
+    let log_config = LogConfig::new(&settings.data_dir)
+        .durability(settings.durability)
+        .writer_nice(WRITER_NICE);
     let log = tokio::task::spawn_blocking(move || Log::open(log_config))
         .await
         .context("log open task failed")?

@@ -64,6 +64,7 @@ pub struct LogConfig {
     pub(crate) retention_interval: Duration,
     pub(crate) max_append_bytes: u64,
     pub(crate) cache_bytes: u64,
+    pub(crate) writer_nice: Option<i32>,
 }
 
 impl LogConfig {
@@ -77,6 +78,7 @@ impl LogConfig {
             retention_interval: Duration::from_secs(1),
             max_append_bytes: 64 * 1024 * 1024,
             cache_bytes: 64 * 1024 * 1024,
+            writer_nice: None,
         }
     }
 
@@ -126,6 +128,16 @@ impl LogConfig {
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Asks for this nice value (-20 to 19, lower runs first) for the writer thread, the one
+    /// thread every append passes through (default: none, the thread keeps the process's).
+    /// A negative value needs `CAP_SYS_NICE` (root has it); without it the writer keeps the
+    /// default priority and the log says so at debug level.
+    #[must_use]
+    pub fn writer_nice(mut self, nice: i32) -> Self {
+        self.writer_nice = Some(nice);
         self
     }
 

@@ -68,11 +68,17 @@ impl Log {
         let (tx, rx) = mpsc::channel(QUEUE);
         let sync = config.durability == Durability::Sync;
         let writer = Writer::new(Arc::clone(&store), sync, config.max_append_bytes);
+        let writer_nice = config.writer_nice;
         let spawn_err = |e: std::io::Error| Error::storage("start a thread", fjall::Error::Io(e));
         let mut threads = vec![
             std::thread::Builder::new()
                 .name("draft-log-writer".into())
-                .spawn(move || writer.run(rx))
+                .spawn(move || {
+                    if let Some(nice) = writer_nice {
+                        set_thread_nice(nice);
+                    }
+                    writer.run(rx);
+                })
                 .map_err(spawn_err)?,
         ];
         let writer = threads[0].thread().clone();
@@ -260,5 +266,60 @@ impl Drop for Inner {
         if let Err(e) = self.store.db.persist(PersistMode::SyncAll) {
             warn!(error = ?e, "could not fsync on close");
         }
+    }
+}
+
+/// Sets the calling thread's nice value (Linux applies `setpriority` on a thread id to that
+/// thread alone); a refusal (no `CAP_SYS_NICE` for a negative value) is logged and ignored.
+fn set_thread_nice(nice: i32) {
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), nice) {
+        Ok(()) => tracing::debug!(nice, "log writer thread priority set"),
+        Err(e) => tracing::debug!(nice, error = %e, "log writer thread keeps its priority"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice value of every thread of this process named `name`.
+    fn nice_of_threads(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").expect("procfs") {
+            let dir = task.expect("task").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // Fields after the command name, which is in parentheses; nice is field 19.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            if let Some(nice) = after
+                .split_whitespace()
+                .nth(16)
+                .and_then(|n| n.parse().ok())
+            {
+                found.push(nice);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_writer_thread_runs_at_the_nice_value_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A positive value needs no privilege, so this holds for any user.
+        let log = Log::open(LogConfig::new(dir.path()).writer_nice(7)).expect("open");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !nice_of_threads("draft-log-write").contains(&7) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no writer thread at nice 7: {:?}",
+                nice_of_threads("draft-log-write")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        log.close();
     }
 }

@@ -155,7 +155,7 @@ fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
 }
 
 /// The log writer thread's nice value (see `LogConfig::writer_nice`).
-const WRITER_NICE: i32 = -10;
+const WRITER_NICE: i32 = -2;
 
 /// Runs the node until SIGINT or SIGTERM, then stops accepting, finishes in-flight requests,
 /// closes WebSockets with 1001, fsyncs and returns.
@@ -163,8 +163,9 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     raise_open_file_limit(settings.limits.max_connections);
     // The log's writer is the one thread every append goes through; on 2 busy cores it waited
-    // for a core a quarter of its time. It runs first where the process may ask for that
-    // (batch produce +5-7%, BENCHMARKS.md).
+    // for a core a quarter of its time. A slightly larger share where the process may ask for
+    // it (BENCHMARKS.md: -2 helped batch produce as much as -10, which took enough CPU from a
+    // load generator on the same cores to cost it 10%).
     let log_config = LogConfig::new(&settings.data_dir)
         .durability(settings.durability)
         .writer_nice(WRITER_NICE);

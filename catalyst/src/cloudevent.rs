@@ -318,7 +318,7 @@ fn diagnose_data(object: &serde_json::Map<String, serde_json::Value>) -> Option<
 /// Parses one structured-mode event (`application/cloudevents+json`). The stored bytes are
 /// the object as sent, trimmed of surrounding whitespace (a slice of `body`, not a copy).
 pub fn parse_structured(body: &Bytes) -> Result<ParsedEvent, EventError> {
-    let trimmed = body.slice_ref(body.trim_ascii());
+    let trimmed = body.slice_ref(trim_json_whitespace(body));
     if !trimmed.starts_with(b"{") {
         return Err(EventError::new(
             None,
@@ -373,6 +373,31 @@ pub fn parse_batch(body: &Bytes, max_events: usize) -> Result<Vec<ParsedEvent>, 
             parse_structured(&body.slice_ref(raw.get().as_bytes())).map_err(|e| e.in_batch(i))
         })
         .collect()
+}
+
+/// Whether `byte` is whitespace between JSON tokens (RFC 8259 §2: space, tab, line feed,
+/// carriage return; unlike `u8::is_ascii_whitespace`, not form feed).
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// `bytes` without leading JSON whitespace.
+fn trim_json_whitespace_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| !is_json_whitespace(b))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// `bytes` without leading or trailing JSON whitespace.
+fn trim_json_whitespace(bytes: &[u8]) -> &[u8] {
+    let rest = trim_json_whitespace_start(bytes);
+    let end = rest
+        .iter()
+        .rposition(|&b| !is_json_whitespace(b))
+        .map_or(0, |last| last + 1);
+    &rest[..end]
 }
 
 /// Parses a binary-mode event: attributes in `ce-*` headers, the body as data.

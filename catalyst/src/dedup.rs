@@ -10,18 +10,23 @@
 //! most [`MAX_ENTRIES`]: under a higher rate the window is the last `MAX_ENTRIES` events rather
 //! than the whole duration, so memory stays bounded. Idle channels are swept periodically.
 //!
-//! A producer first *reserves* its keys under one lock; a second producer of the same key
+//! A producer first *reserves* its keys under one lock (one for all channels: its critical
+//! sections are a few map operations); a second producer of the same key
 //! waits for the first to finish, then sees its offset (or, if the first failed, reserves the
 //! key itself). Reservations of one request are taken atomically, so waits follow reservation
 //! order and cannot form a cycle.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+mod expiry;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use expiry::BlockQueue;
 
 /// A 128-bit hash of `(source, id)`.
 pub(crate) type DedupKey = u128;
@@ -29,24 +34,24 @@ pub(crate) type DedupKey = u128;
 /// The most remembered events per channel.
 pub(crate) const MAX_ENTRIES: usize = 1_000_000;
 
-/// A channel's expiry queue is sized for its cap at once when it first holds this many
-/// events: grown by doubling, a queue of a million entries is copied whole under the lock that
-/// every producer of the channel waits on. Sizing it costs address space only: its pages are
-/// touched in order, as events come. Quieter channels never reach this and stay small.
-const PRESIZE_AT: usize = 65_536;
-
-/// How many maps a channel's appended keys are spread over (see [`Done`]).
+/// How many maps a channel's appended keys are spread over (see [`Done`]); a power of two.
 const SHARDS: usize = 16;
 
 /// How often idle channels' windows are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The dedup key of an event: XXH3-128 of `source`, NUL, `id` (NUL is refused in both, so the
-/// pair is unambiguous), which is how the record key ends. Only compared within a process: the
-/// window is rebuilt from the log at start, so the hash never needs to be stable across
-/// versions.
+/// pair is unambiguous), which is how the record key ends. The hash is seeded with a random
+/// value per process, so no client can choose ids that collide in the maps (keys are only
+/// compared within a process: the window is rebuilt from the log at start).
 pub(crate) fn key(source_and_id: &[u8]) -> DedupKey {
-    xxhash_rust::xxh3::xxh3_128(source_and_id)
+    xxhash_rust::xxh3::xxh3_128_with_seed(source_and_id, seed())
+}
+
+/// This process's random hash seed (from the standard library's per-process random keys).
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u8))
 }
 
 /// A `Hasher` for [`DedupKey`]s, which are already uniformly distributed hashes: it keeps 64 of
@@ -122,8 +127,9 @@ impl Default for Done {
 
 impl Done {
     fn shard(key: DedupKey) -> usize {
-        // The maps hash the low 64 bits (see `KeyHasher`): pick the shard from the high ones.
-        usize::try_from(key >> 64).unwrap_or(0) % SHARDS
+        // The maps hash the low 64 bits (see `KeyHasher`): pick the shard from the top ones
+        // (the shift leaves a number below `SHARDS`, on any pointer width).
+        usize::try_from(key >> (128 - SHARDS.trailing_zeros())).unwrap_or(0)
     }
 
     fn get(&self, key: DedupKey) -> Option<u64> {
@@ -159,7 +165,7 @@ struct ChannelWindow {
     /// Keys being appended by requests in flight.
     pending: KeyMap<Pending>,
     /// Appended events in time order, for expiry: when, key, offset.
-    order: VecDeque<(Instant, DedupKey, u64)>,
+    order: BlockQueue<(Instant, DedupKey, u64)>,
 }
 
 /// What to do with each event of a request.
@@ -306,20 +312,6 @@ fn release(window: &mut ChannelWindow, keys: &[DedupKey], decisions: &[Decision]
     }
 }
 
-/// Sizes a busy channel's expiry queue for its cap (see [`PRESIZE_AT`]) before `adding` more
-/// events.
-fn make_room(window: &mut ChannelWindow, adding: usize, max_entries: usize) {
-    let after = window.order.len() + adding;
-    // Room for the cap, and for the events a request adds before the oldest are let go.
-    let room = max_entries + PRESIZE_AT;
-    if after < PRESIZE_AT.min(max_entries) || window.order.capacity() >= room {
-        return;
-    }
-    window
-        .order
-        .reserve(room.saturating_sub(window.order.len()));
-}
-
 fn expire(window: &mut ChannelWindow, ttl: Duration, max_entries: usize) {
     let now = Instant::now();
     while let Some((at, _, _)) = window.order.front() {
@@ -344,7 +336,6 @@ impl Reservation<'_> {
         {
             let mut channels = self.dedup.lock();
             let window = channels.entry(self.channel.clone()).or_default();
-            make_room(window, self.keys.len(), self.dedup.max_entries);
             for (key, &offset) in std::mem::take(&mut self.keys).into_iter().zip(offsets) {
                 window.pending.remove(&key);
                 window.order.push_back((at, key, offset));
@@ -398,6 +389,27 @@ mod tests {
         tokio::time::advance(Duration::from_secs(121)).await;
         let (d, _r) = dedup.reserve("c", &[key("a")]).await;
         assert_eq!(d, vec![Decision::Append], "expired after the window");
+    }
+
+    #[test]
+    fn keys_are_seeded_and_spread_over_every_shard() {
+        let pair = b"/src\0a";
+        assert_eq!(
+            super::key(pair),
+            super::key(pair),
+            "stable within a process"
+        );
+        assert_ne!(
+            super::key(pair),
+            xxhash_rust::xxh3::xxh3_128(pair),
+            "a client must not be able to compute the keys"
+        );
+        let mut used = [false; SHARDS];
+        for i in 0..1000 {
+            used[Done::shard(key(&i.to_string()))] = true;
+        }
+        assert!(used.iter().all(|u| *u), "{used:?}");
+        assert_eq!(Done::shard(u128::MAX), SHARDS - 1);
     }
 
     #[tokio::test]
@@ -461,32 +473,5 @@ mod tests {
             waiter.await.expect("task"),
             vec![Decision::Duplicate(1), Decision::Duplicate(2)]
         );
-    }
-
-    #[tokio::test]
-    async fn a_busy_channel_is_sized_for_its_cap_once_and_a_quiet_one_stays_small() {
-        let dedup = Dedup::with_cap(Duration::from_secs(120), 1000);
-        let capacity = |channel: &str| dedup.lock().get(channel).map(|w| w.order.capacity());
-        let mut sizes = Vec::new();
-        for i in 0..3000u64 {
-            let (_, r) = dedup.reserve("busy", &[key(&i.to_string())]).await;
-            r.complete(&[i]);
-            sizes.push(capacity("busy").expect("window"));
-        }
-        assert!(
-            sizes[998] < 1000 + PRESIZE_AT && sizes[999] >= 1000 + PRESIZE_AT,
-            "sized for the cap (and a margin) when it got there"
-        );
-        assert!(
-            sizes[999..].iter().all(|c| *c >= 2000),
-            "with room left while the oldest are let go"
-        );
-        let quiet = Dedup::new(Duration::from_secs(120));
-        for i in 0..10u64 {
-            let (_, r) = quiet.reserve("quiet", &[key(&i.to_string())]).await;
-            r.complete(&[i]);
-        }
-        let small = quiet.lock().get("quiet").map(|w| w.order.capacity());
-        assert!(small.is_some_and(|c| c < 1000), "{small:?}");
     }
 }

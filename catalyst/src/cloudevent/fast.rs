@@ -18,7 +18,10 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ParsedEvent, check_extension_name, is_base64, sdk_reads_as_json};
+use super::{
+    ParsedEvent, check_extension_name, is_base64, sdk_reads_as_json, trim_json_whitespace,
+    trim_json_whitespace_start,
+};
 
 /// One attribute value, borrowed from the body.
 type Raw<'a> = &'a RawValue;
@@ -235,10 +238,10 @@ pub(super) fn parse(object: &Bytes) -> Option<ParsedEvent> {
 /// can vouch for all of them; `None` sends the whole batch the slow way, which also says what
 /// is wrong with it.
 pub(super) fn parse_batch(body: &Bytes, max_events: usize) -> Option<Vec<ParsedEvent>> {
-    let mut rest = body.trim_ascii().strip_prefix(b"[")?;
+    let mut rest = trim_json_whitespace(body).strip_prefix(b"[")?;
     let mut events = Vec::new();
     loop {
-        rest = rest.trim_ascii_start();
+        rest = trim_json_whitespace_start(rest);
         let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<Found>();
         let found = stream.next()?.ok()?;
         let (object, tail) = rest.split_at(stream.byte_offset());
@@ -246,7 +249,7 @@ pub(super) fn parse_batch(body: &Bytes, max_events: usize) -> Option<Vec<ParsedE
             return None;
         }
         events.push(vouch(&found, body.slice_ref(object))?);
-        match tail.trim_ascii_start().split_first()? {
+        match trim_json_whitespace_start(tail).split_first()? {
             (b',', after) => rest = after,
             (b']', []) => return Some(events),
             _ => return None,

@@ -25,6 +25,13 @@ fn structured_events_are_stored_as_sent() {
 }
 
 #[test]
+fn form_feed_is_not_json_whitespace() {
+    for body in [format!("\x0c{MINIMAL}"), format!("{MINIMAL}\x0c")] {
+        assert!(parse_structured(&bytes_of(&body)).is_err(), "{body:?}");
+    }
+}
+
+#[test]
 fn missing_and_invalid_attributes_are_named() {
     for (body, attribute) in [
         (r#"{"specversion":"1.0","source":"/s","type":"t"}"#, "id"),
@@ -407,6 +414,9 @@ fn common_batches_take_the_fast_path_and_odd_ones_the_slow_one() {
         format!("[{MINIMAL} {MINIMAL}]"),
         format!("[{MINIMAL},1]"),
         format!("{{\"a\":[{MINIMAL}]}}"),
+        format!("\x0c[{MINIMAL}]"),
+        format!("[\x0c{MINIMAL}]"),
+        format!("[{MINIMAL}\x0c]"),
     ] {
         assert!(fast::parse_batch(&bytes_of(&odd), 10).is_none(), "{odd}");
         assert!(parse_batch(&bytes_of(&odd), 10).is_err(), "{odd}");
@@ -431,7 +441,7 @@ fn parse_batch_slowly(body: &Bytes, max_events: usize) -> Result<Vec<ParsedEvent
 
 /// A batch of generated events, with whitespace of any kind between its tokens.
 fn generated_batch() -> impl Strategy<Value = String> {
-    let space = prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n"]);
+    let space = prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n", "\x0c"]);
     (
         prop::collection::vec((generated_event(), space.clone()), 1..4),
         space.clone(),

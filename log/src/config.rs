@@ -133,8 +133,9 @@ impl LogConfig {
 
     /// Asks for this nice value (-20 to 19, lower runs first) for the writer thread, the one
     /// thread every append passes through (default: none, the thread keeps the process's).
-    /// A negative value needs `CAP_SYS_NICE` (root has it); without it the writer keeps the
-    /// default priority and the log says so at debug level.
+    /// A negative value needs `CAP_SYS_NICE` (root has it) or a high enough `RLIMIT_NICE`;
+    /// without them the writer keeps the default priority and the log says so at debug level.
+    /// Only applied on Linux, where a thread's priority can be set apart from its process's.
     #[must_use]
     pub fn writer_nice(mut self, nice: i32) -> Self {
         self.writer_nice = Some(nice);

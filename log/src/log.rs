@@ -270,7 +270,9 @@ impl Drop for Inner {
 }
 
 /// Sets the calling thread's nice value (Linux applies `setpriority` on a thread id to that
-/// thread alone); a refusal (no `CAP_SYS_NICE` for a negative value) is logged and ignored.
+/// thread alone); a refusal (a negative value without `CAP_SYS_NICE` or a high enough
+/// `RLIMIT_NICE`) is logged and ignored.
+#[cfg(target_os = "linux")]
 fn set_thread_nice(nice: i32) {
     let tid = rustix::thread::gettid();
     match rustix::process::setpriority_process(Some(tid), nice) {
@@ -279,11 +281,19 @@ fn set_thread_nice(nice: i32) {
     }
 }
 
+/// Elsewhere `setpriority` applies to the whole process, which is not what is asked: the
+/// writer keeps the process's priority.
+#[cfg(not(target_os = "linux"))]
+fn set_thread_nice(nice: i32) {
+    tracing::debug!(nice, "thread priorities are only set on Linux");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The nice value of every thread of this process named `name`.
+    #[cfg(target_os = "linux")]
     fn nice_of_threads(name: &str) -> Vec<i64> {
         let mut found = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").expect("procfs") {
@@ -306,11 +316,13 @@ mod tests {
         found
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_runs_at_the_nice_value_asked_for() {
         let dir = tempfile::tempdir().expect("tempdir");
         // A positive value needs no privilege, so this holds for any user.
         let log = Log::open(LogConfig::new(dir.path()).writer_nice(7)).expect("open");
+        // Linux keeps 15 bytes of a thread's name: "draft-log-writer" shows as this.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !nice_of_threads("draft-log-write").contains(&7) {
             assert!(

@@ -2,6 +2,8 @@
 //!
 //! - Record keys are `partition id (u32, big-endian) ++ offset (u64, big-endian)`, so fjall's
 //!   byte order is (partition, offset) order and one partition is one contiguous key range.
+//!   Several records appended together are stored as frames (see `frame.rs`), whose keys
+//!   extend this one with the last offset.
 //! - Record values are a [`StoredRecord`] encoded with rkyv and validated (bytecheck) on read,
 //!   plus a CRC-32 (IEEE, `crc32fast`) over every field, so a flipped bit in the
 //!   payload is caught even where the rkyv layout stays valid.
@@ -180,16 +182,6 @@ pub(crate) fn decode_record(
         key: key.map(Bytes::copy_from_slice),
         payload: Bytes::copy_from_slice(payload),
     })
-}
-
-/// Reads only the append time of a record value, validating it like [`decode_record`].
-pub(crate) fn decode_time(
-    partition: &PartitionName,
-    pid: u32,
-    offset: Offset,
-    value: &[u8],
-) -> Result<Timestamp> {
-    decode_record(partition, pid, offset, value).map(|r| r.time)
 }
 
 /// Per-partition statistics kept in the meta keyspace and written in the same atomic batch

@@ -26,7 +26,9 @@ pub enum Durability {
 pub struct Retention {
     /// Remove records appended longer ago than this.
     pub max_age: Option<Duration>,
-    /// Remove the oldest records while the partition holds more bytes than this.
+    /// Remove the oldest records while the partition holds more bytes than this. Records
+    /// appended together go together (they are stored in frames of up to 256 KiB), so a
+    /// partition may end up to one frame under the limit.
     pub max_bytes: Option<u64>,
 }
 

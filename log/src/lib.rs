@@ -30,6 +30,7 @@ mod background;
 mod codec;
 mod config;
 mod error;
+mod frame;
 mod log;
 mod partition;
 mod record;

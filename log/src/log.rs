@@ -316,6 +316,43 @@ mod tests {
         found
     }
 
+    #[test]
+    fn an_append_is_stored_as_frames_of_bounded_size_and_one_record_as_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(LogConfig::new(dir.path())).expect("open");
+        let part = PartitionName::new("framed").expect("name");
+        let big: Vec<NewRecord> = (0..40).map(|i| NewRecord::new(vec![i; 30_000])).collect();
+        log.append_blocking(&part, big).expect("append");
+        log.append_blocking(&part, vec![NewRecord::new("alone")])
+            .expect("append");
+        let items: Vec<(crate::frame::ItemKey, usize)> = log
+            .inner
+            .store
+            .records
+            .iter()
+            .map(|guard| {
+                let (key, value) = guard.into_inner().expect("item");
+                (
+                    crate::frame::parse_item_key(&key).expect("item key"),
+                    value.len(),
+                )
+            })
+            .collect();
+        let counts: Vec<u64> = items.iter().map(|(key, _)| key.count()).collect();
+        assert_eq!(counts.iter().sum::<u64>(), 41);
+        assert!(items.len() >= 5, "40 x 30 KB cut into frames: {counts:?}");
+        assert!(
+            items
+                .iter()
+                .all(|(_, len)| *len <= crate::frame::MAX_FRAME_BYTES),
+            "{items:?}"
+        );
+        assert_eq!(counts.last(), Some(&1), "one record alone: {counts:?}");
+        let read = log.read(&part, Offset(0), 100).expect("read");
+        assert_eq!(read.len(), 41);
+        log.close();
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_runs_at_the_nice_value_asked_for() {

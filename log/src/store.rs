@@ -15,6 +15,7 @@ use tracing::error;
 use crate::codec::{self, Stats};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
+use crate::frame::{self, ItemKey};
 use crate::partition::PartState;
 use crate::record::{Offset, PartitionHead, PartitionName, Record, Timestamp};
 
@@ -132,29 +133,53 @@ impl Store {
         if start.0 >= end {
             return Ok(Vec::new());
         }
-        let range = codec::record_key(state.pid, start)..codec::record_key(state.pid, Offset(end));
+        // Begin at the item that holds `start` (a frame may begin before it): a 12-byte key
+        // sorts before every item that begins at its offset.
+        let begin = self
+            .item_holding(partition, state.pid, start)?
+            .map_or(start, |(key, _)| key.first);
+        let range = codec::record_key(state.pid, begin)..codec::record_key(state.pid, Offset(end));
         let mut out = Vec::with_capacity((end - start.0) as usize);
+        let mut expected: Option<Offset> = None;
         for guard in self.records.range(range) {
-            let (key, value) = guard
+            let (raw_key, value) = guard
                 .into_inner()
                 .map_err(|e| Error::storage("read records", e))?;
-            let (_, offset) = codec::parse_record_key(&key).ok_or_else(|| Error::Corrupt {
-                partition: partition.to_string(),
-                offset: start,
-                reason: "malformed record key".to_owned(),
-            })?;
-            // Dense offsets: after the first record read, each must follow the previous one.
-            // The first may be later than `start` only if retention removed the ones before.
-            if let Some(prev) = out.last().map(|r: &Record| r.offset) {
-                if offset != prev.next() {
-                    return Err(missing(partition, prev.next()));
+            let key = parse_key(partition, state.pid, &raw_key, expected.unwrap_or(start))?;
+            // Dense offsets: each item must follow the previous one. The first may start
+            // after `start` only if retention removed the ones before.
+            match expected {
+                Some(next) if key.first != next => return Err(missing(partition, next)),
+                None if key.first > start
+                    && self.state(partition).is_none_or(|s| s.first() <= start) =>
+                {
+                    return Err(missing(partition, start));
                 }
-            } else if offset != start && self.state(partition).is_none_or(|s| s.first() <= start) {
-                return Err(missing(partition, start));
+                _ => {}
             }
-            out.push(codec::decode_record(partition, state.pid, offset, &value)?);
+            frame::decode_item(partition, key, &value, start.0..end, &mut out)?;
+            expected = Some(key.last.next());
         }
         Ok(out)
+    }
+
+    /// The item (single record or frame) of partition `pid` that holds `offset`, if one does.
+    fn item_holding(
+        &self,
+        partition: &PartitionName,
+        pid: u32,
+        offset: Offset,
+    ) -> Result<Option<(ItemKey, fjall::Slice)>> {
+        let range = codec::record_key(pid, Offset(0)).to_vec()
+            ..=frame::covering_bound(pid, offset).to_vec();
+        let Some(guard) = self.records.range(range).next_back() else {
+            return Ok(None);
+        };
+        let (raw_key, value) = guard
+            .into_inner()
+            .map_err(|e| Error::storage("read a record", e))?;
+        let key = parse_key(partition, pid, &raw_key, offset)?;
+        Ok(key.holds(offset).then_some((key, value)))
     }
 
     /// The append time of the record at `offset`, if it is stored.
@@ -164,12 +189,8 @@ impl Store {
         pid: u32,
         offset: Offset,
     ) -> Result<Option<Timestamp>> {
-        let value = self
-            .records
-            .get(codec::record_key(pid, offset))
-            .map_err(|e| Error::storage("read a record", e))?;
-        value
-            .map(|v| codec::decode_time(partition, pid, offset, &v))
+        self.item_holding(partition, pid, offset)?
+            .map(|(key, value)| frame::decode_time(partition, key, &value, offset))
             .transpose()
     }
 
@@ -196,6 +217,17 @@ impl Store {
         }
         Ok((lo < state.next().0).then_some(Offset(lo)))
     }
+}
+
+/// Reads the key of an item of partition `pid` found while looking for `near`.
+fn parse_key(partition: &PartitionName, pid: u32, raw: &[u8], near: Offset) -> Result<ItemKey> {
+    frame::parse_item_key(raw)
+        .filter(|key| key.pid == pid)
+        .ok_or_else(|| Error::Corrupt {
+            partition: partition.to_string(),
+            offset: near,
+            reason: "malformed record key".to_owned(),
+        })
 }
 
 fn missing(partition: &PartitionName, offset: Offset) -> Error {
@@ -259,26 +291,29 @@ fn load_heads(records: &Keyspace, meta: &Keyspace) -> Result<HashMap<PartitionNa
 
 /// Checks that the first and last stored records of a partition are where its stats say.
 fn check_bounds(records: &Keyspace, name: &PartitionName, pid: u32, stats: Stats) -> Result<()> {
-    let range = codec::record_key(pid, Offset(0))..=codec::record_key(pid, Offset(u64::MAX));
+    let range = codec::record_key(pid, Offset(0)).to_vec()
+        ..=frame::covering_bound(pid, Offset(u64::MAX)).to_vec();
     let mut keys = records.range(range);
-    let offset_of = |guard: Option<fjall::Guard>| -> Result<Option<Offset>> {
+    let key_of = |guard: Option<fjall::Guard>| -> Result<Option<ItemKey>> {
         guard
             .map(|g| {
                 let key = g.key().map_err(|e| Error::storage("read records", e))?;
-                Ok(codec::parse_record_key(&key).map(|(_, o)| o))
+                Ok(frame::parse_item_key(&key))
             })
             .transpose()
             .map(Option::flatten)
     };
-    let first = offset_of(keys.next())?;
-    let last = offset_of(keys.next_back())?.or(first);
+    let first = key_of(keys.next())?;
+    // With one item, the iterator is empty once its front is taken: the last is the first.
+    let last = key_of(keys.next_back())?.or(first);
+    let held = first.zip(last).map(|(f, l)| (f.first, l.last));
     let expected =
         (stats.next > stats.first).then(|| (Offset(stats.first), Offset(stats.next - 1)));
-    if (first.zip(last)) != expected {
+    if held != expected {
         return Err(Error::Inconsistent {
             partition: name.to_string(),
             reason: format!(
-                "metadata says offsets {}..{}, records hold {first:?}..={last:?}",
+                "metadata says offsets {}..{}, records hold {held:?}",
                 stats.first, stats.next
             ),
         });
@@ -411,6 +446,46 @@ mod tests {
             );
         });
         assert_corrupt_at_1(store.read(&partition(), Offset(0), 10), "claims offset 2");
+    }
+
+    #[test]
+    fn a_garbled_record_inside_a_frame_is_corruption_at_its_own_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = LogConfig::new(dir.path());
+        let time = Timestamp::from_unix_nanos(1_000);
+        {
+            let store = Store::open(&config).expect("open");
+            let mut frame_value = Vec::new();
+            for offset in 0..3 {
+                let mut record = encode_record(0, Offset(offset), time, None, &payload(offset));
+                if offset == 1 {
+                    let at = record.len() - 12;
+                    record[at] ^= 0x01;
+                }
+                frame::push_record(&mut frame_value, &record);
+            }
+            let stats = Stats {
+                first: 0,
+                next: 3,
+                bytes: frame_value.len() as u64,
+                last_time: time.as_unix_nanos(),
+            };
+            let mut batch = store.db.batch();
+            batch.insert(&store.meta, name_key(&partition()), 0u32.to_be_bytes());
+            batch.insert(
+                &store.records,
+                frame::frame_key(0, Offset(0), Offset(2)),
+                frame_value,
+            );
+            batch.insert(&store.meta, stats_key(0), stats.encode());
+            batch.commit().expect("commit");
+        }
+        let store = Store::open(&config).expect("reopen: the bounds agree");
+        assert_corrupt_at_1(store.read(&partition(), Offset(0), 10), "");
+        let intact = store.read(&partition(), Offset(2), 10).expect("offset 2");
+        assert_eq!(&intact[0].payload[..], payload(2).as_slice());
+        let first = store.read(&partition(), Offset(0), 1).expect("offset 0");
+        assert_eq!(&first[0].payload[..], payload(0).as_slice());
     }
 
     #[test]

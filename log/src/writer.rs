@@ -17,8 +17,9 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use crate::codec;
+use crate::codec::{self, Stats};
 use crate::error::{Error, Result};
+use crate::frame;
 use crate::partition::PartState;
 use crate::record::{AppendAck, NewRecord, Offset, PartitionName, Timestamp};
 use crate::store::Store;
@@ -38,8 +39,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<AppendAck>>,
     },
     /// Remove records from the front of `partition`: those before `before`, then more while it
-    /// holds over `max_bytes`; at most `limit` records in one command, so appends never wait
-    /// long behind retention. Replies with how many were removed.
+    /// holds over `max_bytes`; at most `limit` items (records or frames) in one command, so
+    /// appends never wait long behind retention. Replies with how many records were removed.
     Trim {
         partition: PartitionName,
         before: Offset,
@@ -75,6 +76,8 @@ pub(crate) struct Writer {
     max_append_bytes: u64,
     /// Reused to encode each record's value (fjall copies it into the batch).
     value_buf: Vec<u8>,
+    /// The frame being built (reused).
+    frame_buf: Vec<u8>,
 }
 
 impl Writer {
@@ -88,6 +91,7 @@ impl Writer {
             sync,
             max_append_bytes,
             value_buf: Vec::new(),
+            frame_buf: Vec::new(),
         }
     }
 
@@ -210,24 +214,7 @@ impl Writer {
             // even if the machine's clock does.
             let time = now.max(Timestamp::from_unix_nanos(state.stats.last_time));
             let first = state.next();
-            for record in &records {
-                let offset = Offset(state.stats.next);
-                codec::encode_record_into(
-                    &mut self.value_buf,
-                    state.pid,
-                    offset,
-                    time,
-                    record.key.as_deref(),
-                    &record.payload,
-                );
-                state.stats.bytes += self.value_buf.len() as u64;
-                batch.insert(
-                    &self.store.records,
-                    codec::record_key(state.pid, offset),
-                    &self.value_buf[..],
-                );
-                state.stats.next += 1;
-            }
+            self.stage_records(&mut batch, &mut state.stats, state.pid, time, &records);
             if !records.is_empty() {
                 state.stats.last_time = time.as_unix_nanos();
             }
@@ -267,6 +254,57 @@ impl Writer {
         }
     }
 
+    /// Adds the records of one append to `batch` at the partition's next offsets: one record
+    /// as itself, several as frames of up to [`frame::MAX_FRAME_BYTES`] (see [`frame`]).
+    fn stage_records(
+        &mut self,
+        batch: &mut fjall::OwnedWriteBatch,
+        stats: &mut Stats,
+        pid: u32,
+        time: Timestamp,
+        records: &[NewRecord],
+    ) {
+        let mut rest = records;
+        while !rest.is_empty() {
+            let first = Offset(stats.next);
+            let mut taken = 0;
+            self.frame_buf.clear();
+            for record in rest {
+                let offset = Offset(stats.next);
+                codec::encode_record_into(
+                    &mut self.value_buf,
+                    pid,
+                    offset,
+                    time,
+                    record.key.as_deref(),
+                    &record.payload,
+                );
+                let full = self.frame_buf.len() + self.value_buf.len() > frame::MAX_FRAME_BYTES;
+                if taken > 0 && full {
+                    break;
+                }
+                frame::push_record(&mut self.frame_buf, &self.value_buf);
+                stats.next += 1;
+                taken += 1;
+            }
+            rest = &rest[taken..];
+            if taken == 1 {
+                // A record alone is stored as itself: its value, without the frame's prefix.
+                let value = &self.frame_buf[frame::LEN_PREFIX..];
+                stats.bytes += value.len() as u64;
+                batch.insert(&self.store.records, codec::record_key(pid, first), value);
+            } else {
+                stats.bytes += self.frame_buf.len() as u64;
+                let last = Offset(stats.next - 1);
+                batch.insert(
+                    &self.store.records,
+                    frame::frame_key(pid, first, last),
+                    &self.frame_buf[..],
+                );
+            }
+        }
+    }
+
     /// Removes records from the front of a partition (see [`Command::Trim`]).
     fn trim(
         &mut self,
@@ -282,16 +320,26 @@ impl Writer {
             codec::record_key(state.pid, state.first())..codec::record_key(state.pid, state.next());
         let mut batch = self.store.db.batch().durability(self.durability());
         let mut removed = 0u64;
+        // Whole items only: a frame goes once all its records are before `before` (time-based
+        // retention never splits one: its records share their append time) or while the
+        // partition is over `max_bytes`.
         for guard in self.store.records.range(range).take(limit) {
+            let (raw_key, value) = guard.into_inner().map_err(|e| Error::storage("trim", e))?;
+            let key = frame::parse_item_key(&raw_key)
+                .filter(|k| k.pid == state.pid && k.first == state.first())
+                .ok_or_else(|| Error::Corrupt {
+                    partition: partition.to_string(),
+                    offset: state.first(),
+                    reason: "malformed or misplaced record key".to_owned(),
+                })?;
             let over_bytes = max_bytes.is_some_and(|max| state.stats.bytes > max);
-            if state.first() >= before && !over_bytes {
+            if key.last >= before && !over_bytes {
                 break;
             }
-            let (key, value) = guard.into_inner().map_err(|e| Error::storage("trim", e))?;
-            batch.remove(&self.store.records, key);
+            batch.remove(&self.store.records, raw_key);
             state.stats.bytes = state.stats.bytes.saturating_sub(value.len() as u64);
-            state.stats.first += 1;
-            removed += 1;
+            state.stats.first = key.last.0 + 1;
+            removed += key.count();
         }
         if removed == 0 {
             return Ok(0);

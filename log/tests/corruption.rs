@@ -210,7 +210,9 @@ fn map_journal(bytes: &[u8], acks: &[(String, u64, String)]) -> JournalMap {
     // The records keyspace is the one whose values hold the acknowledged payloads.
     let probe = acks[0].2.as_bytes();
     let records_keyspace = items()
-        .find(|i| i.key.len() == 12 && i.value.windows(probe.len()).any(|w| w == probe))
+        .find(|i| {
+            matches!(i.key.len(), 12 | 20) && i.value.windows(probe.len()).any(|w| w == probe)
+        })
         .map(|i| i.keyspace)
         .expect("an acknowledged payload is in the journal");
     assert_ne!(Some(records_keyspace), meta_keyspace);
@@ -223,11 +225,17 @@ fn map_journal(bytes: &[u8], acks: &[(String, u64, String)]) -> JournalMap {
             .iter()
             .filter(|i| i.keyspace == records_keyspace)
         {
+            // A single record's key is `pid ++ offset`, a frame's `pid ++ first ++ last`.
             let pid = u32::from_be_bytes(item.key[..4].try_into().expect("pid"));
-            let offset = u64::from_be_bytes(item.key[4..].try_into().expect("offset"));
+            let first = u64::from_be_bytes(item.key[4..12].try_into().expect("offset"));
+            let last = item.key.get(12..20).map_or(first, |last| {
+                u64::from_be_bytes(last.try_into().expect("last offset"))
+            });
             let name = pid_names.get(&pid).expect("a known partition id").clone();
-            batch_end.insert((name.clone(), offset), batch.end);
-            records.push((name, offset));
+            for offset in first..=last {
+                batch_end.insert((name.clone(), offset), batch.end);
+                records.push((name.clone(), offset));
+            }
         }
         batches.push((batch.end, records));
     }

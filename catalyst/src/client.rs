@@ -6,7 +6,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::wire::{
-    ChannelInfo, ChannelList, ErrorBody, NEXT_OFFSET_HEADER, ProduceResponse, STRUCTURED,
+    BATCH, ChannelInfo, ChannelList, ErrorBody, NEXT_OFFSET_HEADER, ProduceResponse, STRUCTURED,
     SUBPROTOCOL,
 };
 
@@ -140,12 +140,31 @@ impl Client {
         channel: &str,
         event: &serde_json::Value,
     ) -> Result<ProduceResponse, ClientError> {
+        self.post_events(channel, STRUCTURED, event).await
+    }
+
+    /// Sends `events` to `channel` as one batch (`application/cloudevents-batch+json`):
+    /// appended atomically, all or none; the answer lists their offsets in order.
+    pub async fn produce_batch(
+        &self,
+        channel: &str,
+        events: &[serde_json::Value],
+    ) -> Result<ProduceResponse, ClientError> {
+        self.post_events(channel, BATCH, &events).await
+    }
+
+    async fn post_events(
+        &self,
+        channel: &str,
+        content_type: &'static str,
+        body: &impl serde::Serialize,
+    ) -> Result<ProduceResponse, ClientError> {
         let url = format!("{}/v1/channels/{channel}/events", self.base);
-        let body = serde_json::to_vec(event).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let response = self
             .http
             .post(url)
-            .header("content-type", STRUCTURED)
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await

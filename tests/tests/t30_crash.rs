@@ -14,15 +14,31 @@ async fn every_acknowledged_event_survives_kill_9() {
     let mut node = Node::start(dir.path(), &[]);
     let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
     let mut producers = Vec::new();
+    // Half the producers send one event at a time, half batches of 1 to 12 (several events
+    // of one append are stored together: both layouts must survive).
     for p in 0..8 {
         let (url, acked) = (node.url.clone(), Arc::clone(&acked));
         producers.push(tokio::spawn(async move {
             let client = Client::new(&url);
             for i in 0.. {
-                let id = format!("p{p}-{i}");
-                match client.produce("crash", &event(&id, "t")).await {
+                let ids: Vec<String> = if p % 2 == 0 {
+                    vec![format!("p{p}-{i}")]
+                } else {
+                    (0..=(i % 12)).map(|j| format!("p{p}-{i}.{j}")).collect()
+                };
+                let result = if ids.len() == 1 {
+                    client.produce("crash", &event(&ids[0], "t")).await
+                } else {
+                    let events: Vec<_> = ids.iter().map(|id| event(id, "t")).collect();
+                    client.produce_batch("crash", &events).await
+                };
+                match result {
                     Ok(r) => {
-                        acked.lock().expect("acks").insert(r.offsets[0], id);
+                        assert_eq!(r.offsets.len(), ids.len());
+                        acked
+                            .lock()
+                            .expect("acks")
+                            .extend(r.offsets.into_iter().zip(ids));
                     }
                     Err(_) => return, // the node is gone
                 }

@@ -14,7 +14,8 @@ use crate::record::{Offset, PartitionName, Timestamp};
 use crate::store::Store;
 use crate::writer::Command;
 
-/// How many records one trim command removes at most.
+/// How many items (records, or frames of records appended together) one trim command removes
+/// at most.
 const TRIM_CHUNK: usize = 10_000;
 
 /// A stop signal that background threads sleep on.
@@ -119,9 +120,9 @@ pub(crate) fn apply(
             reply,
         };
         tx.blocking_send(cmd).map_err(|_| Error::Closed)?;
-        let removed = rx.blocking_recv().map_err(|_| Error::Closed)??;
-        total += removed;
-        if removed < TRIM_CHUNK as u64 {
+        let trimmed = rx.blocking_recv().map_err(|_| Error::Closed)??;
+        total += trimmed.records;
+        if !trimmed.more {
             return Ok(total);
         }
     }

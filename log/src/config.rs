@@ -21,14 +21,18 @@ pub enum Durability {
     },
 }
 
+/// The most [`LogConfig::max_append_bytes`] can be set to.
+const MAX_APPEND_BYTES: u64 = 1 << 30;
+
 /// How much of a partition to keep. `None` means no limit; both limits may be set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
     /// Remove records appended longer ago than this.
     pub max_age: Option<Duration>,
     /// Remove the oldest records while the partition holds more bytes than this. Records
-    /// appended together go together (they are stored in frames of up to 256 KiB), so a
-    /// partition may end up to one frame under the limit.
+    /// appended together go together (they are stored in frames of up to 256 KiB, or one
+    /// larger record), so a partition may end up to one frame under the limit, and empty if
+    /// its newest frame alone is over it.
     pub max_bytes: Option<u64>,
 }
 
@@ -119,10 +123,11 @@ impl LogConfig {
         self
     }
 
-    /// The largest single append (all records of one batch), in payload bytes (default 64 MiB).
+    /// The largest single append (all records of one batch), in payload bytes (default 64 MiB,
+    /// at most 1 GiB: a stored record's length must fit its frame's 32-bit length prefix).
     #[must_use]
     pub fn max_append_bytes(mut self, bytes: u64) -> Self {
-        self.max_append_bytes = bytes;
+        self.max_append_bytes = bytes.min(MAX_APPEND_BYTES);
         self
     }
 

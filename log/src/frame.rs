@@ -81,12 +81,14 @@ pub(crate) fn parse_item_key(key: &[u8]) -> Option<ItemKey> {
         }
         _ => return None,
     };
-    Some(ItemKey { pid, first, last })
+    // No stored offset is `u64::MAX`: the partition's next offset (`last + 1`) must fit.
+    (last.0 < u64::MAX).then_some(ItemKey { pid, first, last })
 }
 
 /// Adds one encoded record (see [`codec::encode_record_into`]) to a frame's value.
 pub(crate) fn push_record(frame: &mut Vec<u8>, record: &[u8]) {
-    let len = u32::try_from(record.len()).expect("a record is far below 4 GiB (append limit)");
+    // `LogConfig::max_append_bytes` is at most 1 GiB, so every record's length fits.
+    let len = u32::try_from(record.len()).unwrap_or(u32::MAX);
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(record);
 }
@@ -338,5 +340,13 @@ mod tests {
         assert_eq!(parse_item_key(&[0; 16]), None);
         assert_eq!(parse_item_key(&frame_key(1, Offset(5), Offset(4))), None);
         assert_eq!(parse_item_key(&frame_key(1, Offset(5), Offset(5))), None);
+        assert_eq!(
+            parse_item_key(&frame_key(1, Offset(0), Offset(u64::MAX))),
+            None
+        );
+        assert_eq!(
+            parse_item_key(&codec::record_key(1, Offset(u64::MAX))),
+            None
+        );
     }
 }

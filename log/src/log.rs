@@ -353,6 +353,47 @@ mod tests {
         log.close();
     }
 
+    #[test]
+    fn one_trim_command_reads_a_bounded_number_of_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(LogConfig::new(dir.path())).expect("open");
+        let part = PartitionName::new("trimmed").expect("name");
+        let big: Vec<NewRecord> = (0..80).map(|_| NewRecord::new(vec![7; 300_000])).collect();
+        log.append_blocking(&part, big).expect("append");
+        let trim = || {
+            let (reply, rx) = oneshot::channel();
+            let command = Command::Trim {
+                partition: part.clone(),
+                before: Offset(80),
+                max_bytes: None,
+                limit: 10_000,
+                reply,
+            };
+            log.inner
+                .tx
+                .as_ref()
+                .expect("open")
+                .blocking_send(command)
+                .expect("send");
+            rx.blocking_recv().expect("reply").expect("trim")
+        };
+        let first = trim();
+        assert!(first.more && first.records < 80, "{first:?}");
+        assert!(first.records * 300_000 >= crate::writer::MAX_TRIM_BYTES);
+        let mut removed = first.records;
+        while removed < 80 {
+            let next = trim();
+            assert!(next.records > 0, "{next:?}");
+            removed += next.records;
+        }
+        assert_eq!(trim().records, 0);
+        assert_eq!(
+            log.head(&part).map(|h| (h.first, h.count())),
+            Some((Offset(80), 0))
+        );
+        log.close();
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_runs_at_the_nice_value_asked_for() {

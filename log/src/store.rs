@@ -160,6 +160,11 @@ impl Store {
             frame::decode_item(partition, key, &value, start.0..end, &mut out)?;
             expected = Some(key.last.next());
         }
+        // The items must reach `end` too (unless retention removed them meanwhile).
+        let reached = expected.unwrap_or(start);
+        if reached.0 < end && self.state(partition).is_none_or(|s| s.first() <= reached) {
+            return Err(missing(partition, reached));
+        }
         Ok(out)
     }
 
@@ -298,10 +303,12 @@ fn check_bounds(records: &Keyspace, name: &PartitionName, pid: u32, stats: Stats
         guard
             .map(|g| {
                 let key = g.key().map_err(|e| Error::storage("read records", e))?;
-                Ok(frame::parse_item_key(&key))
+                frame::parse_item_key(&key).ok_or_else(|| Error::Inconsistent {
+                    partition: name.to_string(),
+                    reason: format!("malformed record key {:02x?}", &key[..]),
+                })
             })
             .transpose()
-            .map(Option::flatten)
     };
     let first = key_of(keys.next())?;
     // With one item, the iterator is empty once its front is taken: the last is the first.
@@ -448,44 +455,97 @@ mod tests {
         assert_corrupt_at_1(store.read(&partition(), Offset(0), 10), "claims offset 2");
     }
 
-    #[test]
-    fn a_garbled_record_inside_a_frame_is_corruption_at_its_own_offset() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = LogConfig::new(dir.path());
-        let time = Timestamp::from_unix_nanos(1_000);
+    /// Opens a store holding `items` (key, value) of partition `garbled` (pid 0), with stats
+    /// saying offsets `0..next`, written straight into fjall; then reopens it.
+    fn store_with_items(dir: &std::path::Path, items: Vec<(Vec<u8>, Vec<u8>)>, next: u64) -> Store {
+        let config = LogConfig::new(dir);
         {
             let store = Store::open(&config).expect("open");
-            let mut frame_value = Vec::new();
-            for offset in 0..3 {
-                let mut record = encode_record(0, Offset(offset), time, None, &payload(offset));
-                if offset == 1 {
-                    let at = record.len() - 12;
-                    record[at] ^= 0x01;
-                }
-                frame::push_record(&mut frame_value, &record);
-            }
             let stats = Stats {
                 first: 0,
-                next: 3,
-                bytes: frame_value.len() as u64,
-                last_time: time.as_unix_nanos(),
+                next,
+                bytes: items.iter().map(|(_, v)| v.len() as u64).sum(),
+                last_time: 1_000,
             };
             let mut batch = store.db.batch();
             batch.insert(&store.meta, name_key(&partition()), 0u32.to_be_bytes());
-            batch.insert(
-                &store.records,
-                frame::frame_key(0, Offset(0), Offset(2)),
-                frame_value,
-            );
+            for (key, value) in items {
+                batch.insert(&store.records, key, value);
+            }
             batch.insert(&store.meta, stats_key(0), stats.encode());
             batch.commit().expect("commit");
         }
-        let store = Store::open(&config).expect("reopen: the bounds agree");
+        Store::open(&config).expect("reopen: the bounds agree")
+    }
+
+    /// A frame of records `offsets` of partition 0, passing record 1's value through `garble`.
+    fn frame_item(
+        offsets: std::ops::RangeInclusive<u64>,
+        garble: impl Fn(&mut Vec<u8>),
+    ) -> (Vec<u8>, Vec<u8>) {
+        let time = Timestamp::from_unix_nanos(1_000);
+        let mut value = Vec::new();
+        for offset in offsets.clone() {
+            let mut record = encode_record(0, Offset(offset), time, None, &payload(offset));
+            if offset == 1 {
+                garble(&mut record);
+            }
+            frame::push_record(&mut value, &record);
+        }
+        let key = frame::frame_key(0, Offset(*offsets.start()), Offset(*offsets.end()));
+        (key.to_vec(), value)
+    }
+
+    #[test]
+    fn a_garbled_record_inside_a_frame_is_corruption_at_its_own_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let garbled = frame_item(0..=2, |record| {
+            let at = record.len() - 12;
+            record[at] ^= 0x01;
+        });
+        let store = store_with_items(dir.path(), vec![garbled], 3);
         assert_corrupt_at_1(store.read(&partition(), Offset(0), 10), "");
         let intact = store.read(&partition(), Offset(2), 10).expect("offset 2");
         assert_eq!(&intact[0].payload[..], payload(2).as_slice());
         let first = store.read(&partition(), Offset(0), 1).expect("offset 0");
         assert_eq!(&first[0].payload[..], payload(0).as_slice());
+    }
+
+    #[test]
+    fn a_missing_item_at_the_end_of_a_window_is_corruption() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Offsets 0..=2 in a frame, 3 and 4 lost, 5 alone; the stats say 0..6.
+        let time = Timestamp::from_unix_nanos(1_000);
+        let last = (
+            record_key(0, Offset(5)).to_vec(),
+            encode_record(0, Offset(5), time, None, &payload(5)),
+        );
+        let store = store_with_items(dir.path(), vec![frame_item(0..=2, |_| {}), last], 6);
+        let missing_at_3 = |result: Result<Vec<Record>>| {
+            matches!(
+                result,
+                Err(Error::Corrupt {
+                    offset: Offset(3),
+                    ..
+                })
+            )
+        };
+        assert!(
+            missing_at_3(store.read(&partition(), Offset(0), 4)),
+            "at the end"
+        );
+        assert!(
+            missing_at_3(store.read(&partition(), Offset(3), 1)),
+            "alone"
+        );
+        assert!(
+            missing_at_3(store.read(&partition(), Offset(0), 10)),
+            "between"
+        );
+        assert_eq!(
+            store.read(&partition(), Offset(1), 2).map(|r| r.len()).ok(),
+            Some(2)
+        );
     }
 
     #[test]

@@ -192,9 +192,10 @@ pub async fn reads_return_exactly_what_was_appended<H: Harness>(h: &H) {
     );
 }
 
-/// Appends of many sizes (one record, a few, hundreds, records of ~100 KiB; an engine may
-/// store an append as one unit or several) read back through every window `from`/`limit`,
-/// before and after a reopen, and time lookups land on the first record of each append.
+/// Appends of many sizes (one record, a few, hundreds, records of 40 KB and one of 300 KB; an
+/// engine may store an append as one unit or several) read back through every window
+/// `from`/`limit`, before and after a reopen, and time lookups land on the first record of
+/// each append.
 pub async fn every_window_reads_back_across_append_sizes<H: Harness>(h: &H) {
     let part = p("windows");
     let sizes = [1usize, 2, 1, 3, 7, 1, 300, 2, 1, 40];
@@ -206,7 +207,11 @@ pub async fn every_window_reads_back_across_append_sizes<H: Harness>(h: &H) {
             let batch: Vec<NewRecord> = (0..n)
                 .map(|j| {
                     // Every ninth record is large: enough of them fill any sensible unit.
-                    let pad = if j % 9 == 8 { 40_000 } else { j % 5 };
+                    let pad = match j {
+                        100 => 300_000,
+                        _ if j % 9 == 8 => 40_000,
+                        _ => j % 5,
+                    };
                     NewRecord::new(format!("{i}.{j}:{}", "x".repeat(pad))).with_key(format!("k{j}"))
                 })
                 .collect();

@@ -39,14 +39,14 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<AppendAck>>,
     },
     /// Remove records from the front of `partition`: those before `before`, then more while it
-    /// holds over `max_bytes`; at most `limit` items (records or frames) in one command, so
-    /// appends never wait long behind retention. Replies with how many records were removed.
+    /// holds over `max_bytes`; at most `limit` items (records or frames) and about
+    /// [`MAX_TRIM_BYTES`] in one command, so appends never wait long behind retention.
     Trim {
         partition: PartitionName,
         before: Offset,
         max_bytes: Option<u64>,
         limit: usize,
-        reply: oneshot::Sender<Result<u64>>,
+        reply: oneshot::Sender<Result<Trimmed>>,
     },
 }
 
@@ -62,6 +62,19 @@ impl Command {
 fn record_bytes(r: &NewRecord) -> u64 {
     (r.payload.len() + r.key.as_ref().map_or(0, bytes::Bytes::len)) as u64
 }
+
+/// What one [`Command::Trim`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trimmed {
+    /// How many records it removed.
+    pub(crate) records: u64,
+    /// Whether it stopped at its own limits rather than because retention was satisfied.
+    pub(crate) more: bool,
+}
+
+/// About the most bytes of records one trim command reads and removes (each item removed is
+/// read for its length).
+pub(crate) const MAX_TRIM_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The longest a group waits for the appenders the previous group acknowledged to append
 /// again (see [`Writer::run`]). It also never waits more than half as long as the previous
@@ -312,18 +325,27 @@ impl Writer {
         before: Offset,
         max_bytes: Option<u64>,
         limit: usize,
-    ) -> Result<u64> {
-        let Some(mut state) = self.parts.get(partition).copied() else {
-            return Ok(0);
+    ) -> Result<Trimmed> {
+        let mut done = Trimmed {
+            records: 0,
+            more: false,
         };
+        let Some(old) = self.parts.get(partition).copied() else {
+            return Ok(done);
+        };
+        let mut state = old;
         let range =
             codec::record_key(state.pid, state.first())..codec::record_key(state.pid, state.next());
         let mut batch = self.store.db.batch().durability(self.durability());
-        let mut removed = 0u64;
+        let (mut items, mut freed) = (0, 0u64);
         // Whole items only: a frame goes once all its records are before `before` (time-based
         // retention never splits one: its records share their append time) or while the
         // partition is over `max_bytes`.
-        for guard in self.store.records.range(range).take(limit) {
+        for guard in self.store.records.range(range) {
+            if items == limit || freed >= MAX_TRIM_BYTES {
+                done.more = true;
+                break;
+            }
             let (raw_key, value) = guard.into_inner().map_err(|e| Error::storage("trim", e))?;
             let key = frame::parse_item_key(&raw_key)
                 .filter(|k| k.pid == state.pid && k.first == state.first())
@@ -338,20 +360,27 @@ impl Writer {
             }
             batch.remove(&self.store.records, raw_key);
             state.stats.bytes = state.stats.bytes.saturating_sub(value.len() as u64);
-            state.stats.first = key.last.0 + 1;
-            removed += key.count();
+            state.stats.first = key.last.next().0;
+            done.records += key.count();
+            items += 1;
+            freed += value.len() as u64;
         }
-        if removed == 0 {
-            return Ok(0);
+        if done.records == 0 {
+            return Ok(done);
         }
         batch.insert(
             &self.store.meta,
             codec::stats_key(state.pid),
             state.stats.encode(),
         );
-        batch.commit().map_err(|e| Error::storage("trim", e))?;
-        self.parts.insert(partition.clone(), state);
+        // Readers stop at the new first offset before the records go, so none finds a record
+        // missing in between; if the commit fails, the old head comes back.
         self.store.publish([(partition.clone(), state)]);
-        Ok(removed)
+        if let Err(e) = batch.commit() {
+            self.store.publish([(partition.clone(), old)]);
+            return Err(Error::storage("trim", e));
+        }
+        self.parts.insert(partition.clone(), state);
+        Ok(done)
     }
 }

@@ -3,7 +3,8 @@
 # the server fsync every write before acknowledging it, as Draft's `sync` durability does.
 # Scenarios mirror scripts/bench-catalyst.sh: 64 publishers one at a time, 64 publishers with
 # 100 in flight each (the nearest JetStream has to Catalyst's batches), replay of what the
-# stream holds (up to 1,000,000).
+# stream holds (up to 1,000,000). Then the same against `dctl up` (target/release/dctl, or
+# $DCTL) with `--durability sync` and `buffered`.
 #
 #   scripts/bench-nats.sh    (needs nats-server: scripts/install-bench-tools.sh; builds the
 #                             JetStream client in scripts/nats-bench with its own lock file)
@@ -48,3 +49,27 @@ start_server default 2m
 "$bench" pipelined "$url" "$duration"
 "$bench" replay "$url" 1000000
 echo "nats-server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$nats_pid/status")"
+kill "$nats_pid"
+
+# Draft's side, same shapes, when a release build of dctl is there: `sync` and `buffered`.
+dctl="${DCTL:-target/release/dctl}"
+if [ -x "$dctl" ]; then
+  for durability in sync buffered; do
+    RUST_LOG=warn "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
+      --data-dir "$work/draft-$durability" --durability "$durability" >"$work/draft-$durability.out" &
+    draft_pid=$!; pids+=("$draft_pid")
+    for _ in $(seq 1 300); do
+      line=$(grep -m1 "^listening api=" "$work/draft-$durability.out" 2>/dev/null || true)
+      [ -n "$line" ] && break; sleep 0.1
+    done
+    url=${line#listening api=}; url=${url%% *}
+    echo "== Draft, durability $durability"
+    "$dctl" bench produce --url "$url" --channel single --connections 64 --duration "$duration" | grep "events/s"
+    "$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --duration "$duration" | grep "events/s"
+    if [ "$durability" = sync ]; then
+      "$dctl" bench consume --url "$url" --channel batched --from earliest --count 1000000 | grep "events/s"
+    fi
+    echo "dctl RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$draft_pid/status")"
+    kill "$draft_pid"; wait "$draft_pid" 2>/dev/null || true
+  done
+fi

@@ -360,23 +360,7 @@ mod tests {
         let part = PartitionName::new("trimmed").expect("name");
         let big: Vec<NewRecord> = (0..80).map(|_| NewRecord::new(vec![7; 300_000])).collect();
         log.append_blocking(&part, big).expect("append");
-        let trim = || {
-            let (reply, rx) = oneshot::channel();
-            let command = Command::Trim {
-                partition: part.clone(),
-                before: Offset(80),
-                max_bytes: None,
-                limit: 10_000,
-                reply,
-            };
-            log.inner
-                .tx
-                .as_ref()
-                .expect("open")
-                .blocking_send(command)
-                .expect("send");
-            rx.blocking_recv().expect("reply").expect("trim")
-        };
+        let trim = || send_trim(&log, &part, Offset(80));
         let first = trim();
         assert!(first.more && first.records < 80, "{first:?}");
         assert!(first.records * 300_000 >= crate::writer::MAX_TRIM_BYTES);
@@ -391,6 +375,65 @@ mod tests {
             log.head(&part).map(|h| (h.first, h.count())),
             Some((Offset(80), 0))
         );
+        log.close();
+    }
+
+    /// Sends a trim straight to the writer and waits for its answer.
+    fn send_trim(log: &Log, partition: &PartitionName, before: Offset) -> crate::writer::Trimmed {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Trim {
+            partition: partition.clone(),
+            before,
+            max_bytes: None,
+            limit: 10_000,
+            reply,
+        };
+        log.inner
+            .tx
+            .as_ref()
+            .expect("open")
+            .blocking_send(command)
+            .expect("send");
+        rx.blocking_recv().expect("reply").expect("trim")
+    }
+
+    #[test]
+    fn reads_racing_retention_never_report_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(LogConfig::new(dir.path())).expect("open");
+        let part = PartitionName::new("raced").expect("name");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut reads = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let records = log.read(&part, Offset(0), 5000).expect("no corruption");
+                            assert!(
+                                records
+                                    .windows(2)
+                                    .all(|w| w[1].offset == w[0].offset.next()),
+                                "dense"
+                            );
+                            reads += 1;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            for round in 0..3000u64 {
+                let batch = (0..10)
+                    .map(|i| NewRecord::new(format!("{round}.{i}")))
+                    .collect();
+                let ack = log.append_blocking(&part, batch).expect("append");
+                send_trim(&log, &part, Offset(ack.first.0.saturating_sub(60)));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for reader in readers {
+                assert!(reader.join().expect("reader") > 0);
+            }
+        });
         log.close();
     }
 

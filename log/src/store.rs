@@ -1,8 +1,10 @@
 //! The state shared by the writer thread, the readers and the background threads: the fjall
 //! database, its two keyspaces and the in-memory heads of every partition.
 //!
-//! Only the writer thread changes `heads`, and only after a batch is committed (and, in
-//! `Sync` mode, fsync'ed), so a reader clamped to `heads` never sees an unacknowledged record.
+//! Only the writer thread changes `heads`. It raises `next` only after a batch is committed
+//! (and, in `Sync` mode, fsync'ed), so a reader clamped to `heads` never sees an
+//! unacknowledged record; it raises `first` (retention) just before the records go, so a
+//! reader never looks for records that are being removed.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -146,16 +148,26 @@ impl Store {
                 .into_inner()
                 .map_err(|e| Error::storage("read records", e))?;
             let key = parse_key(partition, state.pid, &raw_key, expected.unwrap_or(start))?;
-            // Dense offsets: each item must follow the previous one. The first may start
-            // after `start` only if retention removed the ones before.
-            match expected {
-                Some(next) if key.first != next => return Err(missing(partition, next)),
-                None if key.first > start
-                    && self.state(partition).is_none_or(|s| s.first() <= start) =>
-                {
-                    return Err(missing(partition, start));
+            // Dense offsets: each item must follow the previous one, and the first must hold
+            // `start`. A gap is retention at work only if the partition now begins at or after
+            // the item found (fjall's iterator sees a trim committed while it runs): the read
+            // then ends before the gap, and the caller goes on from the new first offset.
+            let in_place = match expected {
+                Some(next) => key.first == next,
+                None => key.holds(start),
+            };
+            if !in_place {
+                let gap_at = expected.unwrap_or(start);
+                let trimmed = key.first > gap_at
+                    && self
+                        .state(partition)
+                        .is_some_and(|s| s.first() >= key.first);
+                if !trimmed {
+                    return Err(missing(partition, gap_at));
                 }
-                _ => {}
+                if expected.is_some() {
+                    return Ok(out);
+                }
             }
             frame::decode_item(partition, key, &value, start.0..end, &mut out)?;
             expected = Some(key.last.next());

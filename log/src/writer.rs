@@ -91,6 +91,9 @@ pub(crate) struct Writer {
     value_buf: Vec<u8>,
     /// The frame being built (reused).
     frame_buf: Vec<u8>,
+    /// A commit failed: fjall refuses writes until the log is reopened, and retention must
+    /// not publish heads it cannot commit.
+    poisoned: bool,
 }
 
 impl Writer {
@@ -105,6 +108,7 @@ impl Writer {
             max_append_bytes,
             value_buf: Vec::new(),
             frame_buf: Vec::new(),
+            poisoned: false,
         }
     }
 
@@ -258,6 +262,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.poisoned = true;
                 error!(error = ?e, "group commit failed; the log refuses writes until reopened");
                 let err = Error::storage("append", e);
                 for (reply, _) in acks {
@@ -330,6 +335,9 @@ impl Writer {
             records: 0,
             more: false,
         };
+        if self.poisoned {
+            return Err(Error::storage("trim", fjall::Error::Poisoned));
+        }
         let Some(old) = self.parts.get(partition).copied() else {
             return Ok(done);
         };
@@ -377,6 +385,7 @@ impl Writer {
         // missing in between; if the commit fails, the old head comes back.
         self.store.publish([(partition.clone(), state)]);
         if let Err(e) = batch.commit() {
+            self.poisoned = true;
             self.store.publish([(partition.clone(), old)]);
             return Err(Error::storage("trim", e));
         }

@@ -1,13 +1,17 @@
-//! A channel's expiry queue: appended events in time order, kept in blocks of [`BLOCK`]
+//! A channel's expiry queue: appended events in time order, kept in blocks of up to [`BLOCK`]
 //! entries. Growing never copies more than the short list of blocks (a `VecDeque` of a million
 //! entries copied itself whole, under the lock every producer waits on), and a queue that
 //! holds a steady number of entries keeps that many plus at most two blocks in memory (a ring
-//! buffer sized for the cap wraps around and ends up touching all of it).
+//! buffer sized for the cap wraps around and ends up touching all of it). A new block is sized
+//! for what the queue holds (at least [`MIN_BLOCK`]), so a quiet channel stays small too.
 
 use std::collections::VecDeque;
 
-/// Entries a block holds.
+/// The most entries a block holds.
 const BLOCK: usize = 8192;
+
+/// The fewest entries a block has room for.
+const MIN_BLOCK: usize = 64;
 
 /// A first-in first-out queue in fixed-size blocks.
 pub(super) struct BlockQueue<T> {
@@ -42,14 +46,13 @@ impl<T: Copy> BlockQueue<T> {
     /// Adds an entry at the back.
     pub(super) fn push_back(&mut self, entry: T) {
         match self.blocks.back_mut() {
-            Some(block) if block.len() < BLOCK => block.push(entry),
-            Some(_) => {
-                let mut block = Vec::with_capacity(BLOCK);
+            // Blocks never grow: a full one is followed by a new one.
+            Some(block) if block.len() < block.capacity() => block.push(entry),
+            _ => {
+                let mut block = Vec::with_capacity(self.len.clamp(MIN_BLOCK, BLOCK));
                 block.push(entry);
                 self.blocks.push_back(block);
             }
-            // The first block grows as it fills, so a quiet channel stays small.
-            None => self.blocks.push_back(vec![entry]),
         }
         self.len += 1;
     }
@@ -119,11 +122,15 @@ mod tests {
     }
 
     #[test]
-    fn a_small_queue_stays_small() {
+    fn a_small_queue_stays_small_however_many_entries_pass_through() {
         let mut queue = BlockQueue::default();
-        for i in 0..10u32 {
+        for i in 0..120u32 {
             queue.push_back(i);
         }
-        assert!(queue.capacity() < 100, "{}", queue.capacity());
+        for i in 120..100_000u32 {
+            queue.push_back(i);
+            assert_eq!(queue.pop_front(), Some(i - 120));
+            assert!(queue.capacity() <= 3 * 120, "{} at {i}", queue.capacity());
+        }
     }
 }

@@ -21,6 +21,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEAD: usize = 16 * 1024;
 /// The most headers an answer may have.
 const MAX_HEADERS: usize = 32;
+/// The most bytes of an answer without `Content-Length` (read to the end of the connection).
+const MAX_UNFRAMED_BODY: usize = 16 * 1024 * 1024;
 
 /// A connection to one URL, opened on first use and reopened after a failure.
 pub(super) struct Conn {
@@ -33,6 +35,8 @@ pub(super) struct Conn {
     buf: Vec<u8>,
     /// The request being written (reused).
     out: Vec<u8>,
+    /// Whether any byte of an answer came back in the current exchange.
+    received: bool,
 }
 
 impl Conn {
@@ -52,6 +56,7 @@ impl Conn {
             stream: None,
             buf: Vec::with_capacity(4096),
             out: Vec::new(),
+            received: false,
         })
     }
 
@@ -113,10 +118,10 @@ impl Conn {
             .as_bytes(),
         );
         self.out.extend_from_slice(body.as_bytes());
-        stream
-            .write_all(&self.out)
-            .await
-            .context("send the request")?;
+        self.received = false;
+        if let Err(e) = stream.write_all(&self.out).await {
+            return Err(self.closed_or(e, "send the request"));
+        }
         let (status, body, keep_alive) = self.read_answer(&mut stream).await?;
         if keep_alive {
             self.stream = Some(stream);
@@ -144,7 +149,11 @@ impl Conn {
             }
             let Some(body_len) = head.body_len else {
                 // No length: the body runs to the end of the connection.
-                while self.read_some(stream).await? > 0 {}
+                while self.read_some(stream).await? > 0 {
+                    if self.buf.len() > head.len + MAX_UNFRAMED_BODY {
+                        bail!("an answer without Content-Length over {MAX_UNFRAMED_BODY} bytes");
+                    }
+                }
                 let body = Bytes::copy_from_slice(&self.buf[head.len..]);
                 self.buf.clear();
                 return Ok((head.status, body, false));
@@ -161,7 +170,7 @@ impl Conn {
     /// Reads more of the answer; the end of the connection is an error.
     async fn fill(&mut self, stream: &mut TcpStream) -> anyhow::Result<()> {
         if self.read_some(stream).await? == 0 {
-            if self.buf.is_empty() {
+            if !self.received {
                 return Err(ClosedBeforeAnswer.into());
             }
             bail!("the node closed the connection in the middle of an answer");
@@ -172,10 +181,28 @@ impl Conn {
     /// Reads what the socket has; 0 at the end of the connection.
     async fn read_some(&mut self, stream: &mut TcpStream) -> anyhow::Result<usize> {
         self.buf.reserve(4096);
-        stream
-            .read_buf(&mut self.buf)
-            .await
-            .context("read the answer")
+        match stream.read_buf(&mut self.buf).await {
+            Ok(n) => {
+                self.received |= n > 0;
+                Ok(n)
+            }
+            Err(e) => Err(self.closed_or(e, "read the answer")),
+        }
+    }
+
+    /// An I/O error of this exchange: [`ClosedBeforeAnswer`] when it is the connection being
+    /// reset or closed under us before any byte of an answer came back.
+    fn closed_or(&self, error: std::io::Error, doing: &'static str) -> anyhow::Error {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        if !self.received
+            && matches!(
+                error.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted
+            )
+        {
+            return ClosedBeforeAnswer.into();
+        }
+        anyhow::Error::new(error).context(doing)
     }
 }
 

@@ -3,8 +3,9 @@
 //! Every registration, configuration change and CloudEvent in Draft is a record in this log
 //! (DESIGN.md §2). A **partition** is a named, ordered sequence of records whose offsets
 //! start at 0 and are dense, across crashes too. Records are stored in fjall, encoded with
-//! rkyv and checksummed; an append is acknowledged only once it is fsync'ed, and concurrent
-//! appends share one fsync (group commit).
+//! rkyv and checksummed (the records of one append share fjall entries: frames of up to
+//! 256 KiB); an append is acknowledged only once it is fsync'ed, and concurrent appends share
+//! one fsync (group commit).
 //!
 //! The crate is synchronous at its core, like fjall: one writer thread owns the write path,
 //! readers read directly. Async code appends with [`Log::append`] (a future that resolves

@@ -28,8 +28,26 @@ use tokio::time::Instant;
 
 use expiry::BlockQueue;
 
-/// A 128-bit hash of `(source, id)`.
-pub(crate) type DedupKey = u128;
+/// A 128-bit hash of `(source, id)`, low half first. Kept as two `u64`s rather than a `u128`,
+/// which is 16-byte aligned: a map entry with its offset takes 24 bytes instead of 32, an
+/// expiry queue entry 40 instead of 48 (a million remembered events: ~25 MB less).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DedupKey([u64; 2]);
+
+impl DedupKey {
+    fn from_u128(hash: u128) -> Self {
+        // Truncation on purpose: the two halves of the hash.
+        #[allow(clippy::cast_possible_truncation)]
+        Self([hash as u64, (hash >> 64) as u64])
+    }
+}
+
+impl std::hash::Hash for DedupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The low half of a 128-bit hash is a 64-bit hash (see `KeyHasher`).
+        state.write_u64(self.0[0]);
+    }
+}
 
 /// The most remembered events per channel.
 pub(crate) const MAX_ENTRIES: usize = 1_000_000;
@@ -45,7 +63,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// value per process, so no client can choose ids that collide in the maps (keys are only
 /// compared within a process: the window is rebuilt from the log at start).
 pub(crate) fn key(source_and_id: &[u8]) -> DedupKey {
-    xxhash_rust::xxh3::xxh3_128_with_seed(source_and_id, seed())
+    DedupKey::from_u128(xxhash_rust::xxh3::xxh3_128_with_seed(source_and_id, seed()))
 }
 
 /// This process's random hash seed (from the standard library's per-process random keys).
@@ -66,8 +84,8 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only reached for types other than `u128`, which a `KeyMap` never holds; fold them in
-        // anyway so the hasher is correct for any input.
+        // Only reached for types other than `DedupKey`, which a `KeyMap` never holds; fold them
+        // in anyway so the hasher is correct for any input.
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
@@ -75,11 +93,8 @@ impl Hasher for KeyHasher {
         }
     }
 
-    fn write_u128(&mut self, key: u128) {
-        // Truncation on purpose: the low half of a 128-bit hash is a 64-bit hash.
-        #[allow(clippy::cast_possible_truncation)]
-        let low = key as u64;
-        self.0 ^= low;
+    fn write_u64(&mut self, half: u64) {
+        self.0 = (self.0 ^ half).rotate_left(29);
     }
 }
 
@@ -127,9 +142,9 @@ impl Default for Done {
 
 impl Done {
     fn shard(key: DedupKey) -> usize {
-        // The maps hash the low 64 bits (see `KeyHasher`): pick the shard from the top ones
-        // (the shift leaves a number below `SHARDS`, on any pointer width).
-        usize::try_from(key >> (128 - SHARDS.trailing_zeros())).unwrap_or(0)
+        // The maps hash the low half (see `KeyHasher`): pick the shard from the top bits of
+        // the high half (the shift leaves a number below `SHARDS`, on any pointer width).
+        usize::try_from(key.0[1] >> (64 - SHARDS.trailing_zeros())).unwrap_or(0)
     }
 
     fn get(&self, key: DedupKey) -> Option<u64> {
@@ -401,7 +416,7 @@ mod tests {
         );
         assert_ne!(
             super::key(pair),
-            xxhash_rust::xxh3::xxh3_128(pair),
+            DedupKey::from_u128(xxhash_rust::xxh3::xxh3_128(pair)),
             "a client must not be able to compute the keys"
         );
         let mut used = [false; SHARDS];
@@ -409,7 +424,15 @@ mod tests {
             used[Done::shard(key(&i.to_string()))] = true;
         }
         assert!(used.iter().all(|u| *u), "{used:?}");
-        assert_eq!(Done::shard(u128::MAX), SHARDS - 1);
+        assert_eq!(Done::shard(DedupKey::from_u128(u128::MAX)), SHARDS - 1);
+        assert_eq!(
+            (
+                std::mem::size_of::<(DedupKey, u64)>(),
+                std::mem::size_of::<(Instant, DedupKey, u64)>()
+            ),
+            (24, 40),
+            "map and queue entries stay small"
+        );
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! within the window is answered with its first offset and not stored again (as JetStream
 //! does with message ids).
 //!
-//! Keys are a 128-bit hash (XXH3) of `source` and `id` (about 110 bytes an entry with the
+//! Keys are a 128-bit hash (XXH3) of `source` and `id` (about 90 bytes an entry with the
 //! queue, not the ~320 of two strings twice); a collision would need ~2^64 events. The maps keyed
 //! by them do not hash them again (see [`KeyHasher`]). Appended events are kept apart from
 //! reserved ones: the large map holds just an offset per key, and the requests in flight touch

@@ -237,6 +237,14 @@ pub(crate) fn name_key(name: &PartitionName) -> Vec<u8> {
     key
 }
 
+/// The storage format this version writes: 1 was records only, 2 adds frames (`frame.rs`).
+/// Every version reads the formats up to its own and refuses newer ones.
+pub(crate) const FORMAT: u32 = 2;
+
+/// Meta key holding the storage format of the data directory (`u32`, big-endian). Directories
+/// from before it existed hold format 1.
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
+
 /// Meta key holding a partition's [`Stats`]: `s` ++ partition id.
 pub(crate) fn stats_key(pid: u32) -> [u8; 5] {
     let mut key = [b's'; 5];

@@ -63,6 +63,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// Fatal: the data directory was written in a storage format this version does not know
+    /// (by a newer version of Draft).
+    #[error(
+        "the data directory holds storage format {found}; this version reads up to {supported}"
+    )]
+    UnsupportedFormat {
+        /// The format the directory says it holds.
+        found: u32,
+        /// The newest format this version reads.
+        supported: u32,
+    },
+
     /// Bad input: one append is larger than the log accepts in one batch.
     #[error("append of {bytes} bytes is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -97,7 +109,10 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::Storage { .. } | Self::Corrupt { .. } | Self::Inconsistent { .. }
+            Self::Storage { .. }
+                | Self::Corrupt { .. }
+                | Self::Inconsistent { .. }
+                | Self::UnsupportedFormat { .. }
         )
     }
 }

@@ -58,6 +58,7 @@ impl Store {
                         fjall::Error::Unrecoverable,
                     ))
                 })?;
+        check_format(&db, &meta)?;
         let heads = load_heads(&records, &meta)?;
         Ok(Self {
             db,
@@ -276,6 +277,36 @@ fn open_database(config: &LogConfig) -> Result<(Database, Keyspace, Keyspace)> {
         .keyspace("meta", KeyspaceCreateOptions::default)
         .map_err(|e| Error::storage("open the meta keyspace", e))?;
     Ok((db, records, meta))
+}
+
+/// Refuses a data directory in a newer storage format, and marks an older or new one as
+/// holding this version's format (it may write frames from now on).
+fn check_format(db: &Database, meta: &Keyspace) -> Result<()> {
+    let stored = meta
+        .get(codec::FORMAT_KEY)
+        .map_err(|e| Error::storage("read metadata", e))?;
+    let found = match stored {
+        None => 1,
+        Some(value) => <[u8; 4]>::try_from(&value[..])
+            .map(u32::from_be_bytes)
+            .map_err(|_| Error::Inconsistent {
+                partition: "(the whole log)".to_owned(),
+                reason: "the stored storage format is malformed".to_owned(),
+            })?,
+    };
+    if found > codec::FORMAT {
+        return Err(Error::UnsupportedFormat {
+            found,
+            supported: codec::FORMAT,
+        });
+    }
+    if found < codec::FORMAT {
+        meta.insert(codec::FORMAT_KEY, codec::FORMAT.to_be_bytes())
+            .map_err(|e| Error::storage("write metadata", e))?;
+        db.persist(fjall::PersistMode::SyncAll)
+            .map_err(|e| Error::storage("write metadata", e))?;
+    }
+    Ok(())
 }
 
 /// Rebuilds every partition's state from the meta keyspace and checks that the records agree.
@@ -558,6 +589,36 @@ mod tests {
             store.read(&partition(), Offset(1), 2).map(|r| r.len()).ok(),
             Some(2)
         );
+    }
+
+    #[test]
+    fn a_data_directory_records_its_format_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = LogConfig::new(dir.path());
+        {
+            let store = Store::open(&config).expect("open");
+            let format = store
+                .meta
+                .get(codec::FORMAT_KEY)
+                .expect("read")
+                .expect("set");
+            assert_eq!(&format[..], &codec::FORMAT.to_be_bytes());
+            store
+                .meta
+                .insert(codec::FORMAT_KEY, (codec::FORMAT + 1).to_be_bytes())
+                .expect("write");
+            store
+                .db
+                .persist(fjall::PersistMode::SyncAll)
+                .expect("persist");
+        }
+        match Store::open(&config) {
+            Err(Error::UnsupportedFormat { found, supported }) => {
+                assert_eq!((found, supported), (codec::FORMAT + 1, codec::FORMAT));
+            }
+            Err(other) => panic!("expected UnsupportedFormat, got {other}"),
+            Ok(_) => panic!("expected UnsupportedFormat, the store opened"),
+        }
     }
 
     #[test]

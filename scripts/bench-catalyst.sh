@@ -12,20 +12,10 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-start_node() {
-  RUST_LOG=warn "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 --data-dir "$work/node-$1" >"$work/node-$1.out" &
-  node_pid=$!; pids+=("$node_pid")
-  for _ in $(seq 1 300); do
-    line=$(grep -m1 "^listening api=" "$work/node-$1.out" 2>/dev/null || true)
-    [ -n "$line" ] && break; sleep 0.1
-  done
-  url=${line#listening api=}; url=${url%% *}
-}
-rss() { awk '/VmRSS/ {print $2, $3}' "/proc/$node_pid/status"; }
+. "$(dirname "$0")/node.sh"
 
 # Each run gets a fresh node: one that has just taken a run's events is still flushing and
 # compacting them, and its 2 cores are shared with the next run.
-stop_node() { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; }
 start_node a
 "$dctl" bench produce --url "$url" --connections 64 --duration 10
 stop_node

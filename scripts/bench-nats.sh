@@ -53,23 +53,18 @@ kill "$nats_pid"
 
 # Draft's side, same shapes, when a release build of dctl is there: `sync` and `buffered`.
 dctl="${DCTL:-target/release/dctl}"
+. "$here/node.sh"
 if [ -x "$dctl" ]; then
   for durability in sync buffered; do
-    RUST_LOG=warn "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
-      --data-dir "$work/draft-$durability" --durability "$durability" >"$work/draft-$durability.out" &
-    draft_pid=$!; pids+=("$draft_pid")
-    for _ in $(seq 1 300); do
-      line=$(grep -m1 "^listening api=" "$work/draft-$durability.out" 2>/dev/null || true)
-      [ -n "$line" ] && break; sleep 0.1
-    done
-    url=${line#listening api=}; url=${url%% *}
+    start_node "$durability" --durability "$durability"
     echo "== Draft, durability $durability"
     "$dctl" bench produce --url "$url" --channel single --connections 64 --duration "$duration" | grep "events/s"
     "$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --duration "$duration" | grep "events/s"
     if [ "$durability" = sync ]; then
-      "$dctl" bench consume --url "$url" --channel batched --from earliest --count 1000000 | grep "events/s"
+      # Everything the batched run stored (up to a minute of it).
+      "$dctl" bench consume --url "$url" --channel batched --from earliest --duration 60 | grep "events/s"
     fi
-    echo "dctl RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$draft_pid/status")"
-    kill "$draft_pid"; wait "$draft_pid" 2>/dev/null || true
+    echo "dctl RSS: $(rss)"
+    stop_node
   done
 fi

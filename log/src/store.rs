@@ -387,35 +387,17 @@ mod tests {
     /// Writes records 0..3 of `partition()` straight into fjall with consistent metadata,
     /// passing the value of offset 1 through `garble` first; then reopens the store.
     fn store_with_garbled_record(dir: &std::path::Path, garble: impl Fn(&mut Vec<u8>)) -> Store {
-        let config = LogConfig::new(dir);
-        {
-            let store = Store::open(&config).expect("open");
-            let pid = 0u32;
-            let time = Timestamp::from_unix_nanos(1_000);
-            let mut batch = store
-                .db
-                .batch()
-                .durability(Some(fjall::PersistMode::SyncAll));
-            batch.insert(&store.meta, name_key(&partition()), pid.to_be_bytes());
-            let mut bytes = 0;
-            for offset in 0..3 {
-                let mut value = encode_record(pid, Offset(offset), time, None, &payload(offset));
+        let time = Timestamp::from_unix_nanos(1_000);
+        let items = (0..3)
+            .map(|offset| {
+                let mut value = encode_record(0, Offset(offset), time, None, &payload(offset));
                 if offset == 1 {
                     garble(&mut value);
                 }
-                bytes += value.len() as u64;
-                batch.insert(&store.records, record_key(pid, Offset(offset)), value);
-            }
-            let stats = Stats {
-                first: 0,
-                next: 3,
-                bytes,
-                last_time: time.as_unix_nanos(),
-            };
-            batch.insert(&store.meta, stats_key(pid), stats.encode());
-            batch.commit().expect("commit");
-        }
-        Store::open(&config).expect("reopen")
+                (record_key(0, Offset(offset)).to_vec(), value)
+            })
+            .collect();
+        store_with_items(dir, items, 3)
     }
 
     fn assert_corrupt_at_1(result: Result<Vec<Record>>, reason_has: &str) {
@@ -510,7 +492,10 @@ mod tests {
                 bytes: items.iter().map(|(_, v)| v.len() as u64).sum(),
                 last_time: 1_000,
             };
-            let mut batch = store.db.batch();
+            let mut batch = store
+                .db
+                .batch()
+                .durability(Some(fjall::PersistMode::SyncAll));
             batch.insert(&store.meta, name_key(&partition()), 0u32.to_be_bytes());
             for (key, value) in items {
                 batch.insert(&store.records, key, value);

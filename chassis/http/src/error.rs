@@ -1,0 +1,354 @@
+//! [`ApiError`]: the one error every Draft HTTP API answers with, and its stable [`Code`]s.
+//!
+//! A handler returns `Result<_, ApiError>`; the conversion to a response is the JSON body of
+//! DESIGN.md §4 and never logs. Server errors (5xx) carry a detail for the node's own log
+//! that the client never sees, and [`log_server_errors`], a layer on the whole router, logs
+//! each of them once, with the request's method and path.
+
+use axum::Json;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::body::ErrorBody;
+
+/// The stable, machine-readable error codes of Draft's APIs (`snake_case` on the wire).
+/// Each code has one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// 400: a query parameter is unknown, repeated or malformed.
+    InvalidParameter,
+    /// 400: a channel name is not valid, or is reserved for Draft.
+    InvalidChannel,
+    /// 400: a CloudEvent is not valid (the message names the attribute).
+    InvalidEvent,
+    /// 400: a KV key is not valid.
+    InvalidKey,
+    /// 400: an `If-Match` / `If-None-Match` header is not valid.
+    InvalidPrecondition,
+    /// 400: a registration body is not valid.
+    InvalidRegistration,
+    /// 400: a WebSocket endpoint was asked without a WebSocket upgrade.
+    WebsocketRequired,
+    /// 404: the channel has no events yet.
+    ChannelNotFound,
+    /// 404: the key, service or instance does not exist.
+    NotFound,
+    /// 404: no endpoint has this path.
+    UnknownEndpoint,
+    /// 404: the ingress has no route for this host and path.
+    NoRoute,
+    /// 405: the path exists but does not take this method.
+    MethodNotAllowed,
+    /// 412: a compare-and-set precondition did not hold.
+    PreconditionFailed,
+    /// 413: a body or record is over its limit.
+    TooLarge,
+    /// 415: the content type is not one the endpoint takes.
+    UnsupportedMediaType,
+    /// 500: the node could not store or read; its log says why.
+    StorageError,
+    /// 502: no upstream instance could be reached.
+    UpstreamUnavailable,
+    /// 502: the upstream's answer could not be forwarded.
+    BadUpstream,
+    /// 502: the upstream failed while answering.
+    UpstreamError,
+    /// 503: the node is shutting down.
+    ShuttingDown,
+    /// 503: the node is not ready (still catching up, or its storage failed).
+    NotReady,
+    /// 503: the route's service has no passing instance.
+    NoHealthyInstance,
+    /// 504: the upstream did not answer in time.
+    UpstreamTimeout,
+}
+
+impl Code {
+    /// The code as it is sent: `snake_case`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidChannel => "invalid_channel",
+            Self::InvalidEvent => "invalid_event",
+            Self::InvalidKey => "invalid_key",
+            Self::InvalidPrecondition => "invalid_precondition",
+            Self::InvalidRegistration => "invalid_registration",
+            Self::WebsocketRequired => "websocket_required",
+            Self::ChannelNotFound => "channel_not_found",
+            Self::NotFound => "not_found",
+            Self::UnknownEndpoint => "unknown_endpoint",
+            Self::NoRoute => "no_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::TooLarge => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::StorageError => "storage_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::BadUpstream => "bad_upstream",
+            Self::UpstreamError => "upstream_error",
+            Self::ShuttingDown => "shutting_down",
+            Self::NotReady => "not_ready",
+            Self::NoHealthyInstance => "no_healthy_instance",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The HTTP status this code is answered with.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidParameter
+            | Self::InvalidChannel
+            | Self::InvalidEvent
+            | Self::InvalidKey
+            | Self::InvalidPrecondition
+            | Self::InvalidRegistration
+            | Self::WebsocketRequired => StatusCode::BAD_REQUEST,
+            Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
+                StatusCode::NOT_FOUND
+            }
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::StorageError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UpstreamUnavailable | Self::BadUpstream | Self::UpstreamError => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::ShuttingDown | Self::NotReady | Self::NoHealthyInstance => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answered to an HTTP client: a stable [`Code`] (which fixes the status) and a
+/// message that says what went wrong and how to fix it. A server error may also carry a
+/// detail for the node's log; it is never sent.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    code: Code,
+    message: String,
+    detail: Option<String>,
+}
+
+impl ApiError {
+    /// An error with this code and message.
+    #[must_use]
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A server error whose cause, `detail`, goes to the node's log (by
+    /// [`log_server_errors`]) and not to the client, who gets `message`.
+    #[must_use]
+    pub fn internal(
+        code: Code,
+        message: impl Into<String>,
+        detail: impl std::fmt::Display,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// 400 `invalid_parameter`.
+    #[must_use]
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidParameter, message)
+    }
+
+    /// 413 `too_large`.
+    #[must_use]
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(Code::TooLarge, message)
+    }
+
+    /// 400 `websocket_required`, for an endpoint asked without a valid upgrade.
+    #[must_use]
+    pub fn websocket_required(what: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(
+            Code::WebsocketRequired,
+            format!("{what} is a WebSocket endpoint: {why}"),
+        )
+    }
+
+    /// The code.
+    #[must_use]
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The HTTP status (the code's).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The message the client gets.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What a server error leaves in its response for [`log_server_errors`].
+#[derive(Debug, Clone)]
+struct ServerError {
+    code: Code,
+    detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let server_error = status.is_server_error().then(|| ServerError {
+            code: self.code,
+            detail: self.detail.unwrap_or_else(|| self.message.clone()),
+        });
+        let mut response = (
+            status,
+            Json(ErrorBody::new(self.code.as_str(), self.message)),
+        )
+            .into_response();
+        if let Some(e) = server_error {
+            response.extensions_mut().insert(e);
+        }
+        response
+    }
+}
+
+/// Middleware (`axum::middleware::from_fn(log_server_errors)`) that logs every server error
+/// an [`ApiError`] answered, once, with its method, path and detail.
+pub async fn log_server_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(e) = response.extensions().get::<ServerError>() {
+        tracing::error!(%method, path, code = %e.code, error = %e.detail, "request failed");
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn the_response_is_the_json_error_with_the_codes_status() {
+        let response = ApiError::new(Code::PreconditionFailed, "key is at 3").into_response();
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            body(response).await,
+            serde_json::json!({"error": {"code": "precondition_failed", "message": "key is at 3"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_errors_detail_is_not_sent() {
+        let e = ApiError::internal(Code::StorageError, "see the node's log", "fsync: EIO");
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.extensions().get::<ServerError>().is_some());
+        let text = body(response).await.to_string();
+        assert!(!text.contains("EIO"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn client_errors_leave_nothing_to_log() {
+        let response = ApiError::invalid_parameter("bad").into_response();
+        assert!(response.extensions().get::<ServerError>().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_layer_passes_responses_through() {
+        let app = Router::new()
+            .route(
+                "/fail",
+                get(|| async { ApiError::internal(Code::StorageError, "m", "d") }),
+            )
+            .layer(axum::middleware::from_fn(log_server_errors));
+        let response = app
+            .oneshot(Request::get("/fail").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn every_code_is_snake_case_and_has_an_error_status() {
+        use Code::*;
+        for code in [
+            InvalidParameter,
+            InvalidChannel,
+            InvalidEvent,
+            InvalidKey,
+            InvalidPrecondition,
+            InvalidRegistration,
+            WebsocketRequired,
+            ChannelNotFound,
+            NotFound,
+            UnknownEndpoint,
+            NoRoute,
+            MethodNotAllowed,
+            PreconditionFailed,
+            TooLarge,
+            UnsupportedMediaType,
+            StorageError,
+            UpstreamUnavailable,
+            BadUpstream,
+            UpstreamError,
+            ShuttingDown,
+            NotReady,
+            NoHealthyInstance,
+            UpstreamTimeout,
+        ] {
+            let s = code.as_str();
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+}

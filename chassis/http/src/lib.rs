@@ -1,0 +1,55 @@
+//! `draft-http`: what every Draft process serves HTTP with.
+//!
+//! The node's services (Catalyst, Blueprint, Fuse) and, from Chassis on, every service built
+//! on Draft share one HTTP layer, so that errors, limits, shutdown and query parameters look
+//! and behave the same everywhere:
+//!
+//! - [`ApiError`] with a stable [`Code`], answered as the JSON body of DESIGN.md §4
+//!   ([`ErrorBody`], which clients parse; feature `client` needs only serde);
+//! - [`serve`]: the accept loop with its [`Limits`] (header read deadline, connection cap,
+//!   back-off when out of file descriptors);
+//! - [`Shutdown`]: one token for a whole process, and a drain with a deadline;
+//! - [`Query`], [`At`], [`Start`] and [`rfc3339`]: the query parameters every service takes;
+//! - [`ws`]: WebSocket limits, close codes and the one socket loop;
+//! - [`Actor`]: who is asking (the seam authentication plugs into).
+//!
+//! ```
+//! # #[cfg(feature = "server")] {
+//! use draft_http::{ApiError, Code};
+//!
+//! let e = ApiError::new(Code::InvalidParameter, "limit must be 1..=10000");
+//! assert_eq!(e.status().as_u16(), 400);
+//! assert_eq!(e.code().as_str(), "invalid_parameter");
+//! # }
+//! ```
+
+mod body;
+mod client_error;
+
+#[cfg(feature = "server")]
+mod actor;
+#[cfg(feature = "server")]
+mod error;
+#[cfg(feature = "server")]
+mod listener;
+#[cfg(feature = "server")]
+mod query;
+#[cfg(feature = "server")]
+mod shutdown;
+#[cfg(feature = "server")]
+mod time;
+#[cfg(feature = "server")]
+pub mod ws;
+
+pub use crate::body::{ErrorBody, ErrorDetail};
+pub use crate::client_error::ClientError;
+
+#[cfg(feature = "server")]
+pub use crate::{
+    actor::Actor,
+    error::{ApiError, Code, log_server_errors},
+    listener::{Limits, serve},
+    query::{At, Query, Start},
+    shutdown::{DrainGuard, Shutdown},
+    time::{parse_rfc3339, rfc3339},
+};

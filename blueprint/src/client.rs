@@ -2,32 +2,7 @@
 
 use crate::wire::{KvHistory, KvList, ServiceInfo, ServiceList};
 
-/// What can go wrong talking to a node.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The node answered with an error (its JSON error body).
-    #[error("{message} ({code}, HTTP {status})")]
-    Api {
-        /// The HTTP status.
-        status: u16,
-        /// The error code.
-        code: String,
-        /// The node's message.
-        message: String,
-    },
-    /// The node could not be reached.
-    #[error("cannot reach the node at {url}: {reason}")]
-    Connect {
-        /// The node's URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// The node's answer was not what the API promises.
-    #[error("unexpected answer from the node: {0}")]
-    Protocol(String),
-}
+pub use draft_http::ClientError;
 
 /// A value read from the KV store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,17 +60,7 @@ impl Client {
         }
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        Err(ClientError::Api {
-            status,
-            code: body["error"]["code"]
-                .as_str()
-                .unwrap_or("http_error")
-                .to_owned(),
-            message: body["error"]["message"]
-                .as_str()
-                .map_or_else(|| text.trim().to_owned(), str::to_owned),
-        })
+        Err(ClientError::from_answer(status, &text))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -5,14 +5,14 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use draft_catalyst::ApiError;
+use draft_http::{Actor, ApiError, Code, Query};
 use draft_log::Offset;
 
-use crate::api::{actor, json, query, view, with_revision, write_error};
 use crate::applier::{Condition, Outcome};
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
 use crate::projection::KvValue;
+use crate::respond::{json, log_error, view, with_revision, write_error};
 use crate::wire::{KvChange, KvEntry, KvHistory, KvList, base64_encode};
 
 /// The longest key, in bytes.
@@ -36,8 +36,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_key",
+            Code::InvalidKey,
             format!(
                 "key {key:?} must be 1-{MAX_KEY_BYTES} bytes of [A-Za-z0-9._-/] and not end with /history"
             ),
@@ -50,8 +49,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 fn history_is_read_only(key: &str, method: &str) -> Option<Response> {
     key.ends_with(HISTORY).then(|| {
         let mut response = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             format!("{key} is a key's history, which is read-only: {method} is not allowed"),
         )
         .into_response();
@@ -69,7 +67,7 @@ fn etag(revision: u64) -> HeaderValue {
 
 /// `If-Match: "N"` / `If-Match: *` / `If-None-Match: *`.
 fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_precondition", m);
+    let bad = |m: String| ApiError::new(Code::InvalidPrecondition, m);
     if headers.contains_key(header::IF_NONE_MATCH) && headers.contains_key(header::IF_MATCH) {
         return Err(bad(
             "send If-Match (the key exists, at a revision) or If-None-Match: * (it does not \
@@ -107,7 +105,7 @@ fn entry(key: &str, v: &KvValue) -> KvEntry {
         value_base64: base64_encode(&v.value),
         revision: v.revision,
         create_revision: v.create_revision,
-        updated: draft_catalyst::rfc3339(draft_log::Timestamp::from_unix_nanos(v.time_nanos)),
+        updated: draft_http::rfc3339(v.time_nanos),
         actor: v.actor.clone(),
     }
 }
@@ -122,12 +120,11 @@ pub(crate) async fn get(
         return history(&bp, key, raw.as_deref()).await;
     }
     check_key(&key)?;
-    let q = query(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let q = Query::parse(raw.as_deref(), &["at"])?;
+    let view = view(&bp, q.at()?).await?;
     let Some(value) = view.with(|p| p.get(&key).cloned()) else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("key {key:?} does not exist"),
         ));
     };
@@ -145,6 +142,7 @@ pub(crate) async fn get(
 pub(crate) async fn put(
     State(bp): State<Blueprint>,
     Path(key): Path<String>,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -158,13 +156,12 @@ pub(crate) async fn put(
         .await
         .map_err(|_| ApiError::too_large(format!("a value is at most {limit} bytes")))?;
     let outcome = bp
-        .put(&key, value.to_vec(), condition, actor(&headers))
+        .put(&key, value.to_vec(), condition, actor.name())
         .await
         .map_err(|e| write_error(e, &format!("key {key:?}")))?;
     let Outcome::Appended(revision) = outcome else {
         return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "a put always changes the key",
         ));
     };
@@ -180,6 +177,7 @@ pub(crate) async fn put(
 pub(crate) async fn delete(
     State(bp): State<Blueprint>,
     Path(key): Path<String>,
+    actor: Actor,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(refusal) = history_is_read_only(&key, "DELETE") {
@@ -188,7 +186,7 @@ pub(crate) async fn delete(
     check_key(&key)?;
     let condition = condition(&headers)?;
     let outcome = bp
-        .delete(&key, condition, actor(&headers))
+        .delete(&key, condition, actor.name())
         .await
         .map_err(|e| write_error(e, &format!("key {key:?}")))?;
     let revision = match outcome {
@@ -209,8 +207,8 @@ pub(crate) async fn list(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query(raw.as_deref(), &["prefix", "after", "limit", "at"])?;
-    let limit = match q.get("limit") {
+    let q = Query::parse(raw.as_deref(), &["prefix", "after", "limit", "at"])?;
+    let limit = match q.one("limit")? {
         None => DEFAULT_PAGE,
         Some(l) => l
             .parse()
@@ -218,10 +216,11 @@ pub(crate) async fn list(
             .filter(|l| (1..=MAX_PAGE).contains(l))
             .ok_or_else(|| ApiError::invalid_parameter(format!("limit must be 1..={MAX_PAGE}")))?,
     };
-    let prefix = q.get("prefix").map_or("", String::as_str);
-    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let prefix = q.one("prefix")?.unwrap_or("");
+    let view = view(&bp, q.at()?).await?;
+    let after = q.one("after")?;
     let mut entries: Vec<KvEntry> = view.with(|p| {
-        p.range(prefix, q.get("after").map(String::as_str), limit + 1)
+        p.range(prefix, after, limit + 1)
             .map(|(k, v)| entry(k, v))
             .collect()
     });
@@ -241,8 +240,8 @@ pub(crate) async fn list(
 /// `GET /v1/kv/{key}/history[?at=]`: every change, with revision, time and actor.
 async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Response, ApiError> {
     check_key(key)?;
-    let q = query(raw, &["at"])?;
-    let view = view(bp, q.get("at").map(String::as_str)).await?;
+    let q = Query::parse(raw, &["at"])?;
+    let view = view(bp, q.at()?).await?;
     let revisions = view.with(|p| p.history(key).to_vec());
     let mut changes = Vec::with_capacity(revisions.len());
     for revision in revisions {
@@ -250,7 +249,7 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             .log()
             .read(bp.control(), Offset(revision), 1)
             .await
-            .map_err(|e| ApiError::from_log(&e))?;
+            .map_err(|e| log_error(&e))?;
         let Some(record) = records.first().filter(|r| r.offset.0 == revision) else {
             continue;
         };
@@ -263,7 +262,7 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
         };
         changes.push(KvChange {
             revision,
-            time: draft_catalyst::rfc3339(record.time),
+            time: draft_http::rfc3339(record.time.as_unix_nanos()),
             actor,
             op: op.to_owned(),
             value_base64,
@@ -271,8 +270,7 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
     }
     if changes.is_empty() {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("key {key:?} was never written"),
         ));
     }

@@ -29,10 +29,12 @@ pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
+mod respond;
+#[cfg(feature = "server")]
 mod watch;
 
 #[cfg(feature = "server")]
-pub use crate::api::{REVISION_HEADER, open_error, query, resolve_at, router};
+pub use crate::api::router;
 #[cfg(feature = "server")]
 pub use crate::applier::{Condition, Outcome};
 #[cfg(feature = "server")]
@@ -45,3 +47,5 @@ pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 pub use crate::kv::MAX_KEY_BYTES;
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvValue, Projection};
+#[cfg(feature = "server")]
+pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at};

@@ -2,14 +2,14 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use draft_catalyst::ApiError;
+use draft_http::{Actor, ApiError, Code, Query};
 
-use crate::api::{actor, json, query, view, with_revision, write_error};
 use crate::applier::Outcome;
 use crate::blueprint::Blueprint;
 use crate::projection::Projection;
+use crate::respond::{json, view, with_revision, write_error};
 use crate::wire::{
     Health, InstanceInfo, Registration, Route, ServiceInfo, ServiceList, ServiceSummary,
 };
@@ -99,13 +99,7 @@ fn check_route(route: &Route) -> Result<(), String> {
 }
 
 fn check_registration(r: &Registration) -> Result<(), ApiError> {
-    let bad = |m: String| {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_registration",
-            m,
-        ))
-    };
+    let bad = |m: String| Err(ApiError::new(Code::InvalidRegistration, m));
     if !is_host_port(&r.address) {
         return bad(format!(
             "address {:?} must be host:port: a DNS name, an IPv4 address or a bracketed IPv6 \
@@ -131,7 +125,7 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
 pub(crate) async fn register(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Body,
 ) -> Result<Response, ApiError> {
     name("service", &service)?;
@@ -141,16 +135,11 @@ pub(crate) async fn register(
             "a registration is at most {MAX_REGISTRATION_BYTES} bytes"
         ))
     })?;
-    let registration: Registration = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_registration",
-            format!("registration body: {e}"),
-        )
-    })?;
+    let registration: Registration = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(Code::InvalidRegistration, format!("registration body: {e}")))?;
     check_registration(&registration)?;
     let outcome = bp
-        .register(&service, &instance, registration, actor(&headers))
+        .register(&service, &instance, registration, actor.name())
         .await
         .map_err(|e| write_error(e, "the instance"))?;
     let (changed, revision) = match outcome {
@@ -173,8 +162,7 @@ pub(crate) async fn heartbeat(
         ))
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!(
                 "{service}/{instance} is not registered (or its lease lapsed): register it again"
             ),
@@ -186,10 +174,10 @@ pub(crate) async fn heartbeat(
 pub(crate) async fn deregister(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
-    headers: HeaderMap,
+    actor: Actor,
 ) -> Result<Response, ApiError> {
     let outcome = bp
-        .deregister(&service, &instance, actor(&headers))
+        .deregister(&service, &instance, actor.name())
         .await
         .map_err(|e| write_error(e, &format!("instance {service}/{instance}")))?;
     let revision = match outcome {
@@ -227,8 +215,8 @@ pub(crate) async fn list(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let q = Query::parse(raw.as_deref(), &["at"])?;
+    let view = view(&bp, q.at()?).await?;
     let services = view.with(|p| {
         p.services()
             .map(|(name, instances)| ServiceSummary {
@@ -257,13 +245,12 @@ pub(crate) async fn get(
     Path(service): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.get("at").map(String::as_str)).await?;
+    let q = Query::parse(raw.as_deref(), &["at"])?;
+    let view = view(&bp, q.at()?).await?;
     let instances = view.with(|p| instance_info(p, &service));
     if instances.is_empty() {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("service {service:?} has no instances"),
         ));
     }

@@ -9,13 +9,11 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
-use draft_catalyst::ApiError;
+use draft_http::{ApiError, Code, Query};
 use draft_log::{Offset, Record};
 use futures::StreamExt;
 
-use crate::api::query;
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
 use crate::projection::Projection;
@@ -101,10 +99,10 @@ pub(crate) async fn watch(
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let q = query(raw.as_deref(), &["prefix", "from"])?;
-    let prefix = q.get("prefix").cloned().unwrap_or_default();
+    let q = Query::parse(raw.as_deref(), &["prefix", "from"])?;
+    let prefix = q.one("prefix")?.unwrap_or_default().to_owned();
     let current = bp.revision();
-    let from = match q.get("from") {
+    let from = match q.one("from")? {
         None => None,
         Some(f) => {
             let rev: u64 = f.parse().map_err(|_| {
@@ -120,13 +118,11 @@ pub(crate) async fn watch(
     };
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "websocket_required",
+            Code::WebsocketRequired,
             format!("watch is a WebSocket endpoint: {e}"),
         )
     })?;
-    Ok(draft_catalyst::ws::limited(upgrade)
-        .on_upgrade(move |socket| serve(bp, socket, prefix, from)))
+    Ok(draft_http::ws::limited(upgrade).on_upgrade(move |socket| serve(bp, socket, prefix, from)))
 }
 
 /// Resolves once the node is stopping (the guard `wait_for` returns stays inside, keeping
@@ -197,7 +193,7 @@ async fn serve(bp: Blueprint, mut socket: WebSocket, prefix: String, from: Optio
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return,
                 Some(Err(e)) => {
-                    let _ = socket.send(draft_catalyst::ws::close_for_read_error(e)).await;
+                    let _ = socket.send(draft_http::ws::close_for_read_error(e)).await;
                     return;
                 }
                 Some(Ok(_)) => {}

@@ -7,21 +7,22 @@ use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use draft_log::{LogBackend, Timestamp};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use draft_http::{ApiError, Code, Query};
+
 use crate::channel;
 use crate::consume::{Consumer, serve_socket};
 use crate::dedup::Dedup;
-use crate::error::ApiError;
+use crate::error::log_error;
 use crate::feed::Feeds;
 use crate::metrics::Metrics;
 use crate::produce::produce;
-use crate::query::{Query, resolve_from};
+use crate::query::{filter, resolve_from};
 use crate::wire::SUBPROTOCOL;
 
 /// Catalyst's settings.
@@ -166,12 +167,12 @@ async fn consume(
 ) -> Result<Response, ApiError> {
     let channel = channel::channel(&name)?;
     let query = Query::parse(raw.as_deref(), &["from", "type", "source"])?;
-    let filter = query.filter()?;
+    let filter = filter(&query)?;
     let log = state.log();
     let head = log
         .head(&channel)
         .await
-        .map_err(|e| ApiError::from_log(&e))?
+        .map_err(|e| log_error(&e))?
         .unwrap_or_else(|| {
             // Consuming a channel before its first event is allowed: it waits for it.
             draft_log::PartitionHead {
@@ -185,8 +186,7 @@ async fn consume(
     let from = resolve_from(log, &channel, &head, query.one("from")?.unwrap_or("latest")).await?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "websocket_required",
+            Code::WebsocketRequired,
             format!("consume is a WebSocket endpoint (subprotocol {SUBPROTOCOL}): {e}"),
         )
     })?;
@@ -198,7 +198,7 @@ async fn consume(
         filter,
         shutdown: state.inner.shutdown.subscribe(),
     };
-    Ok(crate::ws::limited(upgrade)
+    Ok(draft_http::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
             state.metrics().consumer_connected();

@@ -8,9 +8,11 @@ use draft_log::{Offset, PartitionHead, PartitionName};
 
 use crate::api::Catalyst;
 use crate::cloudevent::Filter;
-use crate::error::ApiError;
+use draft_http::{ApiError, Query, rfc3339};
+
+use crate::error::{channel_not_found, invalid_channel, log_error};
 use crate::feed::delivered_text;
-use crate::query::{Query, resolve_from};
+use crate::query::{filter, resolve_from};
 use crate::wire::{BATCH, ChannelInfo, ChannelList, NEXT_OFFSET_HEADER};
 
 /// The most events one page returns.
@@ -20,28 +22,18 @@ const DEFAULT_PAGE: usize = 100;
 
 /// A channel name from a URL, for reading: any valid name, reserved ones included.
 pub(crate) fn channel(name: &str) -> Result<PartitionName, ApiError> {
-    PartitionName::new(name).map_err(|e| ApiError::invalid_channel(e.to_string()))
+    PartitionName::new(name).map_err(|e| invalid_channel(e.to_string()))
 }
 
 /// A channel name users may produce to: valid and not reserved.
 pub(crate) fn user_channel(name: &str) -> Result<PartitionName, ApiError> {
     let channel = channel(name)?;
     if channel.is_reserved() {
-        return Err(ApiError::invalid_channel(format!(
+        return Err(invalid_channel(format!(
             "channel names starting with '_' are reserved for Draft; {name:?} cannot be produced to"
         )));
     }
     Ok(channel)
-}
-
-/// RFC 3339 with nanoseconds, UTC.
-#[must_use]
-pub fn rfc3339(time: draft_log::Timestamp) -> String {
-    let nanos = time.as_unix_nanos();
-    let secs = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
-    chrono::DateTime::from_timestamp(secs, (nanos % 1_000_000_000) as u32)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 pub(crate) fn info(head: &PartitionHead) -> ChannelInfo {
@@ -51,17 +43,13 @@ pub(crate) fn info(head: &PartitionHead) -> ChannelInfo {
         last_offset: head.last().map(|o| o.0),
         count: head.count(),
         bytes: head.bytes,
-        last_append_time: head.last_append.map(rfc3339),
+        last_append_time: head.last_append.map(|t| rfc3339(t.as_unix_nanos())),
     }
 }
 
 /// `GET /v1/channels`: every user channel (reserved partitions are Draft's own).
 pub(crate) async fn list(State(state): State<Catalyst>) -> Result<Json<ChannelList>, ApiError> {
-    let heads = state
-        .log()
-        .partitions()
-        .await
-        .map_err(|e| ApiError::from_log(&e))?;
+    let heads = state.log().partitions().await.map_err(|e| log_error(&e))?;
     let channels = heads
         .iter()
         .filter(|h| !h.partition.is_reserved())
@@ -80,9 +68,9 @@ pub(crate) async fn get(
         .log()
         .head(&channel)
         .await
-        .map_err(|e| ApiError::from_log(&e))?;
+        .map_err(|e| log_error(&e))?;
     head.map(|h| Json(info(&h)))
-        .ok_or_else(|| ApiError::channel_not_found(&name))
+        .ok_or_else(|| channel_not_found(&name))
 }
 
 /// `GET /v1/channels/{channel}/events?from=&limit=&type=&source=`: a page of events as a
@@ -94,7 +82,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let channel = channel(&name)?;
     let query = Query::parse(raw.as_deref(), &["from", "limit", "type", "source"])?;
-    let filter = query.filter()?;
+    let filter = filter(&query)?;
     let limit = match query.one("limit")? {
         None => DEFAULT_PAGE,
         Some(l) => l
@@ -106,12 +94,8 @@ pub(crate) async fn events(
             })?,
     };
     let log = state.log();
-    let Some(head) = log
-        .head(&channel)
-        .await
-        .map_err(|e| ApiError::from_log(&e))?
-    else {
-        return Err(ApiError::channel_not_found(&name));
+    let Some(head) = log.head(&channel).await.map_err(|e| log_error(&e))? else {
+        return Err(channel_not_found(&name));
     };
     let mut next = resolve_from(
         log,
@@ -150,7 +134,7 @@ async fn read_page(
             .log()
             .read(channel, *next, want)
             .await
-            .map_err(|e| ApiError::from_log(&e))?;
+            .map_err(|e| log_error(&e))?;
         let Some(last) = records.last().map(|r| r.offset) else {
             break;
         };

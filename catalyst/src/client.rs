@@ -6,36 +6,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::wire::{
-    BATCH, ChannelInfo, ChannelList, ErrorBody, NEXT_OFFSET_HEADER, ProduceResponse, STRUCTURED,
-    SUBPROTOCOL,
+    BATCH, ChannelInfo, ChannelList, NEXT_OFFSET_HEADER, ProduceResponse, STRUCTURED, SUBPROTOCOL,
 };
 
-/// What can go wrong talking to a node.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The node answered with an error (its JSON error body).
-    #[error("{message} ({code}, HTTP {status})")]
-    Api {
-        /// The HTTP status.
-        status: u16,
-        /// The error code.
-        code: String,
-        /// The node's message.
-        message: String,
-    },
-    /// The node could not be reached, or the connection failed.
-    #[error("cannot reach the node at {url}: {reason}")]
-    Connect {
-        /// The node's URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// The node's answer was not what the API promises.
-    #[error("unexpected answer from the node: {0}")]
-    Protocol(String),
-}
+pub use draft_http::ClientError;
 
 /// A filter and start position for reading a channel.
 #[derive(Debug, Clone, Default)]
@@ -131,7 +105,7 @@ impl Client {
         }
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        Err(api_error(status, &text))
+        Err(ClientError::from_answer(status, &text))
     }
 
     /// Sends one structured-mode event (a JSON object) to `channel`.
@@ -281,7 +255,7 @@ impl Client {
                         .as_deref()
                         .map(String::from_utf8_lossy)
                         .unwrap_or_default();
-                    api_error(response.status().as_u16(), &body)
+                    ClientError::from_answer(response.status().as_u16(), &body)
                 }
                 e => self.connect_error(&e),
             })?;
@@ -303,20 +277,5 @@ impl Client {
                 }
             })
             .boxed())
-    }
-}
-
-fn api_error(status: u16, body: &str) -> ClientError {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(b) => ClientError::Api {
-            status,
-            code: b.error.code,
-            message: b.error.message,
-        },
-        Err(_) => ClientError::Api {
-            status,
-            code: "http_error".into(),
-            message: body.trim().to_owned(),
-        },
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cloudevent::Filter;
 use crate::feed::{Feeds, delivered_text};
-use crate::ws::{close, close_for_read_error};
+use draft_http::ws::{close, close_for_read_error};
 
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;

@@ -30,8 +30,6 @@ mod produce;
 #[cfg(feature = "server")]
 mod query;
 pub mod wire;
-#[cfg(feature = "server")]
-pub mod ws;
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -39,8 +37,6 @@ pub mod client;
 #[cfg(feature = "server")]
 pub use crate::api::{Catalyst, CatalystConfig, router};
 #[cfg(feature = "server")]
-pub use crate::channel::{MAX_PAGE, rfc3339};
-#[cfg(feature = "server")]
-pub use crate::error::ApiError;
+pub use crate::channel::MAX_PAGE;
 #[cfg(feature = "server")]
 pub use crate::metrics::Metrics;

@@ -7,11 +7,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use draft_log::NewRecord;
 
+use draft_http::{ApiError, Code};
+
 use crate::api::Catalyst;
 use crate::channel::user_channel;
 use crate::cloudevent::{self, ParsedEvent};
 use crate::dedup::Decision;
-use crate::error::ApiError;
+use crate::error::log_error;
 use crate::wire::{BATCH, ProduceResponse, STRUCTURED};
 
 /// The content mode of a produce request (CloudEvents HTTP binding §3).
@@ -37,8 +39,7 @@ fn mode(headers: &HeaderMap) -> Result<Mode, ApiError> {
         Some(BATCH) => Ok(Mode::Batch),
         _ if headers.contains_key("ce-specversion") => Ok(Mode::Binary),
         other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!(
                 "content type {:?} is not a CloudEvents mode: send {STRUCTURED}, {BATCH}, \
                  or binary mode with ce-* headers",
@@ -122,7 +123,7 @@ async fn append(
             .log()
             .append(channel, records)
             .await
-            .map_err(|e| ApiError::from_log(&e))?;
+            .map_err(|e| log_error(&e))?;
         ack.offsets().map(|o| o.0).collect()
     };
     reservation.complete(&appended);

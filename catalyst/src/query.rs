@@ -1,66 +1,29 @@
-//! Query strings: repeated parameters (`type=a&type=b*`), unknown-parameter errors, and the
-//! `from` position (`earliest`, `latest`, an offset, or an RFC 3339 time).
+//! Catalyst's query parameters: the `type` / `source` filters, and `from` resolved to an
+//! offset of a channel (parsing itself is `draft_http`'s).
 
-use std::collections::HashMap;
-
+use draft_http::{ApiError, Query, Start};
 use draft_log::{LogBackend, Offset, PartitionHead, PartitionName, Timestamp};
 
 use crate::cloudevent::{Filter, Pattern};
-use crate::error::ApiError;
+use crate::error::log_error;
 
-/// A parsed query string.
-pub(crate) struct Query {
-    params: HashMap<String, Vec<String>>,
-}
-
-impl Query {
-    /// Parses `raw`, refusing parameters outside `allowed` so a typo is not silently ignored.
-    pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
-        let mut params: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            if !allowed.contains(&k.as_ref()) {
-                return Err(ApiError::invalid_parameter(format!(
-                    "unknown query parameter {k:?}; allowed: {}",
-                    allowed.join(", ")
-                )));
-            }
-            params
-                .entry(k.into_owned())
-                .or_default()
-                .push(v.into_owned());
+/// The `type` and `source` filters. An empty value is refused: it would match nothing
+/// (every event has a non-empty type and source); `*` matches everything.
+pub(crate) fn filter(query: &Query) -> Result<Filter, ApiError> {
+    let patterns = |name: &str| -> Result<Vec<Pattern>, ApiError> {
+        let values = query.all(name);
+        if values.iter().any(String::is_empty) {
+            return Err(ApiError::invalid_parameter(format!(
+                "{name} must not be empty: give an exact {name}, a prefix ending in *, or \
+                 leave {name} out"
+            )));
         }
-        Ok(Self { params })
-    }
-
-    /// The single value of `name`, if given; an error if given twice.
-    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        match self.params.get(name).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([v]) => Ok(Some(v)),
-            Some(_) => Err(ApiError::invalid_parameter(format!(
-                "{name} may be given once"
-            ))),
-        }
-    }
-
-    /// The `type` and `source` filters. An empty value is refused: it would match nothing
-    /// (every event has a non-empty type and source); `*` matches everything.
-    pub(crate) fn filter(&self) -> Result<Filter, ApiError> {
-        let patterns = |name: &str| -> Result<Vec<Pattern>, ApiError> {
-            let values = self.params.get(name).map(Vec::as_slice).unwrap_or_default();
-            if values.iter().any(String::is_empty) {
-                return Err(ApiError::invalid_parameter(format!(
-                    "{name} must not be empty: give an exact {name}, a prefix ending in *, or \
-                     leave {name} out"
-                )));
-            }
-            Ok(values.iter().map(|v| Pattern::parse(v)).collect())
-        };
-        Ok(Filter {
-            types: patterns("type")?,
-            sources: patterns("source")?,
-        })
-    }
+        Ok(values.iter().map(|v| Pattern::parse(v)).collect())
+    };
+    Ok(Filter {
+        types: patterns("type")?,
+        sources: patterns("source")?,
+    })
 }
 
 /// Where a read starts: `earliest`, `latest` (only what comes next), an offset, or the first
@@ -71,25 +34,15 @@ pub(crate) async fn resolve_from(
     head: &PartitionHead,
     from: &str,
 ) -> Result<Offset, ApiError> {
-    match from {
-        "earliest" => Ok(head.first),
-        "latest" => Ok(head.next),
-        _ if from.bytes().all(|b| b.is_ascii_digit()) => from
-            .parse()
-            .map(Offset)
-            .map_err(|_| ApiError::invalid_parameter(format!("offset {from:?} is too large"))),
-        _ => {
-            let time = chrono::DateTime::parse_from_rfc3339(from).map_err(|_| {
-                ApiError::invalid_parameter(format!(
-                    "from must be earliest, latest, an offset or an RFC 3339 time, not {from:?}"
-                ))
-            })?;
-            let nanos = time.timestamp_nanos_opt().unwrap_or(0).max(0);
-            let at = Timestamp::from_unix_nanos(u64::try_from(nanos).unwrap_or(0));
+    match Start::parse(from)? {
+        Start::Earliest => Ok(head.first),
+        Start::Latest => Ok(head.next),
+        Start::Offset(offset) => Ok(Offset(offset)),
+        Start::Time(nanos) => {
             let offset = log
-                .offset_at_time(channel, at)
+                .offset_at_time(channel, Timestamp::from_unix_nanos(nanos))
                 .await
-                .map_err(|e| ApiError::from_log(&e))?;
+                .map_err(|e| log_error(&e))?;
             Ok(offset.unwrap_or(head.next))
         }
     }

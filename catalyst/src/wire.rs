@@ -11,33 +11,7 @@ pub const STRUCTURED: &str = "application/cloudevents+json";
 /// Batch content mode.
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
-/// The JSON error body of every Draft API: `{"error":{"code":..,"message":..}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// The inside of an [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    /// A stable `snake_case` code.
-    pub code: String,
-    /// What went wrong and how to fix it.
-    pub message: String,
-}
-
-impl ErrorBody {
-    /// An error body.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code: code.into(),
-                message: message.into(),
-            },
-        }
-    }
-}
+pub use draft_http::{ErrorBody, ErrorDetail};
 
 /// The answer to a produce: the channel and the offset of each event sent, in order (for a
 /// duplicate, the offset it was first stored at).

@@ -5,7 +5,6 @@ mod cli;
 mod cmd;
 mod node;
 mod output;
-mod serve;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use draft_blueprint::{Blueprint, BlueprintConfig};
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use tracing::{debug, info, warn};
 
 use crate::cli::{DurabilityArg, UpArgs};
-use crate::serve::{Limits, serve};
+use draft_http::{ApiError, Code, Limits, Shutdown, serve};
 
 /// `draft.toml`: every field optional; flags and `DRAFT_*` variables win.
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +200,8 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
         .merge(draft_blueprint::router(blueprint.clone()))
         .merge(draft_fuse::router(blueprint.clone()))
         .merge(ops_router(parts))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(draft_http::log_server_errors));
     info!(
         api = %format!("http://{addr}"),
         ingress = %format!("http://{ingress_addr}"),
@@ -211,24 +211,22 @@ pub(crate) async fn up(settings: Settings) -> anyhow::Result<()> {
     );
     // Machine-readable for scripts and tests that bind port 0.
     println!("listening api=http://{addr} ingress=http://{ingress_addr}");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let ingress = {
-        let mut stop = stop_rx.clone();
-        let app = draft_fuse::ingress(fuse);
-        let stopping = async move {
-            let _ = stop.wait_for(|s| *s).await.is_ok();
-        };
-        tokio::spawn(serve(ingress_listener, app, settings.limits, stopping))
-    };
-    let (closer, watches) = (catalyst.clone(), blueprint.clone());
-    let stopping = async move {
+    let shutdown = Shutdown::new();
+    let ingress = tokio::spawn(serve(
+        ingress_listener,
+        draft_fuse::ingress(fuse),
+        settings.limits,
+        shutdown.clone(),
+    ));
+    let (closer, watches, trigger) = (catalyst.clone(), blueprint.clone(), shutdown.clone());
+    tokio::spawn(async move {
         shutdown_signal().await;
         info!("shutting down: draining requests and closing consumers");
-        let _ = stop_tx.send(true);
+        trigger.trigger();
         closer.close_consumers();
         watches.close_watches();
-    };
-    serve(listener, app, settings.limits, stopping).await;
+    });
+    serve(listener, app, settings.limits, shutdown.clone()).await;
     ingress.await.context("ingress task")?;
     // WebSockets were handed off by the server: give them a moment to send their close frame.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -299,31 +297,48 @@ struct Parts {
 fn ops_router(parts: Parts) -> Router {
     let for_status = parts.clone();
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/readyz", get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }))
-        .route("/metrics", get(move || std::future::ready(metrics_text(&parts))))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
+        )
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics_text(&parts))),
+        )
         .route(
             "/v1/openapi.json",
-            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
         )
-        .route("/v1/status", get(move || std::future::ready(status(&for_status))))
+        .route(
+            "/v1/status",
+            get(move || std::future::ready(status(&for_status))),
+        )
         .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": {"code": "unknown_endpoint", "message": "no such endpoint; see /v1/openapi.json"}})),
+            ApiError::new(
+                Code::UnknownEndpoint,
+                "no such endpoint; see /v1/openapi.json",
             )
         })
 }
 
 /// A known path asked with a method it does not take: 405 with the JSON error body (axum adds
 /// the `Allow` header listing the methods it does take).
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(serde_json::json!({"error": {
-            "code": "method_not_allowed",
-            "message": format!("{} does not take {method}; the Allow header lists what it takes", uri.path()),
-        }})),
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        format!(
+            "{} does not take {method}; the Allow header lists what it takes",
+            uri.path()
+        ),
     )
 }
 

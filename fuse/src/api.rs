@@ -4,8 +4,8 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use draft_blueprint::{Blueprint, open_error, query, resolve_at};
-use draft_catalyst::ApiError;
+use draft_blueprint::{Blueprint, open_error, resolve_at};
+use draft_http::{ApiError, Query};
 
 use crate::table::RouteTable;
 
@@ -20,8 +20,8 @@ async fn routes(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = query(raw.as_deref(), &["at"])?;
-    let table = match q.get("at") {
+    let q = Query::parse(raw.as_deref(), &["at"])?;
+    let table = match q.at()? {
         None => bp.read(RouteTable::build),
         Some(at) => {
             let revision = resolve_at(&bp, at).await?;

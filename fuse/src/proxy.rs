@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use draft_blueprint::Blueprint;
-use draft_catalyst::ApiError;
+use draft_http::{ApiError, Code};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -135,8 +135,8 @@ pub fn ingress(fuse: Fuse) -> Router {
     Router::new().fallback(proxy).with_state(fuse)
 }
 
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    ApiError::new(status, code, message).into_response()
+fn error(code: Code, message: impl Into<String>) -> Response {
+    ApiError::new(code, message).into_response()
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -200,8 +200,7 @@ async fn proxy(
     let table = fuse.table();
     let Some(route) = table.lookup(host.as_deref(), &path) else {
         return error(
-            StatusCode::NOT_FOUND,
-            "no_route",
+            Code::NoRoute,
             format!("no route for {}{path}", host.unwrap_or_default()),
         );
     };
@@ -209,8 +208,7 @@ async fn proxy(
     if route.backends.is_empty() {
         fuse.metrics().record(&key, 503, None);
         return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_healthy_instance",
+            Code::NoHealthyInstance,
             format!("service {} has no passing instance", route.service),
         );
     }
@@ -224,11 +222,7 @@ async fn proxy(
         .to_owned();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body is over 16 MiB",
-        );
+        return error(Code::TooLarge, "the request body is over 16 MiB");
     };
     let target = upstream_path(&route.prefix, &path_and_query, route.strip_prefix);
     let outgoing = Outgoing {
@@ -264,16 +258,14 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
     let start = fuse.cursor(key).fetch_add(1, Ordering::Relaxed);
     let n = route.backends.len();
     let mut last = error(
-        StatusCode::BAD_GATEWAY,
-        "upstream_unavailable",
+        Code::UpstreamUnavailable,
         "no instance accepted the connection",
     );
     for attempt in 0..n {
         let backend = &route.backends[(start + attempt) % n];
         let Ok(uri) = format!("http://{}{target}", backend.address).parse::<Uri>() else {
             last = error(
-                StatusCode::BAD_GATEWAY,
-                "bad_upstream",
+                Code::BadUpstream,
                 format!("instance {} has an invalid address", backend.instance),
             );
             continue;
@@ -300,16 +292,14 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
             Ok(Err(e)) if e.is_connect() => {
                 debug!(instance = %backend.instance, error = %e, "connect failed; trying the next instance");
                 last = error(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_unavailable",
+                    Code::UpstreamUnavailable,
                     "no instance accepted the connection",
                 );
             }
             Ok(Err(e)) => {
                 warn!(instance = %backend.instance, error = %e, "upstream failed");
                 last = error(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
+                    Code::UpstreamError,
                     format!("instance {} failed to answer", backend.instance),
                 );
                 // The body reached a live upstream: only an idempotent request may go again.
@@ -320,8 +310,7 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
             Err(_) => {
                 fuse.metrics().record(key, 504, None);
                 return error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
+                    Code::UpstreamTimeout,
                     format!(
                         "instance {} did not answer within {} ms",
                         backend.instance, route.timeout_ms

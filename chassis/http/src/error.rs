@@ -50,6 +50,8 @@ pub enum Code {
     UnsupportedMediaType,
     /// 500: the node could not store or read; its log says why.
     StorageError,
+    /// 500: a broken invariant of the node (a bug); its log says more.
+    Internal,
     /// 502: no upstream instance could be reached.
     UpstreamUnavailable,
     /// 502: the upstream's answer could not be forwarded.
@@ -87,6 +89,7 @@ impl Code {
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::StorageError => "storage_error",
+            Self::Internal => "internal",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::BadUpstream => "bad_upstream",
             Self::UpstreamError => "upstream_error",
@@ -115,7 +118,7 @@ impl Code {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::StorageError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::StorageError | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UpstreamUnavailable | Self::BadUpstream | Self::UpstreamError => {
                 StatusCode::BAD_GATEWAY
             }
@@ -187,6 +190,26 @@ impl ApiError {
         Self::new(
             Code::WebsocketRequired,
             format!("{what} is a WebSocket endpoint: {why}"),
+        )
+    }
+
+    /// 503 `shutting_down`.
+    #[must_use]
+    pub fn shutting_down() -> Self {
+        Self::new(
+            Code::ShuttingDown,
+            "the node is shutting down; retry against a running node",
+        )
+    }
+
+    /// 500 `storage_error`: the node could not store or read; `detail` (the storage error)
+    /// goes to its log only.
+    #[must_use]
+    pub fn storage(detail: impl std::fmt::Display) -> Self {
+        Self::internal(
+            Code::StorageError,
+            "the node could not store or read events; see its log",
+            detail,
         )
     }
 

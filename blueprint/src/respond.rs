@@ -1,0 +1,131 @@
+//! What every Blueprint endpoint answers with: the state `?at=` selects, the revision header,
+//! and Blueprint's errors as [`ApiError`]s.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use draft_http::{ApiError, At, Code};
+use draft_log::Timestamp;
+
+use crate::blueprint::{Blueprint, OpenError};
+use crate::error::WriteError;
+use crate::projection::Projection;
+
+/// The response header that says which revision an answer is as of.
+pub const REVISION_HEADER: &str = "draft-revision";
+
+/// The state a read answers from: now, or as of a past revision.
+pub(crate) enum View {
+    Now(Blueprint),
+    At(Box<Projection>),
+}
+
+impl View {
+    /// Reads the state.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
+        match self {
+            Self::Now(b) => b.read(f),
+            Self::At(p) => f(p),
+        }
+    }
+
+    /// The revision of the state.
+    pub(crate) fn revision(&self) -> Option<u64> {
+        self.with(Projection::revision)
+    }
+}
+
+/// Resolves `at` to the revision in force then (`None`: before the first control event). A
+/// revision in the future is bad input.
+///
+/// # Errors
+/// 400 for a future revision; the log's error if it cannot be read.
+pub async fn resolve_at(blueprint: &Blueprint, at: At) -> Result<Option<u64>, ApiError> {
+    match at {
+        At::Revision(rev) => {
+            let current = blueprint.revision();
+            if current.is_none_or(|c| rev > c) {
+                return Err(ApiError::invalid_parameter(format!(
+                    "revision {rev} is in the future; the current revision is {}",
+                    current.map_or("none".to_owned(), |c| c.to_string())
+                )));
+            }
+            Ok(Some(rev))
+        }
+        At::Time(nanos) => blueprint
+            .revision_at_time(Timestamp::from_unix_nanos(nanos))
+            .await
+            .map_err(|e| log_error(&e)),
+    }
+}
+
+/// The state to answer from for `?at=` (absent: now).
+pub(crate) async fn view(blueprint: &Blueprint, at: Option<At>) -> Result<View, ApiError> {
+    let Some(at) = at else {
+        return Ok(View::Now(blueprint.clone()));
+    };
+    let revision = resolve_at(blueprint, at).await?;
+    if revision == blueprint.revision() {
+        return Ok(View::Now(blueprint.clone()));
+    }
+    let state = blueprint
+        .state_at(revision)
+        .await
+        .map_err(|e| open_error(&e))?;
+    Ok(View::At(Box::new(state)))
+}
+
+/// The answer for a failure of the log: 503 while the node stops, 413 for an append over
+/// the log's limit, otherwise a 500 that names no internals (the error goes to the node's
+/// log, once, through `draft_http::log_server_errors`).
+#[must_use]
+pub fn log_error(e: &draft_log::Error) -> ApiError {
+    match e {
+        draft_log::Error::Closed => ApiError::shutting_down(),
+        draft_log::Error::TooLarge { bytes, limit } => ApiError::too_large(format!(
+            "{bytes} bytes is over the log's limit of {limit} bytes"
+        )),
+        _ => ApiError::storage(e),
+    }
+}
+
+/// The API error for a failure to rebuild past state.
+#[must_use]
+pub fn open_error(e: &OpenError) -> ApiError {
+    match e {
+        OpenError::Log(e) => log_error(e),
+        other => ApiError::internal(
+            Code::StorageError,
+            "the node could not rebuild that state; see its log",
+            other,
+        ),
+    }
+}
+
+pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
+    match e {
+        WriteError::NotFound => ApiError::new(Code::NotFound, format!("{what} does not exist")),
+        WriteError::PreconditionFailed { current } => ApiError::new(
+            Code::PreconditionFailed,
+            format!(
+                "{what} is at revision {}; re-read it and retry with If-Match set to that",
+                current.map_or("none (absent)".to_owned(), |c| c.to_string())
+            ),
+        ),
+        WriteError::Log(e) => log_error(&e),
+    }
+}
+
+/// Adds the revision header to a response.
+pub(crate) fn with_revision(mut response: Response, revision: Option<u64>) -> Response {
+    if let Some(rev) = revision {
+        response
+            .headers_mut()
+            .insert(REVISION_HEADER, HeaderValue::from(rev));
+    }
+    response
+}
+
+/// A JSON answer with a status.
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    (status, axum::Json(value)).into_response()
+}

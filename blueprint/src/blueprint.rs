@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::applier::{self, Condition, Op, Outcome, WriteRequest};
 use crate::checkpoint::Checkpoints;
+use crate::config::BlueprintConfig;
 use crate::error::WriteError;
 use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 use crate::projection::Projection;
@@ -20,34 +21,6 @@ use crate::wire::{Health, Registration};
 
 /// How many control events are read from the log at a time when replaying.
 const REPLAY_CHUNK: usize = 4096;
-
-/// Blueprint's settings.
-#[derive(Debug, Clone)]
-pub struct BlueprintConfig {
-    /// This node's name (the `source` of control events: `/draft/<node>`).
-    pub node: String,
-    /// Where checkpoints are kept.
-    pub checkpoint_dir: PathBuf,
-    /// A checkpoint is written every this many control events (default 10,000).
-    pub checkpoint_every: u64,
-    /// The largest KV value, in bytes (default 1 MiB).
-    pub max_value_bytes: usize,
-    /// How often leases are checked (default 100 ms).
-    pub lease_check: Duration,
-}
-
-impl BlueprintConfig {
-    /// Defaults for a node named `node` with checkpoints in `checkpoint_dir`.
-    pub fn new(node: impl Into<String>, checkpoint_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            node: node.into(),
-            checkpoint_dir: checkpoint_dir.into(),
-            checkpoint_every: 10_000,
-            max_value_bytes: 1024 * 1024,
-            lease_check: Duration::from_millis(100),
-        }
-    }
-}
 
 /// The registry and KV store. Cheap to clone.
 #[derive(Clone)]

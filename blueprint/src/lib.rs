@@ -19,6 +19,8 @@ mod blueprint;
 #[cfg(feature = "server")]
 mod checkpoint;
 #[cfg(feature = "server")]
+mod config;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 pub mod event;
@@ -36,7 +38,9 @@ pub use crate::api::{REVISION_HEADER, open_error, query, resolve_at, router};
 #[cfg(feature = "server")]
 pub use crate::applier::{Condition, Outcome};
 #[cfg(feature = "server")]
-pub use crate::blueprint::{Blueprint, BlueprintConfig, OpenError};
+pub use crate::blueprint::{Blueprint, OpenError};
+#[cfg(feature = "server")]
+pub use crate::config::BlueprintConfig;
 #[cfg(feature = "server")]
 pub use crate::error::WriteError;
 #[cfg(feature = "server")]

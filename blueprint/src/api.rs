@@ -7,8 +7,8 @@ use axum::routing::{get, post, put};
 use draft_catalyst::ApiError;
 use draft_log::Timestamp;
 
-use crate::blueprint::{Blueprint, OpenError};
-use crate::error::WriteError;
+use crate::blueprint::Blueprint;
+use crate::error::{OpenError, WriteError};
 use crate::projection::Projection;
 use crate::{kv, registry, watch};
 

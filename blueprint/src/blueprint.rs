@@ -1,7 +1,6 @@
 //! [`Blueprint`]: the running registry and KV store of one node.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tracing::{info, warn};
 use crate::applier::{self, Condition, Op, Outcome, WriteRequest};
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
-use crate::error::WriteError;
+use crate::error::{OpenError, WriteError};
 use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 use crate::projection::Projection;
 use crate::wire::{Health, Registration};
@@ -44,31 +43,6 @@ struct Inner {
     loaded: Mutex<Option<Arc<Projection>>>,
     /// Set when the node stops: watches close with 1001.
     shutdown: watch::Sender<bool>,
-}
-
-/// Errors opening Blueprint.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// Reading the control partition failed.
-    #[error("cannot replay the control log: {0}")]
-    Log(#[from] draft_log::Error),
-    /// The checkpoint folder cannot be used.
-    #[error("checkpoints in {path}: {source}")]
-    Checkpoints {
-        /// The folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A stored control event does not decode.
-    #[error("control event at revision {revision} is not valid: {reason}")]
-    BadEvent {
-        /// Its revision.
-        revision: u64,
-        /// Why.
-        reason: String,
-    },
 }
 
 fn decode(record: &Record) -> Result<Applied, OpenError> {

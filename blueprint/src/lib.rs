@@ -38,11 +38,11 @@ pub use crate::api::{REVISION_HEADER, open_error, query, resolve_at, router};
 #[cfg(feature = "server")]
 pub use crate::applier::{Condition, Outcome};
 #[cfg(feature = "server")]
-pub use crate::blueprint::{Blueprint, OpenError};
+pub use crate::blueprint::Blueprint;
 #[cfg(feature = "server")]
 pub use crate::config::BlueprintConfig;
 #[cfg(feature = "server")]
-pub use crate::error::WriteError;
+pub use crate::error::{OpenError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]

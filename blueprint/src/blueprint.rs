@@ -1,6 +1,5 @@
 //! [`Blueprint`]: the running registry and KV store of one node.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
 use crate::error::{OpenError, WriteError};
 use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
+use crate::lease::Leases;
 use crate::projection::Projection;
 use crate::wire::{Health, Registration};
 
@@ -36,7 +36,7 @@ struct Inner {
     applied: watch::Sender<Option<u64>>,
     writes: mpsc::Sender<WriteRequest>,
     /// Lease deadlines of passing instances.
-    leases: Mutex<HashMap<(String, String), Instant>>,
+    leases: Mutex<Leases>,
     checkpoints: Checkpoints,
     /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
     /// is most of their cost.
@@ -117,16 +117,13 @@ impl Blueprint {
         let from_checkpoint = state.revision();
         replay(&*log, &control, &mut state, None).await?;
         let now = Instant::now();
-        let leases = state
-            .instances()
-            .filter(|(_, _, i)| i.health == Health::Passing)
-            .map(|(s, i, inst)| {
-                (
-                    (s.clone(), i.clone()),
-                    now + Duration::from_millis(inst.registration.ttl_ms),
-                )
-            })
-            .collect();
+        let mut leases = Leases::default();
+        for (service, instance, i) in state.instances() {
+            if i.health == Health::Passing {
+                let ttl = Duration::from_millis(i.registration.ttl_ms);
+                leases.renew(service, instance, ttl, now);
+            }
+        }
         info!(
             revision = ?state.revision(),
             checkpoint = ?from_checkpoint,
@@ -318,10 +315,7 @@ impl Blueprint {
             registration,
         };
         let outcome = self.write(op, actor).await?;
-        self.leases().insert(
-            (service.to_owned(), instance.to_owned()),
-            Instant::now() + ttl,
-        );
+        self.leases().renew(service, instance, ttl, Instant::now());
         Ok(outcome)
     }
 
@@ -335,10 +329,7 @@ impl Blueprint {
                 .map(|i| Duration::from_millis(i.registration.ttl_ms))
         });
         let Some(ttl) = ttl else { return false };
-        self.leases().insert(
-            (service.to_owned(), instance.to_owned()),
-            Instant::now() + ttl,
-        );
+        self.leases().renew(service, instance, ttl, Instant::now());
         true
     }
 
@@ -392,7 +383,7 @@ impl Blueprint {
         .await
     }
 
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
         self.inner
             .leases
             .lock()
@@ -407,9 +398,7 @@ impl Blueprint {
             let now = Instant::now();
             // An expiry whose lease was renewed meanwhile is dropped.
             let keep = |op: &Op| match op {
-                Op::Expire { service, instance } => leases
-                    .get(&(service.clone(), instance.clone()))
-                    .is_none_or(|d| *d <= now),
+                Op::Expire { service, instance } => !leases.still_held(service, instance, now),
                 _ => true,
             };
             self.read(|state| applier::decide_group(state, next, requests, keep))
@@ -430,7 +419,7 @@ impl Blueprint {
                 Ok(Some(_)),
             ) = (&request.op, &decision)
             {
-                self.leases().remove(&(service.clone(), instance.clone()));
+                self.leases().remove(service, instance);
             }
             let answer =
                 decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
@@ -527,18 +516,7 @@ async fn keep_leases(inner: std::sync::Weak<Inner>) {
         let now = Instant::now();
         // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
         // before the expiry is written puts the lease back, and the writer then drops it.
-        let lapsed: Vec<(String, String)> = {
-            let mut leases = blueprint.leases();
-            let keys: Vec<_> = leases
-                .iter()
-                .filter(|(_, d)| **d <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in &keys {
-                leases.remove(key);
-            }
-            keys
-        };
+        let lapsed = blueprint.leases().take_lapsed(now);
         for (service, instance) in lapsed {
             let op = Op::Expire {
                 service: service.clone(),

@@ -27,6 +27,8 @@ pub mod event;
 #[cfg(feature = "server")]
 mod kv;
 #[cfg(feature = "server")]
+mod lease;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;

@@ -16,6 +16,7 @@ use crate::error::{OpenError, WriteError};
 use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 use crate::lease::Leases;
 use crate::projection::Projection;
+use crate::shared::Shared;
 use crate::wire::{Health, Registration};
 
 /// How many control events are read from the log at a time when replaying.
@@ -24,25 +25,7 @@ const REPLAY_CHUNK: usize = 4096;
 /// The registry and KV store. Cheap to clone.
 #[derive(Clone)]
 pub struct Blueprint {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    log: Arc<dyn LogBackend>,
-    control: PartitionName,
-    config: BlueprintConfig,
-    state: RwLock<Projection>,
-    /// The revision last applied; watches and tests wait on it.
-    applied: watch::Sender<Option<u64>>,
-    writes: mpsc::Sender<WriteRequest>,
-    /// Lease deadlines of passing instances.
-    leases: Mutex<Leases>,
-    checkpoints: Checkpoints,
-    /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
-    /// is most of their cost.
-    loaded: Mutex<Option<Arc<Projection>>>,
-    /// Set when the node stops: watches close with 1001.
-    shutdown: watch::Sender<bool>,
+    shared: Arc<Shared>,
 }
 
 fn decode(record: &Record) -> Result<Applied, OpenError> {
@@ -132,7 +115,7 @@ impl Blueprint {
         );
         let (writes, rx) = mpsc::channel(16 * 1024);
         let blueprint = Self {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 log,
                 control,
                 applied: watch::Sender::new(state.revision()),
@@ -145,57 +128,53 @@ impl Blueprint {
                 shutdown: watch::Sender::new(false),
             }),
         };
-        tokio::spawn(run_writer(Arc::downgrade(&blueprint.inner), rx));
-        tokio::spawn(keep_leases(Arc::downgrade(&blueprint.inner)));
+        tokio::spawn(run_writer(Arc::downgrade(&blueprint.shared), rx));
+        tokio::spawn(keep_leases(Arc::downgrade(&blueprint.shared)));
         Ok(blueprint)
     }
 
     /// The settings.
     #[must_use]
     pub fn config(&self) -> &BlueprintConfig {
-        &self.inner.config
+        &self.shared.config
     }
 
     /// Reads the current state under a short read lock.
     pub fn read<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
-        f(&self
-            .inner
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        self.shared.read(f)
     }
 
     /// The current revision.
     #[must_use]
     pub fn revision(&self) -> Option<u64> {
-        self.read(Projection::revision)
+        self.shared.revision()
     }
 
     /// A receiver of the last applied revision.
     #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
-        self.inner.applied.subscribe()
+        self.shared.applied.subscribe()
     }
 
     /// Closes every watch with 1001 (going away); call it when the node stops.
     pub fn close_watches(&self) {
-        self.inner.shutdown.send_replace(true);
+        self.shared.shutdown.send_replace(true);
     }
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+        self.shared.shutdown.subscribe()
     }
 
     /// The log this Blueprint reads and writes.
     #[must_use]
     pub fn log(&self) -> &Arc<dyn LogBackend> {
-        &self.inner.log
+        &self.shared.log
     }
 
     /// The control partition.
     #[must_use]
     pub fn control(&self) -> &PartitionName {
-        &self.inner.control
+        &self.shared.control
     }
 
     /// The state as of `revision`: from the nearest checkpoint at or below it, plus replay.
@@ -212,8 +191,8 @@ impl Blueprint {
         }
         let mut state = self.checkpoint_at_or_below(revision).await?;
         replay(
-            &*self.inner.log,
-            &self.inner.control,
+            &*self.shared.log,
+            &self.shared.control,
             &mut state,
             Some(revision),
         )
@@ -223,12 +202,12 @@ impl Blueprint {
 
     /// The newest checkpoint at or below `revision` (cached), or an empty state.
     async fn checkpoint_at_or_below(&self, revision: u64) -> Result<Projection, OpenError> {
-        let dir = self.inner.config.checkpoint_dir.clone();
+        let dir = self.shared.config.checkpoint_dir.clone();
         let io = |source: std::io::Error| OpenError::Checkpoints {
             path: dir.clone(),
             source,
         };
-        let cp = self.inner.checkpoints.clone();
+        let cp = self.shared.checkpoints.clone();
         let nearest = tokio::task::spawn_blocking(move || cp.revisions())
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
@@ -240,7 +219,7 @@ impl Blueprint {
             return Ok(Projection::default());
         };
         let cached = self
-            .inner
+            .shared
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -248,14 +227,14 @@ impl Blueprint {
         if let Some(p) = cached.filter(|p| p.revision() == Some(nearest)) {
             return Ok((*p).clone());
         }
-        let cp = self.inner.checkpoints.clone();
+        let cp = self.shared.checkpoints.clone();
         let loaded = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(nearest)))
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)?
             .unwrap_or_default();
         *self
-            .inner
+            .shared
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(loaded.clone()));
@@ -271,9 +250,9 @@ impl Blueprint {
         let after = Timestamp::from_unix_nanos(time.as_unix_nanos().saturating_add(1));
         Ok(
             match self
-                .inner
+                .shared
                 .log
-                .offset_at_time(&self.inner.control, after)
+                .offset_at_time(&self.shared.control, after)
                 .await?
             {
                 Some(Offset(0)) => None,
@@ -290,7 +269,7 @@ impl Blueprint {
             actor: actor.to_owned(),
             reply,
         };
-        self.inner
+        self.shared
             .writes
             .send(request)
             .await
@@ -315,7 +294,9 @@ impl Blueprint {
             registration,
         };
         let outcome = self.write(op, actor).await?;
-        self.leases().renew(service, instance, ttl, Instant::now());
+        self.shared
+            .leases()
+            .renew(service, instance, ttl, Instant::now());
         Ok(outcome)
     }
 
@@ -329,7 +310,9 @@ impl Blueprint {
                 .map(|i| Duration::from_millis(i.registration.ttl_ms))
         });
         let Some(ttl) = ttl else { return false };
-        self.leases().renew(service, instance, ttl, Instant::now());
+        self.shared
+            .leases()
+            .renew(service, instance, ttl, Instant::now());
         true
     }
 
@@ -383,18 +366,11 @@ impl Blueprint {
         .await
     }
 
-    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
-        self.inner
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Decides, appends and answers one group of writes.
     async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
         let next = self.revision().map_or(0, |r| r + 1);
         let group = {
-            let leases = self.leases();
+            let leases = self.shared.leases();
             let now = Instant::now();
             // An expiry whose lease was renewed meanwhile is dropped.
             let keep = |op: &Op| match op {
@@ -419,7 +395,7 @@ impl Blueprint {
                 Ok(Some(_)),
             ) = (&request.op, &decision)
             {
-                self.leases().remove(service, instance);
+                self.shared.leases().remove(service, instance);
             }
             let answer =
                 decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
@@ -427,7 +403,7 @@ impl Blueprint {
         }
         if let Some(revision) = self.revision()
             && revision
-                >= last_checkpoint.map_or(0, |c| c + 1) + self.inner.config.checkpoint_every - 1
+                >= last_checkpoint.map_or(0, |c| c + 1) + self.shared.config.checkpoint_every - 1
         {
             *last_checkpoint = Some(revision);
             self.checkpoint();
@@ -443,12 +419,12 @@ impl Blueprint {
             return Ok(Vec::new());
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let source = format!("/draft/{}", self.inner.config.node);
+        let source = format!("/draft/{}", self.shared.config.node);
         let records = events
             .iter()
             .map(|(event, actor)| {
                 let id = uuid::Uuid::now_v7().to_string();
-                let json = event.to_cloudevent(&id, &self.inner.config.node, actor, &now);
+                let json = event.to_cloudevent(&id, &self.shared.config.node, actor, &now);
                 let key = format!("{}\0{source}\0{id}", event.ty());
                 NewRecord {
                     key: Some(Bytes::from(key)),
@@ -456,11 +432,15 @@ impl Blueprint {
                 }
             })
             .collect();
-        let ack = self.inner.log.append(&self.inner.control, records).await?;
+        let ack = self
+            .shared
+            .log
+            .append(&self.shared.control, records)
+            .await?;
         let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
         {
             let mut state = self
-                .inner
+                .shared
                 .state
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -473,14 +453,14 @@ impl Blueprint {
                 });
             }
         }
-        self.inner.applied.send_replace(revisions.last().copied());
+        self.shared.applied.send_replace(revisions.last().copied());
         Ok(revisions)
     }
 
     /// Writes a checkpoint of the current state in the background.
     fn checkpoint(&self) {
         let state = self.read(Clone::clone);
-        let checkpoints = self.inner.checkpoints.clone();
+        let checkpoints = self.shared.checkpoints.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = checkpoints.save(&state) {
                 warn!(error = %e, "checkpoint failed; restarts replay more of the log");
@@ -491,32 +471,36 @@ impl Blueprint {
 
 /// The writer task: groups, validates, appends, applies, answers. It holds Blueprint weakly
 /// while idle, so dropping the last handle closes the queue and ends it.
-async fn run_writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<WriteRequest>) {
-    let mut last_checkpoint = inner
+async fn run_writer(shared: std::sync::Weak<Shared>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let mut last_checkpoint = shared
         .upgrade()
         .and_then(|i| i.checkpoints.revisions().ok())
         .and_then(|r| r.last().copied());
     while let Some(requests) = applier::next_group(&mut rx).await {
-        let Some(inner) = inner.upgrade() else { return };
-        Blueprint { inner }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        Blueprint { shared }
             .handle_group(requests, &mut last_checkpoint)
             .await;
     }
 }
 
 /// Appends `io.draft.instance.expired` for every lease that lapsed, until Blueprint is gone.
-async fn keep_leases(inner: std::sync::Weak<Inner>) {
+async fn keep_leases(shared: std::sync::Weak<Shared>) {
     loop {
-        let Some(every) = inner.upgrade().map(|i| i.config.lease_check) else {
+        let Some(every) = shared.upgrade().map(|i| i.config.lease_check) else {
             return;
         };
         tokio::time::sleep(every).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let blueprint = Blueprint { inner };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let blueprint = Blueprint { shared };
         let now = Instant::now();
         // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
         // before the expiry is written puts the lease back, and the writer then drops it.
-        let lapsed = blueprint.leases().take_lapsed(now);
+        let lapsed = blueprint.shared.leases().take_lapsed(now);
         for (service, instance) in lapsed {
             let op = Op::Expire {
                 service: service.clone(),

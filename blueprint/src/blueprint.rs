@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use draft_log::{LogBackend, NewRecord, Offset, PartitionName, Record, Timestamp};
+use draft_log::{LogBackend, NewRecord, PartitionName, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -16,56 +16,14 @@ use crate::error::{OpenError, WriteError};
 use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 use crate::lease::Leases;
 use crate::projection::Projection;
+use crate::replay;
 use crate::shared::Shared;
 use crate::wire::{Health, Registration};
-
-/// How many control events are read from the log at a time when replaying.
-const REPLAY_CHUNK: usize = 4096;
 
 /// The registry and KV store. Cheap to clone.
 #[derive(Clone)]
 pub struct Blueprint {
     shared: Arc<Shared>,
-}
-
-fn decode(record: &Record) -> Result<Applied, OpenError> {
-    let (event, actor) =
-        ControlEvent::from_cloudevent(&record.payload).map_err(|reason| OpenError::BadEvent {
-            revision: record.offset.0,
-            reason,
-        })?;
-    Ok(Applied {
-        revision: record.offset.0,
-        time_nanos: record.time.as_unix_nanos(),
-        actor,
-        event,
-    })
-}
-
-/// Replays control events `(from..=until)` onto `state` (all of them if `until` is `None`).
-async fn replay(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    state: &mut Projection,
-    until: Option<u64>,
-) -> Result<(), OpenError> {
-    let mut next = Offset(state.revision().map_or(0, |r| r + 1));
-    loop {
-        if until.is_some_and(|u| next.0 > u) {
-            return Ok(());
-        }
-        let limit = until.map_or(REPLAY_CHUNK, |u| {
-            REPLAY_CHUNK.min((u + 1 - next.0) as usize)
-        });
-        let records = log.read(control, next, limit).await?;
-        let Some(last) = records.last().map(|r| r.offset) else {
-            return Ok(());
-        };
-        for record in &records {
-            state.apply(&decode(record)?);
-        }
-        next = last.next();
-    }
 }
 
 impl Blueprint {
@@ -85,20 +43,9 @@ impl Blueprint {
                 path: config.checkpoint_dir.clone(),
                 source,
             })?;
-        let cp = checkpoints.clone();
-        let mut state = tokio::task::spawn_blocking(move || cp.load_at_or_below(None))
-            .await
-            .map_err(|e| OpenError::Checkpoints {
-                path: config.checkpoint_dir.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| OpenError::Checkpoints {
-                path: config.checkpoint_dir.clone(),
-                source,
-            })?
-            .unwrap_or_default();
+        let mut state = replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir).await?;
         let from_checkpoint = state.revision();
-        replay(&*log, &control, &mut state, None).await?;
+        replay::replay(&*log, &control, &mut state, None).await?;
         let now = Instant::now();
         let mut leases = Leases::default();
         for (service, instance, i) in state.instances() {
@@ -183,62 +130,7 @@ impl Blueprint {
     /// # Errors
     /// If the log or a checkpoint cannot be read.
     pub async fn state_at(&self, revision: Option<u64>) -> Result<Projection, OpenError> {
-        let Some(revision) = revision else {
-            return Ok(Projection::default());
-        };
-        if self.revision().is_none_or(|r| revision >= r) {
-            return Ok(self.read(Clone::clone));
-        }
-        let mut state = self.checkpoint_at_or_below(revision).await?;
-        replay(
-            &*self.shared.log,
-            &self.shared.control,
-            &mut state,
-            Some(revision),
-        )
-        .await?;
-        Ok(state)
-    }
-
-    /// The newest checkpoint at or below `revision` (cached), or an empty state.
-    async fn checkpoint_at_or_below(&self, revision: u64) -> Result<Projection, OpenError> {
-        let dir = self.shared.config.checkpoint_dir.clone();
-        let io = |source: std::io::Error| OpenError::Checkpoints {
-            path: dir.clone(),
-            source,
-        };
-        let cp = self.shared.checkpoints.clone();
-        let nearest = tokio::task::spawn_blocking(move || cp.revisions())
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?
-            .into_iter()
-            .rev()
-            .find(|r| *r <= revision);
-        let Some(nearest) = nearest else {
-            return Ok(Projection::default());
-        };
-        let cached = self
-            .shared
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(p) = cached.filter(|p| p.revision() == Some(nearest)) {
-            return Ok((*p).clone());
-        }
-        let cp = self.shared.checkpoints.clone();
-        let loaded = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(nearest)))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?
-            .unwrap_or_default();
-        *self
-            .shared
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(loaded.clone()));
-        Ok(loaded)
+        self.shared.state_at(revision).await
     }
 
     /// The revision in force at `time`: the last control event appended at or before it
@@ -247,19 +139,7 @@ impl Blueprint {
     /// # Errors
     /// If the log cannot be read.
     pub async fn revision_at_time(&self, time: Timestamp) -> Result<Option<u64>, draft_log::Error> {
-        let after = Timestamp::from_unix_nanos(time.as_unix_nanos().saturating_add(1));
-        Ok(
-            match self
-                .shared
-                .log
-                .offset_at_time(&self.shared.control, after)
-                .await?
-            {
-                Some(Offset(0)) => None,
-                Some(Offset(o)) => Some(o - 1),
-                None => self.revision(),
-            },
-        )
+        self.shared.revision_at_time(time).await
     }
 
     async fn write(&self, op: Op, actor: &str) -> Result<Outcome, WriteError> {

@@ -33,6 +33,8 @@ pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
+mod replay;
+#[cfg(feature = "server")]
 mod shared;
 #[cfg(feature = "server")]
 mod watch;

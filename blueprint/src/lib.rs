@@ -38,6 +38,8 @@ mod replay;
 mod shared;
 #[cfg(feature = "server")]
 mod watch;
+#[cfg(feature = "server")]
+mod writer;
 
 #[cfg(feature = "server")]
 pub use crate::api::{REVISION_HEADER, open_error, query, resolve_at, router};

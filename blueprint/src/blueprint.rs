@@ -6,13 +6,14 @@ use std::time::Duration;
 use draft_log::{LogBackend, PartitionName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
 use crate::error::{OpenError, WriteError};
 use crate::event::CONTROL_PARTITION;
+use crate::expiry;
 use crate::lease::Leases;
 use crate::projection::Projection;
 use crate::replay;
@@ -76,7 +77,7 @@ impl Blueprint {
             }),
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
-        tokio::spawn(keep_leases(Arc::downgrade(&blueprint.shared)));
+        tokio::spawn(expiry::keep_leases(Arc::downgrade(&blueprint.shared)));
         Ok(blueprint)
     }
 
@@ -230,35 +231,5 @@ impl Blueprint {
                 actor,
             )
             .await
-    }
-}
-
-/// Appends `io.draft.instance.expired` for every lease that lapsed, until Blueprint is gone.
-async fn keep_leases(shared: std::sync::Weak<Shared>) {
-    loop {
-        let Some(every) = shared.upgrade().map(|i| i.config.lease_check) else {
-            return;
-        };
-        tokio::time::sleep(every).await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let now = Instant::now();
-        // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
-        // before the expiry is written puts the lease back, and the writer then drops it.
-        let lapsed = shared.leases().take_lapsed(now);
-        for (service, instance) in lapsed {
-            let op = Op::Expire {
-                service: service.clone(),
-                instance: instance.clone(),
-            };
-            let shared = Arc::clone(&shared);
-            // The writer drops it if the lease was renewed or the instance left meanwhile.
-            tokio::spawn(async move {
-                if let Err(e) = shared.write(op, "draft").await {
-                    warn!(service, instance, error = %e, "could not record an expiry");
-                }
-            });
-        }
     }
 }

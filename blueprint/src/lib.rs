@@ -25,6 +25,8 @@ mod error;
 #[cfg(feature = "server")]
 pub mod event;
 #[cfg(feature = "server")]
+mod expiry;
+#[cfg(feature = "server")]
 mod kv;
 #[cfg(feature = "server")]
 mod lease;

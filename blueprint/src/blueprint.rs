@@ -1,141 +1,30 @@
 //! [`Blueprint`]: the running registry and KV store of one node.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use draft_log::{LogBackend, NewRecord, Offset, PartitionName, Record, Timestamp};
-use tokio::sync::{mpsc, oneshot, watch};
+use draft_log::{LogBackend, PartitionName, Timestamp};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::applier::{self, Condition, Op, Outcome, WriteRequest};
+use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
-use crate::error::WriteError;
-use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
+use crate::config::BlueprintConfig;
+use crate::error::{OpenError, WriteError};
+use crate::event::CONTROL_PARTITION;
+use crate::expiry;
+use crate::lease::Leases;
 use crate::projection::Projection;
+use crate::replay;
+use crate::shared::Shared;
 use crate::wire::{Health, Registration};
-
-/// How many control events are read from the log at a time when replaying.
-const REPLAY_CHUNK: usize = 4096;
-
-/// Blueprint's settings.
-#[derive(Debug, Clone)]
-pub struct BlueprintConfig {
-    /// This node's name (the `source` of control events: `/draft/<node>`).
-    pub node: String,
-    /// Where checkpoints are kept.
-    pub checkpoint_dir: PathBuf,
-    /// A checkpoint is written every this many control events (default 10,000).
-    pub checkpoint_every: u64,
-    /// The largest KV value, in bytes (default 1 MiB).
-    pub max_value_bytes: usize,
-    /// How often leases are checked (default 100 ms).
-    pub lease_check: Duration,
-}
-
-impl BlueprintConfig {
-    /// Defaults for a node named `node` with checkpoints in `checkpoint_dir`.
-    pub fn new(node: impl Into<String>, checkpoint_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            node: node.into(),
-            checkpoint_dir: checkpoint_dir.into(),
-            checkpoint_every: 10_000,
-            max_value_bytes: 1024 * 1024,
-            lease_check: Duration::from_millis(100),
-        }
-    }
-}
+use crate::writer;
 
 /// The registry and KV store. Cheap to clone.
 #[derive(Clone)]
 pub struct Blueprint {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    log: Arc<dyn LogBackend>,
-    control: PartitionName,
-    config: BlueprintConfig,
-    state: RwLock<Projection>,
-    /// The revision last applied; watches and tests wait on it.
-    applied: watch::Sender<Option<u64>>,
-    writes: mpsc::Sender<WriteRequest>,
-    /// Lease deadlines of passing instances.
-    leases: Mutex<HashMap<(String, String), Instant>>,
-    checkpoints: Checkpoints,
-    /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
-    /// is most of their cost.
-    loaded: Mutex<Option<Arc<Projection>>>,
-    /// Set when the node stops: watches close with 1001.
-    shutdown: watch::Sender<bool>,
-}
-
-/// Errors opening Blueprint.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// Reading the control partition failed.
-    #[error("cannot replay the control log: {0}")]
-    Log(#[from] draft_log::Error),
-    /// The checkpoint folder cannot be used.
-    #[error("checkpoints in {path}: {source}")]
-    Checkpoints {
-        /// The folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A stored control event does not decode.
-    #[error("control event at revision {revision} is not valid: {reason}")]
-    BadEvent {
-        /// Its revision.
-        revision: u64,
-        /// Why.
-        reason: String,
-    },
-}
-
-fn decode(record: &Record) -> Result<Applied, OpenError> {
-    let (event, actor) =
-        ControlEvent::from_cloudevent(&record.payload).map_err(|reason| OpenError::BadEvent {
-            revision: record.offset.0,
-            reason,
-        })?;
-    Ok(Applied {
-        revision: record.offset.0,
-        time_nanos: record.time.as_unix_nanos(),
-        actor,
-        event,
-    })
-}
-
-/// Replays control events `(from..=until)` onto `state` (all of them if `until` is `None`).
-async fn replay(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    state: &mut Projection,
-    until: Option<u64>,
-) -> Result<(), OpenError> {
-    let mut next = Offset(state.revision().map_or(0, |r| r + 1));
-    loop {
-        if until.is_some_and(|u| next.0 > u) {
-            return Ok(());
-        }
-        let limit = until.map_or(REPLAY_CHUNK, |u| {
-            REPLAY_CHUNK.min((u + 1 - next.0) as usize)
-        });
-        let records = log.read(control, next, limit).await?;
-        let Some(last) = records.last().map(|r| r.offset) else {
-            return Ok(());
-        };
-        for record in &records {
-            state.apply(&decode(record)?);
-        }
-        next = last.next();
-    }
+    shared: Arc<Shared>,
 }
 
 impl Blueprint {
@@ -155,31 +44,17 @@ impl Blueprint {
                 path: config.checkpoint_dir.clone(),
                 source,
             })?;
-        let cp = checkpoints.clone();
-        let mut state = tokio::task::spawn_blocking(move || cp.load_at_or_below(None))
-            .await
-            .map_err(|e| OpenError::Checkpoints {
-                path: config.checkpoint_dir.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| OpenError::Checkpoints {
-                path: config.checkpoint_dir.clone(),
-                source,
-            })?
-            .unwrap_or_default();
+        let mut state = replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir).await?;
         let from_checkpoint = state.revision();
-        replay(&*log, &control, &mut state, None).await?;
+        replay::replay(&*log, &control, &mut state, None).await?;
         let now = Instant::now();
-        let leases = state
-            .instances()
-            .filter(|(_, _, i)| i.health == Health::Passing)
-            .map(|(s, i, inst)| {
-                (
-                    (s.clone(), i.clone()),
-                    now + Duration::from_millis(inst.registration.ttl_ms),
-                )
-            })
-            .collect();
+        let mut leases = Leases::default();
+        for (service, instance, i) in state.instances() {
+            if i.health == Health::Passing {
+                let ttl = Duration::from_millis(i.registration.ttl_ms);
+                leases.renew(service, instance, ttl, now);
+            }
+        }
         info!(
             revision = ?state.revision(),
             checkpoint = ?from_checkpoint,
@@ -188,7 +63,7 @@ impl Blueprint {
         );
         let (writes, rx) = mpsc::channel(16 * 1024);
         let blueprint = Self {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 log,
                 control,
                 applied: watch::Sender::new(state.revision()),
@@ -201,57 +76,53 @@ impl Blueprint {
                 shutdown: watch::Sender::new(false),
             }),
         };
-        tokio::spawn(run_writer(Arc::downgrade(&blueprint.inner), rx));
-        tokio::spawn(keep_leases(Arc::downgrade(&blueprint.inner)));
+        tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
+        tokio::spawn(expiry::keep_leases(Arc::downgrade(&blueprint.shared)));
         Ok(blueprint)
     }
 
     /// The settings.
     #[must_use]
     pub fn config(&self) -> &BlueprintConfig {
-        &self.inner.config
+        &self.shared.config
     }
 
     /// Reads the current state under a short read lock.
     pub fn read<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
-        f(&self
-            .inner
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        self.shared.read(f)
     }
 
     /// The current revision.
     #[must_use]
     pub fn revision(&self) -> Option<u64> {
-        self.read(Projection::revision)
+        self.shared.revision()
     }
 
     /// A receiver of the last applied revision.
     #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
-        self.inner.applied.subscribe()
+        self.shared.applied.subscribe()
     }
 
     /// Closes every watch with 1001 (going away); call it when the node stops.
     pub fn close_watches(&self) {
-        self.inner.shutdown.send_replace(true);
+        self.shared.shutdown.send_replace(true);
     }
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+        self.shared.shutdown.subscribe()
     }
 
     /// The log this Blueprint reads and writes.
     #[must_use]
     pub fn log(&self) -> &Arc<dyn LogBackend> {
-        &self.inner.log
+        &self.shared.log
     }
 
     /// The control partition.
     #[must_use]
     pub fn control(&self) -> &PartitionName {
-        &self.inner.control
+        &self.shared.control
     }
 
     /// The state as of `revision`: from the nearest checkpoint at or below it, plus replay.
@@ -260,62 +131,7 @@ impl Blueprint {
     /// # Errors
     /// If the log or a checkpoint cannot be read.
     pub async fn state_at(&self, revision: Option<u64>) -> Result<Projection, OpenError> {
-        let Some(revision) = revision else {
-            return Ok(Projection::default());
-        };
-        if self.revision().is_none_or(|r| revision >= r) {
-            return Ok(self.read(Clone::clone));
-        }
-        let mut state = self.checkpoint_at_or_below(revision).await?;
-        replay(
-            &*self.inner.log,
-            &self.inner.control,
-            &mut state,
-            Some(revision),
-        )
-        .await?;
-        Ok(state)
-    }
-
-    /// The newest checkpoint at or below `revision` (cached), or an empty state.
-    async fn checkpoint_at_or_below(&self, revision: u64) -> Result<Projection, OpenError> {
-        let dir = self.inner.config.checkpoint_dir.clone();
-        let io = |source: std::io::Error| OpenError::Checkpoints {
-            path: dir.clone(),
-            source,
-        };
-        let cp = self.inner.checkpoints.clone();
-        let nearest = tokio::task::spawn_blocking(move || cp.revisions())
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?
-            .into_iter()
-            .rev()
-            .find(|r| *r <= revision);
-        let Some(nearest) = nearest else {
-            return Ok(Projection::default());
-        };
-        let cached = self
-            .inner
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(p) = cached.filter(|p| p.revision() == Some(nearest)) {
-            return Ok((*p).clone());
-        }
-        let cp = self.inner.checkpoints.clone();
-        let loaded = tokio::task::spawn_blocking(move || cp.load_at_or_below(Some(nearest)))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?
-            .unwrap_or_default();
-        *self
-            .inner
-            .loaded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(loaded.clone()));
-        Ok(loaded)
+        self.shared.state_at(revision).await
     }
 
     /// The revision in force at `time`: the last control event appended at or before it
@@ -324,35 +140,7 @@ impl Blueprint {
     /// # Errors
     /// If the log cannot be read.
     pub async fn revision_at_time(&self, time: Timestamp) -> Result<Option<u64>, draft_log::Error> {
-        let after = Timestamp::from_unix_nanos(time.as_unix_nanos().saturating_add(1));
-        Ok(
-            match self
-                .inner
-                .log
-                .offset_at_time(&self.inner.control, after)
-                .await?
-            {
-                Some(Offset(0)) => None,
-                Some(Offset(o)) => Some(o - 1),
-                None => self.revision(),
-            },
-        )
-    }
-
-    async fn write(&self, op: Op, actor: &str) -> Result<Outcome, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        let request = WriteRequest {
-            op,
-            actor: actor.to_owned(),
-            reply,
-        };
-        self.inner
-            .writes
-            .send(request)
-            .await
-            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?;
-        rx.await
-            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?
+        self.shared.revision_at_time(time).await
     }
 
     /// Registers (or re-registers) an instance; the same registration of a passing instance
@@ -370,11 +158,10 @@ impl Blueprint {
             instance: instance.to_owned(),
             registration,
         };
-        let outcome = self.write(op, actor).await?;
-        self.leases().insert(
-            (service.to_owned(), instance.to_owned()),
-            Instant::now() + ttl,
-        );
+        let outcome = self.shared.write(op, actor).await?;
+        self.shared
+            .leases()
+            .renew(service, instance, ttl, Instant::now());
         Ok(outcome)
     }
 
@@ -388,10 +175,9 @@ impl Blueprint {
                 .map(|i| Duration::from_millis(i.registration.ttl_ms))
         });
         let Some(ttl) = ttl else { return false };
-        self.leases().insert(
-            (service.to_owned(), instance.to_owned()),
-            Instant::now() + ttl,
-        );
+        self.shared
+            .leases()
+            .renew(service, instance, ttl, Instant::now());
         true
     }
 
@@ -406,7 +192,7 @@ impl Blueprint {
             service: service.to_owned(),
             instance: instance.to_owned(),
         };
-        self.write(op, actor).await
+        self.shared.write(op, actor).await
     }
 
     /// Puts a key, if `condition` holds.
@@ -417,15 +203,16 @@ impl Blueprint {
         condition: Condition,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
-        self.write(
-            Op::Put {
-                key: key.to_owned(),
-                value,
-                condition,
-            },
-            actor,
-        )
-        .await
+        self.shared
+            .write(
+                Op::Put {
+                    key: key.to_owned(),
+                    value,
+                    condition,
+                },
+                actor,
+            )
+            .await
     }
 
     /// Deletes a key, if it exists and `condition` holds.
@@ -435,175 +222,14 @@ impl Blueprint {
         condition: Condition,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
-        self.write(
-            Op::Delete {
-                key: key.to_owned(),
-                condition,
-            },
-            actor,
-        )
-        .await
-    }
-
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
-        self.inner
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Decides, appends and answers one group of writes.
-    async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
-        let next = self.revision().map_or(0, |r| r + 1);
-        let group = {
-            let leases = self.leases();
-            let now = Instant::now();
-            // An expiry whose lease was renewed meanwhile is dropped.
-            let keep = |op: &Op| match op {
-                Op::Expire { service, instance } => leases
-                    .get(&(service.clone(), instance.clone()))
-                    .is_none_or(|d| *d <= now),
-                _ => true,
-            };
-            self.read(|state| applier::decide_group(state, next, requests, keep))
-        };
-        let revisions = match self.append(&group.events).await {
-            Ok(revisions) => revisions,
-            Err(e) => {
-                warn!(error = %e, "control write failed");
-                for request in group.requests {
-                    let _ = request.reply.send(Err(WriteError::Log(e.clone())));
-                }
-                return;
-            }
-        };
-        for (request, decision) in group.requests.into_iter().zip(group.decisions) {
-            if let (
-                Op::Deregister { service, instance } | Op::Expire { service, instance },
-                Ok(Some(_)),
-            ) = (&request.op, &decision)
-            {
-                self.leases().remove(&(service.clone(), instance.clone()));
-            }
-            let answer =
-                decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
-            let _ = request.reply.send(answer);
-        }
-        if let Some(revision) = self.revision()
-            && revision
-                >= last_checkpoint.map_or(0, |c| c + 1) + self.inner.config.checkpoint_every - 1
-        {
-            *last_checkpoint = Some(revision);
-            self.checkpoint();
-        }
-    }
-
-    /// Appends a group's events as one atomic batch and applies them; returns their revisions.
-    async fn append(
-        &self,
-        events: &[(ControlEvent, String)],
-    ) -> Result<Vec<u64>, draft_log::Error> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let source = format!("/draft/{}", self.inner.config.node);
-        let records = events
-            .iter()
-            .map(|(event, actor)| {
-                let id = uuid::Uuid::now_v7().to_string();
-                let json = event.to_cloudevent(&id, &self.inner.config.node, actor, &now);
-                let key = format!("{}\0{source}\0{id}", event.ty());
-                NewRecord {
-                    key: Some(Bytes::from(key)),
-                    payload: Bytes::from(json.to_string()),
-                }
-            })
-            .collect();
-        let ack = self.inner.log.append(&self.inner.control, records).await?;
-        let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
-        {
-            let mut state = self
-                .inner
-                .state
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ((event, actor), revision) in events.iter().zip(&revisions) {
-                state.apply(&Applied {
-                    revision: *revision,
-                    time_nanos: ack.time.as_unix_nanos(),
-                    actor: actor.clone(),
-                    event: event.clone(),
-                });
-            }
-        }
-        self.inner.applied.send_replace(revisions.last().copied());
-        Ok(revisions)
-    }
-
-    /// Writes a checkpoint of the current state in the background.
-    fn checkpoint(&self) {
-        let state = self.read(Clone::clone);
-        let checkpoints = self.inner.checkpoints.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = checkpoints.save(&state) {
-                warn!(error = %e, "checkpoint failed; restarts replay more of the log");
-            }
-        });
-    }
-}
-
-/// The writer task: groups, validates, appends, applies, answers. It holds Blueprint weakly
-/// while idle, so dropping the last handle closes the queue and ends it.
-async fn run_writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<WriteRequest>) {
-    let mut last_checkpoint = inner
-        .upgrade()
-        .and_then(|i| i.checkpoints.revisions().ok())
-        .and_then(|r| r.last().copied());
-    while let Some(requests) = applier::next_group(&mut rx).await {
-        let Some(inner) = inner.upgrade() else { return };
-        Blueprint { inner }
-            .handle_group(requests, &mut last_checkpoint)
-            .await;
-    }
-}
-
-/// Appends `io.draft.instance.expired` for every lease that lapsed, until Blueprint is gone.
-async fn keep_leases(inner: std::sync::Weak<Inner>) {
-    loop {
-        let Some(every) = inner.upgrade().map(|i| i.config.lease_check) else {
-            return;
-        };
-        tokio::time::sleep(every).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let blueprint = Blueprint { inner };
-        let now = Instant::now();
-        // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
-        // before the expiry is written puts the lease back, and the writer then drops it.
-        let lapsed: Vec<(String, String)> = {
-            let mut leases = blueprint.leases();
-            let keys: Vec<_> = leases
-                .iter()
-                .filter(|(_, d)| **d <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in &keys {
-                leases.remove(key);
-            }
-            keys
-        };
-        for (service, instance) in lapsed {
-            let op = Op::Expire {
-                service: service.clone(),
-                instance: instance.clone(),
-            };
-            let blueprint = blueprint.clone();
-            // The writer drops it if the lease was renewed or the instance left meanwhile.
-            tokio::spawn(async move {
-                if let Err(e) = blueprint.write(op, "draft").await {
-                    warn!(service, instance, error = %e, "could not record an expiry");
-                }
-            });
-        }
+        self.shared
+            .write(
+                Op::Delete {
+                    key: key.to_owned(),
+                    condition,
+                },
+                actor,
+            )
+            .await
     }
 }

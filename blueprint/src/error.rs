@@ -1,4 +1,35 @@
-//! Why a write to the control plane was refused.
+//! Blueprint's errors: why it could not open (or rebuild a past state), and why a write to the
+//! control plane was refused.
+//!
+//! Each variant says whether it is *fatal* (the node must be mended and Blueprint opened
+//! again), *bad input* (the caller must change the request) or *retryable*.
+
+use std::path::PathBuf;
+
+/// Errors opening Blueprint, or rebuilding its state as of a past revision.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Fatal or retryable, as the log error says: reading the control partition failed.
+    #[error("cannot replay the control log: {0}")]
+    Log(#[from] draft_log::Error),
+    /// Fatal: the checkpoint folder cannot be used (created, listed or read).
+    #[error("checkpoints in {path}: {source}")]
+    Checkpoints {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Fatal: a stored control event does not decode, so replay cannot go past it.
+    #[error("control event at revision {revision} is not valid: {reason}")]
+    BadEvent {
+        /// Its revision.
+        revision: u64,
+        /// Why.
+        reason: String,
+    },
+}
 
 /// A refused or failed control-plane write.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -19,28 +19,42 @@ mod blueprint;
 #[cfg(feature = "server")]
 mod checkpoint;
 #[cfg(feature = "server")]
+mod config;
+#[cfg(feature = "server")]
 mod error;
 #[cfg(feature = "server")]
 pub mod event;
 #[cfg(feature = "server")]
+mod expiry;
+#[cfg(feature = "server")]
 mod kv;
+#[cfg(feature = "server")]
+mod lease;
 #[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
+mod replay;
+#[cfg(feature = "server")]
 mod respond;
 #[cfg(feature = "server")]
+mod shared;
+#[cfg(feature = "server")]
 mod watch;
+#[cfg(feature = "server")]
+mod writer;
 
 #[cfg(feature = "server")]
 pub use crate::api::router;
 #[cfg(feature = "server")]
 pub use crate::applier::{Condition, Outcome};
 #[cfg(feature = "server")]
-pub use crate::blueprint::{Blueprint, BlueprintConfig, OpenError};
+pub use crate::blueprint::Blueprint;
 #[cfg(feature = "server")]
-pub use crate::error::WriteError;
+pub use crate::config::BlueprintConfig;
+#[cfg(feature = "server")]
+pub use crate::error::{OpenError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]

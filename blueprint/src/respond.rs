@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use draft_http::{ApiError, At, Code};
 use draft_log::Timestamp;
 
-use crate::blueprint::{Blueprint, OpenError};
-use crate::error::WriteError;
+use crate::blueprint::Blueprint;
+use crate::error::{OpenError, WriteError};
 use crate::projection::Projection;
 
 /// The response header that says which revision an answer is as of.

@@ -1,0 +1,32 @@
+//! [`BlueprintConfig`]: Blueprint's settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Blueprint's settings.
+#[derive(Debug, Clone)]
+pub struct BlueprintConfig {
+    /// This node's name (the `source` of control events: `/draft/<node>`).
+    pub node: String,
+    /// Where checkpoints are kept.
+    pub checkpoint_dir: PathBuf,
+    /// A checkpoint is written every this many control events (default 10,000).
+    pub checkpoint_every: u64,
+    /// The largest KV value, in bytes (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// How often leases are checked (default 100 ms).
+    pub lease_check: Duration,
+}
+
+impl BlueprintConfig {
+    /// Defaults for a node named `node` with checkpoints in `checkpoint_dir`.
+    pub fn new(node: impl Into<String>, checkpoint_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node: node.into(),
+            checkpoint_dir: checkpoint_dir.into(),
+            checkpoint_every: 10_000,
+            max_value_bytes: 1024 * 1024,
+            lease_check: Duration::from_millis(100),
+        }
+    }
+}

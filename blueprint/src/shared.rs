@@ -1,0 +1,52 @@
+//! [`Shared`]: what the [`Blueprint`](crate::Blueprint) handle and its background tasks (the
+//! writer and the lease keeper) hold in common.
+//!
+//! The tasks hold it weakly while idle, so dropping the last handle closes the write queue
+//! and ends them.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use draft_log::{LogBackend, PartitionName};
+use tokio::sync::{mpsc, watch};
+
+use crate::applier::WriteRequest;
+use crate::checkpoint::Checkpoints;
+use crate::config::BlueprintConfig;
+use crate::lease::Leases;
+use crate::projection::Projection;
+
+/// The state of one node's Blueprint, behind the handle's `Arc`.
+pub(crate) struct Shared {
+    pub(crate) log: Arc<dyn LogBackend>,
+    pub(crate) control: PartitionName,
+    pub(crate) config: BlueprintConfig,
+    pub(crate) state: RwLock<Projection>,
+    /// The revision last applied; watches and tests wait on it.
+    pub(crate) applied: watch::Sender<Option<u64>>,
+    pub(crate) writes: mpsc::Sender<WriteRequest>,
+    /// Lease deadlines of passing instances.
+    pub(crate) leases: Mutex<Leases>,
+    pub(crate) checkpoints: Checkpoints,
+    /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
+    /// is most of their cost.
+    pub(crate) loaded: Mutex<Option<Arc<Projection>>>,
+    /// Set when the node stops: watches close with 1001.
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Reads the current state under a short read lock.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The current revision.
+    pub(crate) fn revision(&self) -> Option<u64> {
+        self.read(Projection::revision)
+    }
+
+    /// The lease table, locked.
+    pub(crate) fn leases(&self) -> MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,154 @@
+//! The write queue: every control-plane write is queued to one writer task, which groups the
+//! writes, decides them (see [`applier`]), appends the accepted events to `_draft`, applies
+//! them to the projection, answers every writer, and writes a checkpoint every
+//! `checkpoint_every` events.
+
+use std::sync::{PoisonError, Weak};
+
+use bytes::Bytes;
+use draft_log::NewRecord;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::applier::{self, Op, Outcome, WriteRequest};
+use crate::error::WriteError;
+use crate::event::{Applied, ControlEvent};
+use crate::shared::Shared;
+
+impl Shared {
+    /// Queues `op` by `actor` for the writer task and waits for its answer.
+    pub(crate) async fn write(&self, op: Op, actor: &str) -> Result<Outcome, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        let request = WriteRequest {
+            op,
+            actor: actor.to_owned(),
+            reply,
+        };
+        self.writes
+            .send(request)
+            .await
+            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?;
+        rx.await
+            .map_err(|_| WriteError::Log(draft_log::Error::Closed))?
+    }
+
+    /// Decides, appends and answers one group of writes.
+    async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
+        let next = self.revision().map_or(0, |r| r + 1);
+        let group = {
+            let leases = self.leases();
+            let now = Instant::now();
+            // An expiry whose lease was renewed meanwhile is dropped.
+            let keep = |op: &Op| match op {
+                Op::Expire { service, instance } => !leases.still_held(service, instance, now),
+                _ => true,
+            };
+            self.read(|state| applier::decide_group(state, next, requests, keep))
+        };
+        let revisions = match self.append(&group.events).await {
+            Ok(revisions) => revisions,
+            Err(e) => {
+                warn!(error = %e, "control write failed");
+                for request in group.requests {
+                    let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+                }
+                return;
+            }
+        };
+        for (request, decision) in group.requests.into_iter().zip(group.decisions) {
+            if let (
+                Op::Deregister { service, instance } | Op::Expire { service, instance },
+                Ok(Some(_)),
+            ) = (&request.op, &decision)
+            {
+                self.leases().remove(service, instance);
+            }
+            let answer =
+                decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
+            let _ = request.reply.send(answer);
+        }
+        self.checkpoint_if_due(last_checkpoint);
+    }
+
+    /// Appends a group's events as one atomic batch and applies them; returns their revisions.
+    async fn append(
+        &self,
+        events: &[(ControlEvent, String)],
+    ) -> Result<Vec<u64>, draft_log::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let source = format!("/draft/{}", self.config.node);
+        let records = events
+            .iter()
+            .map(|(event, actor)| {
+                let id = uuid::Uuid::now_v7().to_string();
+                let json = event.to_cloudevent(&id, &self.config.node, actor, &now);
+                NewRecord {
+                    key: Some(Bytes::from(record_key(event, &source, &id))),
+                    payload: Bytes::from(json.to_string()),
+                }
+            })
+            .collect();
+        let ack = self.log.append(&self.control, records).await?;
+        let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
+        {
+            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            for ((event, actor), revision) in events.iter().zip(&revisions) {
+                state.apply(&Applied {
+                    revision: *revision,
+                    time_nanos: ack.time.as_unix_nanos(),
+                    actor: actor.clone(),
+                    event: event.clone(),
+                });
+            }
+        }
+        self.applied.send_replace(revisions.last().copied());
+        Ok(revisions)
+    }
+
+    /// Writes a checkpoint once `checkpoint_every` control events have been appended since
+    /// `last_checkpoint`, and moves it on.
+    fn checkpoint_if_due(&self, last_checkpoint: &mut Option<u64>) {
+        if let Some(revision) = self.revision()
+            && revision >= last_checkpoint.map_or(0, |c| c + 1) + self.config.checkpoint_every - 1
+        {
+            *last_checkpoint = Some(revision);
+            self.checkpoint();
+        }
+    }
+
+    /// Writes a checkpoint of the current state in the background.
+    fn checkpoint(&self) {
+        let state = self.read(Clone::clone);
+        let checkpoints = self.checkpoints.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = checkpoints.save(&state) {
+                warn!(error = %e, "checkpoint failed; restarts replay more of the log");
+            }
+        });
+    }
+}
+
+/// The log record key of control event `event` with id `id` from `source`.
+// Same layout as Catalyst's event key: type \0 source \0 id.
+fn record_key(event: &ControlEvent, source: &str, id: &str) -> String {
+    format!("{}\0{source}\0{id}", event.ty())
+}
+
+/// The writer task: groups, validates, appends, applies, answers. It holds Blueprint weakly
+/// while idle, so dropping the last handle closes the queue and ends it.
+pub(crate) async fn run_writer(shared: Weak<Shared>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let mut last_checkpoint = shared
+        .upgrade()
+        .and_then(|i| i.checkpoints.revisions().ok())
+        .and_then(|r| r.last().copied());
+    while let Some(requests) = applier::next_group(&mut rx).await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.handle_group(requests, &mut last_checkpoint).await;
+    }
+}

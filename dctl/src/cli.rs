@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::remote::Remote;
+
 /// Draft: service registry, CloudEvents broker and ingress router on one durable log.
 #[derive(Debug, Parser)]
 #[command(name = "dctl", version, about)]
@@ -35,19 +37,6 @@ pub(crate) enum Command {
     Log(crate::cmd::log::LogArgs),
     /// The ingress route table, or why a request takes the route it takes.
     Routes(crate::cmd::routes::RoutesArgs),
-}
-
-/// Where the node is.
-#[derive(Debug, Args)]
-pub(crate) struct Remote {
-    /// The node's API.
-    #[arg(
-        long,
-        env = "DRAFT_URL",
-        default_value = "http://127.0.0.1:7070",
-        global = true
-    )]
-    pub(crate) url: String,
 }
 
 /// When appends are acknowledged.

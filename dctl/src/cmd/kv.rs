@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use draft_blueprint::client::Client;
 use draft_blueprint::wire::base64_decode;
 
-use crate::cli::Remote;
 use crate::output::{self, Format};
+use crate::remote::Remote;
 
 /// `dctl kv`.
 #[derive(Debug, Args)]

@@ -13,9 +13,9 @@ use draft_catalyst::client::{Client, ReadOptions};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cli::Remote;
 use crate::cmd::kv::show;
 use crate::output::Format;
+use crate::remote::Remote;
 
 /// `dctl log`.
 #[derive(Debug, Args)]

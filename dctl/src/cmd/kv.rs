@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use draft_blueprint::client::Client;
 use draft_blueprint::wire::base64_decode;
 
-use crate::output::{self, Format};
+use crate::output::{self, Format, show};
 use crate::remote::Remote;
 
 /// `dctl kv`.
@@ -74,20 +74,6 @@ pub(crate) enum KvCommand {
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Format,
     },
-}
-
-/// A value for a table cell: text if it is printable UTF-8, else its size.
-pub(crate) fn show(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => {
-            if text.chars().count() > 60 {
-                format!("{}…", text.chars().take(60).collect::<String>())
-            } else {
-                text.to_owned()
-            }
-        }
-        _ => format!("<{} bytes>", bytes.len()),
-    }
 }
 
 pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {

@@ -13,8 +13,7 @@ use draft_catalyst::client::{Client, ReadOptions};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cmd::kv::show;
-use crate::output::Format;
+use crate::output::{Format, show};
 use crate::remote::Remote;
 
 /// `dctl log`.

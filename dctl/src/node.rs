@@ -17,7 +17,7 @@ use draft_log::{Durability, Log, LogConfig};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use crate::cli::{DurabilityArg, UpArgs};
+use crate::cmd::up::{DurabilityArg, UpArgs};
 use crate::serve::{Limits, serve};
 
 /// `draft.toml`: every field optional; flags and `DRAFT_*` variables win.

@@ -8,6 +8,7 @@ mod produce;
 pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod up;
 
 use crate::cli::{Cli, Command};
 use crate::node;

@@ -1,9 +1,9 @@
 //! The command line, as clap parses it (raw values; `cmd` validates them).
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand};
 
+use crate::cmd::consume::ConsumeArgs;
+use crate::cmd::produce::ProduceArgs;
 use crate::cmd::up::UpArgs;
 use crate::remote::Remote;
 
@@ -37,54 +37,6 @@ pub(crate) enum Command {
     Log(crate::cmd::log::LogArgs),
     /// The ingress route table, or why a request takes the route it takes.
     Routes(crate::cmd::routes::RoutesArgs),
-}
-
-/// `dctl produce`.
-#[derive(Debug, Args)]
-pub(crate) struct ProduceArgs {
-    /// The channel.
-    pub(crate) channel: String,
-    /// The event's `type`.
-    #[arg(long = "type")]
-    pub(crate) ty: String,
-    /// The event's `source`.
-    #[arg(long, default_value = "/dctl")]
-    pub(crate) source: String,
-    /// The event's `id` (default: a new UUID v7).
-    #[arg(long)]
-    pub(crate) id: Option<String>,
-    /// The event's data, as JSON.
-    #[arg(long, conflicts_with = "data_file")]
-    pub(crate) data: Option<String>,
-    /// A file whose contents are the data (JSON as is; anything else as binary).
-    #[arg(long)]
-    pub(crate) data_file: Option<PathBuf>,
-    /// The node.
-    #[command(flatten)]
-    pub(crate) remote: Remote,
-}
-
-/// `dctl consume`.
-#[derive(Debug, Args)]
-pub(crate) struct ConsumeArgs {
-    /// The channel.
-    pub(crate) channel: String,
-    /// Where to start: earliest, latest, an offset or an RFC 3339 time (default: latest when
-    /// following, earliest with --no-follow).
-    #[arg(long)]
-    pub(crate) from: Option<String>,
-    /// Only events of this type (`prefix*` for a prefix); repeatable.
-    #[arg(long = "type")]
-    pub(crate) types: Vec<String>,
-    /// Only events from this source (`prefix*` for a prefix); repeatable.
-    #[arg(long = "source")]
-    pub(crate) sources: Vec<String>,
-    /// Stop once caught up instead of following new events.
-    #[arg(long)]
-    pub(crate) no_follow: bool,
-    /// The node.
-    #[command(flatten)]
-    pub(crate) remote: Remote,
 }
 
 /// The longest a benchmark may run, in seconds.

@@ -1,10 +1,10 @@
 //! One module per command; `run` dispatches.
 
 mod bench;
-mod consume;
+pub(crate) mod consume;
 pub(crate) mod kv;
 pub(crate) mod log;
-mod produce;
+pub(crate) mod produce;
 pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod status;

@@ -1,6 +1,6 @@
 //! One module per command; `run` dispatches.
 
-mod bench;
+pub(crate) mod bench;
 pub(crate) mod consume;
 pub(crate) mod kv;
 pub(crate) mod log;

@@ -7,11 +7,11 @@ use draft_catalyst::client::{Client, ClientError};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::args::{BENCH_MAX_SECS, BenchConsumeArgs};
 use super::{
     Progress, Socket, Summary, Target, close, close_reason, field, head, mb_per_sec, per_sec,
     run_time, thousands,
 };
-use crate::cli::{BENCH_MAX_SECS, BenchConsumeArgs};
 
 pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
     let target = Target::new(&args.common)?;

@@ -11,12 +11,12 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::args::{BENCH_MAX_SECS, BenchCommon};
 use super::histogram::Histogram;
 use super::{
     Events, Progress, Socket, Summary, Target, api_message, close, close_reason, nanos_since,
     per_sec, root, thousands,
 };
-use crate::cli::{BENCH_MAX_SECS, BenchCommon};
 
 /// Produce requests in flight at most; past this the producer falls behind its schedule.
 const MAX_IN_FLIGHT: usize = 512;

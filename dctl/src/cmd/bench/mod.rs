@@ -11,6 +11,7 @@
 //! ends with a plain-text summary on stdout. Errors seen under load are counted and shown in
 //! the summary, then fail the command (exit 1, one line on stderr).
 
+pub(crate) mod args;
 mod conn;
 mod consume;
 mod histogram;
@@ -29,7 +30,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::cli::{BENCH_MAX_SECS, BenchArgs, BenchCommon, BenchScenario};
+use args::{BENCH_MAX_SECS, BenchArgs, BenchCommon, BenchScenario};
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {

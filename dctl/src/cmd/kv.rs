@@ -106,61 +106,72 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
             println!("{}", revision.map_or_else(String::new, |r| r.to_string()));
             Ok(())
         }
-        KvCommand::Ls { prefix, at, output } => {
-            let mut entries = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = client
-                    .list(&prefix, after.as_deref(), 1000, at.as_deref())
-                    .await?;
-                entries.extend(page.entries);
-                match page.next_after {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            if output == Format::Json {
-                return output::json(&entries);
-            }
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|e| {
-                    let value = base64_decode(&e.value_base64).unwrap_or_default();
-                    vec![
-                        e.key.clone(),
-                        e.revision.to_string(),
-                        e.updated.clone(),
-                        e.actor.clone(),
-                        show(&value),
-                    ]
-                })
-                .collect();
-            output::table(&["KEY", "REVISION", "UPDATED", "ACTOR", "VALUE"], &rows)
-        }
+        KvCommand::Ls { prefix, at, output } => ls(&client, &prefix, at.as_deref(), output).await,
         KvCommand::History { key, at, output } => {
-            let history = client.history(&key, at.as_deref()).await?;
-            if output == Format::Json {
-                return output::json(&history);
-            }
-            let rows: Vec<Vec<String>> = history
-                .changes
-                .iter()
-                .map(|c| {
-                    let value = c
-                        .value_base64
-                        .as_deref()
-                        .and_then(base64_decode)
-                        .map_or_else(String::new, |v| show(&v));
-                    vec![
-                        c.revision.to_string(),
-                        c.time.clone(),
-                        c.actor.clone(),
-                        c.op.clone(),
-                        value,
-                    ]
-                })
-                .collect();
-            output::table(&["REVISION", "TIME", "ACTOR", "OP", "VALUE"], &rows)
+            history(&client, &key, at.as_deref(), output).await
         }
     }
+}
+
+/// `dctl kv ls`: every key under `prefix`, page by page.
+async fn ls(client: &Client, prefix: &str, at: Option<&str>, output: Format) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = client.list(prefix, after.as_deref(), 1000, at).await?;
+        entries.extend(page.entries);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if output == Format::Json {
+        return output::json(&entries);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let value = base64_decode(&e.value_base64).unwrap_or_default();
+            vec![
+                e.key.clone(),
+                e.revision.to_string(),
+                e.updated.clone(),
+                e.actor.clone(),
+                show(&value),
+            ]
+        })
+        .collect();
+    output::table(&["KEY", "REVISION", "UPDATED", "ACTOR", "VALUE"], &rows)
+}
+
+/// `dctl kv history`: every change of `key`.
+async fn history(
+    client: &Client,
+    key: &str,
+    at: Option<&str>,
+    output: Format,
+) -> anyhow::Result<()> {
+    let history = client.history(key, at).await?;
+    if output == Format::Json {
+        return output::json(&history);
+    }
+    let rows: Vec<Vec<String>> = history
+        .changes
+        .iter()
+        .map(|c| {
+            let value = c
+                .value_base64
+                .as_deref()
+                .and_then(base64_decode)
+                .map_or_else(String::new, |v| show(&v));
+            vec![
+                c.revision.to_string(),
+                c.time.clone(),
+                c.actor.clone(),
+                c.op.clone(),
+                value,
+            ]
+        })
+        .collect();
+    output::table(&["REVISION", "TIME", "ACTOR", "OP", "VALUE"], &rows)
 }

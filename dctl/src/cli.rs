@@ -1,9 +1,16 @@
 //! The command line, as clap parses it (raw values; `cmd` validates them).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::cmd::bench::args::BenchArgs;
+use crate::cmd::consume::ConsumeArgs;
+use crate::cmd::kv::KvArgs;
+use crate::cmd::log::LogArgs;
+use crate::cmd::produce::ProduceArgs;
+use crate::cmd::routes::RoutesArgs;
+use crate::cmd::services::ServicesArgs;
+use crate::cmd::status::StatusArgs;
+use crate::cmd::up::UpArgs;
 
 /// Draft: service registry, CloudEvents broker and ingress router on one durable log.
 #[derive(Debug, Parser)]
@@ -26,235 +33,13 @@ pub(crate) enum Command {
     /// Load a node and measure it (like `nats bench`): produce, replay, latency, fan-out.
     Bench(BenchArgs),
     /// List services, or one service's instances.
-    Services(crate::cmd::services::ServicesArgs),
+    Services(ServicesArgs),
     /// Read and write the KV store.
-    Kv(crate::cmd::kv::KvArgs),
+    Kv(KvArgs),
     /// The node's status: revision, channels, services.
-    Status(crate::cmd::status::StatusArgs),
+    Status(StatusArgs),
     /// The audit trail: every control change (or a channel's events).
-    Log(crate::cmd::log::LogArgs),
+    Log(LogArgs),
     /// The ingress route table, or why a request takes the route it takes.
-    Routes(crate::cmd::routes::RoutesArgs),
-}
-
-/// Where the node is.
-#[derive(Debug, Args)]
-pub(crate) struct Remote {
-    /// The node's API.
-    #[arg(
-        long,
-        env = "DRAFT_URL",
-        default_value = "http://127.0.0.1:7070",
-        global = true
-    )]
-    pub(crate) url: String,
-}
-
-/// When appends are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum DurabilityArg {
-    /// After fsync (group commit).
-    Sync,
-    /// Before fsync; fsync every `flush-interval-ms`.
-    Buffered,
-}
-
-/// `dctl up`. Flags win over `DRAFT_*` variables, which win over `draft.toml`.
-#[derive(Debug, Args)]
-pub(crate) struct UpArgs {
-    /// The API's listen address.
-    #[arg(long, env = "DRAFT_LISTEN")]
-    pub(crate) listen: Option<SocketAddr>,
-    /// The ingress (Fuse) listen address.
-    #[arg(long, env = "DRAFT_INGRESS")]
-    pub(crate) ingress: Option<SocketAddr>,
-    /// Where the log lives.
-    #[arg(long, env = "DRAFT_DATA_DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// A `draft.toml` with node settings (default: `./draft.toml` if it exists).
-    #[arg(long, env = "DRAFT_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// `sync` (fsync before acknowledging, the default) or `buffered`.
-    #[arg(long, env = "DRAFT_DURABILITY")]
-    pub(crate) durability: Option<DurabilityArg>,
-    /// With `buffered`: how often to fsync, in milliseconds.
-    #[arg(long, env = "DRAFT_FLUSH_INTERVAL_MS")]
-    pub(crate) flush_interval_ms: Option<u64>,
-    /// The most client connections open at once, per listener (API and ingress); one more
-    /// is closed at once. Default 4096.
-    #[arg(long, env = "DRAFT_MAX_CONNECTIONS")]
-    pub(crate) max_connections: Option<usize>,
-    /// How long a client has to send a request's headers, in milliseconds; also the longest
-    /// a keep-alive connection may sit idle. Default 30000.
-    #[arg(long, env = "DRAFT_HEADER_READ_TIMEOUT_MS")]
-    pub(crate) header_read_timeout_ms: Option<u64>,
-    /// The largest event accepted, in bytes.
-    #[arg(long, env = "DRAFT_MAX_EVENT_BYTES")]
-    pub(crate) max_event_bytes: Option<usize>,
-    /// The largest batch request accepted, in bytes.
-    #[arg(long, env = "DRAFT_MAX_BATCH_BYTES")]
-    pub(crate) max_batch_bytes: Option<usize>,
-    /// How long `source` + `id` is remembered to drop duplicate events, in seconds.
-    #[arg(long, env = "DRAFT_DEDUP_WINDOW_SECS")]
-    pub(crate) dedup_window_secs: Option<u64>,
-}
-
-/// `dctl produce`.
-#[derive(Debug, Args)]
-pub(crate) struct ProduceArgs {
-    /// The channel.
-    pub(crate) channel: String,
-    /// The event's `type`.
-    #[arg(long = "type")]
-    pub(crate) ty: String,
-    /// The event's `source`.
-    #[arg(long, default_value = "/dctl")]
-    pub(crate) source: String,
-    /// The event's `id` (default: a new UUID v7).
-    #[arg(long)]
-    pub(crate) id: Option<String>,
-    /// The event's data, as JSON.
-    #[arg(long, conflicts_with = "data_file")]
-    pub(crate) data: Option<String>,
-    /// A file whose contents are the data (JSON as is; anything else as binary).
-    #[arg(long)]
-    pub(crate) data_file: Option<PathBuf>,
-    /// The node.
-    #[command(flatten)]
-    pub(crate) remote: Remote,
-}
-
-/// `dctl consume`.
-#[derive(Debug, Args)]
-pub(crate) struct ConsumeArgs {
-    /// The channel.
-    pub(crate) channel: String,
-    /// Where to start: earliest, latest, an offset or an RFC 3339 time (default: latest when
-    /// following, earliest with --no-follow).
-    #[arg(long)]
-    pub(crate) from: Option<String>,
-    /// Only events of this type (`prefix*` for a prefix); repeatable.
-    #[arg(long = "type")]
-    pub(crate) types: Vec<String>,
-    /// Only events from this source (`prefix*` for a prefix); repeatable.
-    #[arg(long = "source")]
-    pub(crate) sources: Vec<String>,
-    /// Stop once caught up instead of following new events.
-    #[arg(long)]
-    pub(crate) no_follow: bool,
-    /// The node.
-    #[command(flatten)]
-    pub(crate) remote: Remote,
-}
-
-/// The longest a benchmark may run, in seconds.
-pub(crate) const BENCH_MAX_SECS: f64 = 3600.0;
-
-/// `dctl bench`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
-    /// The scenario.
-    #[command(subcommand)]
-    pub(crate) scenario: BenchScenario,
-}
-
-/// `dctl bench` scenarios.
-#[derive(Debug, Subcommand)]
-pub(crate) enum BenchScenario {
-    /// Keep-alive HTTP connections producing as fast as the node acknowledges (closed loop).
-    Produce(BenchProduceArgs),
-    /// One WebSocket replaying a channel (default: every event stored when it starts).
-    Consume(BenchConsumeArgs),
-    /// Produce-to-consume latency: one consumer from latest, a producer at a fixed rate.
-    Latency(BenchLatencyArgs),
-    /// Many consumers of one channel, a producer at a fixed rate: every event to every
-    /// consumer, and how late.
-    Fanout(BenchFanoutArgs),
-}
-
-/// What every `dctl bench` scenario takes.
-#[derive(Debug, Args)]
-pub(crate) struct BenchCommon {
-    /// The channel.
-    #[arg(long, default_value = "bench")]
-    pub(crate) channel: String,
-    /// Bytes of JSON data per event.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
-    pub(crate) size: u64,
-    /// How long to run, in seconds (at most 3600).
-    #[arg(long, value_parser = parse_bench_secs)]
-    pub(crate) duration: Option<f64>,
-    /// How many events (whichever of --count and --duration comes first stops the run).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub(crate) count: Option<u64>,
-    /// Allow a node that is not on this machine (loopback) as the target.
-    #[arg(long)]
-    pub(crate) allow_remote: bool,
-    /// The node.
-    #[command(flatten)]
-    pub(crate) remote: Remote,
-}
-
-/// `dctl bench produce`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchProduceArgs {
-    /// Concurrent keep-alive connections, each sending one request at a time.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub(crate) connections: u64,
-    /// Events per request: 1 sends structured mode, more sends a batch.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub(crate) batch: u64,
-    /// Common options.
-    #[command(flatten)]
-    pub(crate) common: BenchCommon,
-}
-
-/// `dctl bench consume`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchConsumeArgs {
-    /// Where to start: earliest, latest or an offset (with latest, give --count).
-    #[arg(long, default_value = "earliest")]
-    pub(crate) from: String,
-    /// Common options.
-    #[command(flatten)]
-    pub(crate) common: BenchCommon,
-}
-
-/// `dctl bench latency`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchLatencyArgs {
-    /// Events per second.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub(crate) rate: u64,
-    /// Common options.
-    #[command(flatten)]
-    pub(crate) common: BenchCommon,
-}
-
-/// `dctl bench fanout`.
-#[derive(Debug, Args)]
-pub(crate) struct BenchFanoutArgs {
-    /// WebSocket consumers of the channel.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub(crate) consumers: u64,
-    /// Events per second.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub(crate) rate: u64,
-    /// Common options.
-    #[command(flatten)]
-    pub(crate) common: BenchCommon,
-}
-
-fn parse_bench_secs(s: &str) -> Result<f64, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if secs > 0.0 && secs <= BENCH_MAX_SECS {
-        Ok(secs)
-    } else {
-        Err(format!(
-            "must be more than 0 and at most {BENCH_MAX_SECS} seconds"
-        ))
-    }
+    Routes(RoutesArgs),
 }

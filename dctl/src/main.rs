@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod node;
 mod output;
+mod remote;
 
 use std::process::ExitCode;
 

@@ -16,8 +16,9 @@ use draft_log::{Durability, Log, LogConfig};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use crate::cli::{DurabilityArg, UpArgs};
 use draft_http::{ApiError, Code, Limits, Shutdown, serve};
+
+use crate::cmd::up::{DurabilityArg, UpArgs};
 
 /// `draft.toml`: every field optional; flags and `DRAFT_*` variables win.
 #[derive(Debug, Default, Deserialize)]

@@ -43,6 +43,20 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A value for a table cell: text if it is printable UTF-8, else its size.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(60).collect::<String>())
+            } else {
+                text.to_owned()
+            }
+        }
+        _ => format!("<{} bytes>", bytes.len()),
+    }
+}
+
 /// Prints a value as pretty JSON.
 pub(crate) fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("encoding JSON")?;

@@ -4,10 +4,34 @@
 use std::io::Write;
 
 use anyhow::Context;
+use clap::Args;
 use draft_catalyst::client::{Client, ReadOptions};
 use futures::StreamExt;
 
-use crate::cli::ConsumeArgs;
+use crate::remote::Remote;
+
+/// `dctl consume`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumeArgs {
+    /// The channel.
+    pub(crate) channel: String,
+    /// Where to start: earliest, latest, an offset or an RFC 3339 time (default: latest when
+    /// following, earliest with --no-follow).
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+    /// Only events of this type (`prefix*` for a prefix); repeatable.
+    #[arg(long = "type")]
+    pub(crate) types: Vec<String>,
+    /// Only events from this source (`prefix*` for a prefix); repeatable.
+    #[arg(long = "source")]
+    pub(crate) sources: Vec<String>,
+    /// Stop once caught up instead of following new events.
+    #[arg(long)]
+    pub(crate) no_follow: bool,
+    /// The node.
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.remote.url);

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use draft_blueprint::client::Client;
 use draft_blueprint::wire::base64_decode;
 
-use crate::cli::Remote;
-use crate::output::{self, Format};
+use crate::output::{self, Format, show};
+use crate::remote::Remote;
 
 /// `dctl kv`.
 #[derive(Debug, Args)]
@@ -76,20 +76,6 @@ pub(crate) enum KvCommand {
     },
 }
 
-/// A value for a table cell: text if it is printable UTF-8, else its size.
-pub(crate) fn show(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => {
-            if text.chars().count() > 60 {
-                format!("{}…", text.chars().take(60).collect::<String>())
-            } else {
-                text.to_owned()
-            }
-        }
-        _ => format!("<{} bytes>", bytes.len()),
-    }
-}
-
 pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.remote.url);
     match args.command {
@@ -120,61 +106,72 @@ pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
             println!("{}", revision.map_or_else(String::new, |r| r.to_string()));
             Ok(())
         }
-        KvCommand::Ls { prefix, at, output } => {
-            let mut entries = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = client
-                    .list(&prefix, after.as_deref(), 1000, at.as_deref())
-                    .await?;
-                entries.extend(page.entries);
-                match page.next_after {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            if output == Format::Json {
-                return output::json(&entries);
-            }
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|e| {
-                    let value = base64_decode(&e.value_base64).unwrap_or_default();
-                    vec![
-                        e.key.clone(),
-                        e.revision.to_string(),
-                        e.updated.clone(),
-                        e.actor.clone(),
-                        show(&value),
-                    ]
-                })
-                .collect();
-            output::table(&["KEY", "REVISION", "UPDATED", "ACTOR", "VALUE"], &rows)
-        }
+        KvCommand::Ls { prefix, at, output } => ls(&client, &prefix, at.as_deref(), output).await,
         KvCommand::History { key, at, output } => {
-            let history = client.history(&key, at.as_deref()).await?;
-            if output == Format::Json {
-                return output::json(&history);
-            }
-            let rows: Vec<Vec<String>> = history
-                .changes
-                .iter()
-                .map(|c| {
-                    let value = c
-                        .value_base64
-                        .as_deref()
-                        .and_then(base64_decode)
-                        .map_or_else(String::new, |v| show(&v));
-                    vec![
-                        c.revision.to_string(),
-                        c.time.clone(),
-                        c.actor.clone(),
-                        c.op.clone(),
-                        value,
-                    ]
-                })
-                .collect();
-            output::table(&["REVISION", "TIME", "ACTOR", "OP", "VALUE"], &rows)
+            history(&client, &key, at.as_deref(), output).await
         }
     }
+}
+
+/// `dctl kv ls`: every key under `prefix`, page by page.
+async fn ls(client: &Client, prefix: &str, at: Option<&str>, output: Format) -> anyhow::Result<()> {
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = client.list(prefix, after.as_deref(), 1000, at).await?;
+        entries.extend(page.entries);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if output == Format::Json {
+        return output::json(&entries);
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let value = base64_decode(&e.value_base64).unwrap_or_default();
+            vec![
+                e.key.clone(),
+                e.revision.to_string(),
+                e.updated.clone(),
+                e.actor.clone(),
+                show(&value),
+            ]
+        })
+        .collect();
+    output::table(&["KEY", "REVISION", "UPDATED", "ACTOR", "VALUE"], &rows)
+}
+
+/// `dctl kv history`: every change of `key`.
+async fn history(
+    client: &Client,
+    key: &str,
+    at: Option<&str>,
+    output: Format,
+) -> anyhow::Result<()> {
+    let history = client.history(key, at).await?;
+    if output == Format::Json {
+        return output::json(&history);
+    }
+    let rows: Vec<Vec<String>> = history
+        .changes
+        .iter()
+        .map(|c| {
+            let value = c
+                .value_base64
+                .as_deref()
+                .and_then(base64_decode)
+                .map_or_else(String::new, |v| show(&v));
+            vec![
+                c.revision.to_string(),
+                c.time.clone(),
+                c.actor.clone(),
+                c.op.clone(),
+                value,
+            ]
+        })
+        .collect();
+    output::table(&["REVISION", "TIME", "ACTOR", "OP", "VALUE"], &rows)
 }

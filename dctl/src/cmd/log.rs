@@ -13,9 +13,8 @@ use draft_catalyst::client::{Client, ReadOptions};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cli::Remote;
-use crate::cmd::kv::show;
-use crate::output::Format;
+use crate::output::{Format, show};
+use crate::remote::Remote;
 
 /// `dctl log`.
 #[derive(Debug, Args)]

@@ -1,13 +1,14 @@
 //! One module per command; `run` dispatches.
 
-mod bench;
-mod consume;
+pub(crate) mod bench;
+pub(crate) mod consume;
 pub(crate) mod kv;
 pub(crate) mod log;
-mod produce;
+pub(crate) mod produce;
 pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod up;
 
 use crate::cli::{Cli, Command};
 use crate::node;

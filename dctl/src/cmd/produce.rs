@@ -1,10 +1,38 @@
 //! `dctl produce <channel> --type T --source S [--data JSON | --data-file F]`.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use clap::Args;
 use draft_catalyst::client::Client;
 use serde_json::{Map, Value, json};
 
-use crate::cli::ProduceArgs;
+use crate::remote::Remote;
+
+/// `dctl produce`.
+#[derive(Debug, Args)]
+pub(crate) struct ProduceArgs {
+    /// The channel.
+    pub(crate) channel: String,
+    /// The event's `type`.
+    #[arg(long = "type")]
+    pub(crate) ty: String,
+    /// The event's `source`.
+    #[arg(long, default_value = "/dctl")]
+    pub(crate) source: String,
+    /// The event's `id` (default: a new UUID v7).
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// The event's data, as JSON.
+    #[arg(long, conflicts_with = "data_file")]
+    pub(crate) data: Option<String>,
+    /// A file whose contents are the data (JSON as is; anything else as binary).
+    #[arg(long)]
+    pub(crate) data_file: Option<PathBuf>,
+    /// The node.
+    #[command(flatten)]
+    pub(crate) remote: Remote,
+}
 
 /// Builds the structured-mode event of the arguments.
 fn event(args: &ProduceArgs) -> anyhow::Result<Value> {

@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use draft_fuse::RouteTable;
 
-use crate::cli::Remote;
 use crate::output::{self, Format};
+use crate::remote::Remote;
 
 /// `dctl routes`.
 #[derive(Debug, Args)]

@@ -3,8 +3,8 @@
 use clap::Args;
 use draft_blueprint::client::Client;
 
-use crate::cli::Remote;
 use crate::output::{self, Format};
+use crate::remote::Remote;
 
 /// `dctl status`.
 #[derive(Debug, Args)]

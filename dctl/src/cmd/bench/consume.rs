@@ -7,11 +7,9 @@ use draft_catalyst::client::{Client, ClientError};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{
-    Progress, Socket, Summary, Target, close, close_reason, field, head, mb_per_sec, per_sec,
-    run_time, thousands,
-};
-use crate::cli::{BENCH_MAX_SECS, BenchConsumeArgs};
+use super::args::{BENCH_MAX_SECS, BenchConsumeArgs};
+use super::report::{Progress, Summary, mb_per_sec, ms, per_sec, thousands};
+use super::{Socket, Target, close, close_reason, field, head, run_time};
 
 pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
     let target = Target::new(&args.common)?;
@@ -66,7 +64,7 @@ pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
         .row(
             "first event after",
             r.first_event
-                .map_or_else(|| "-".to_owned(), |d| super::ms(d.as_nanos() as u64)),
+                .map_or_else(|| "-".to_owned(), |d| ms(d.as_nanos() as u64)),
         )
         .row(
             "offsets",

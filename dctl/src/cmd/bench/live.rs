@@ -11,12 +11,10 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::args::{BENCH_MAX_SECS, BenchCommon};
 use super::histogram::Histogram;
-use super::{
-    Events, Progress, Socket, Summary, Target, api_message, close, close_reason, nanos_since,
-    per_sec, root, thousands,
-};
-use crate::cli::{BENCH_MAX_SECS, BenchCommon};
+use super::report::{Progress, Summary, ms, per_sec, thousands};
+use super::{Events, Socket, Target, api_message, close, close_reason, nanos_since, root};
 
 /// Produce requests in flight at most; past this the producer falls behind its schedule.
 const MAX_IN_FLIGHT: usize = 512;
@@ -231,7 +229,7 @@ fn report(title: String, sent: Sent, consumed: &[Consumed]) -> anyhow::Result<()
         .row("events sent", thousands(total))
         .row("events acknowledged", thousands(produced.acked_count))
         .row("send rate", format!("{}/s", per_sec(total, produce_time)))
-        .row("most behind schedule", super::ms(behind.as_nanos() as u64))
+        .row("most behind schedule", ms(behind.as_nanos() as u64))
         .row("produce errors", thousands(produced.errors))
         .latencies("ack latency", &produced.latency);
     if consumers > 1 {
@@ -251,10 +249,7 @@ fn report(title: String, sent: Sent, consumed: &[Consumed]) -> anyhow::Result<()
     summary
         .row("missing", thousands(missing))
         .row("duplicates", thousands(duplicates))
-        .row(
-            "consumers done after producer",
-            super::ms(drain.as_nanos() as u64),
-        )
+        .row("consumers done after producer", ms(drain.as_nanos() as u64))
         .latencies("latency", &latency);
     if stray > 0 {
         summary.row("other events", thousands(stray));

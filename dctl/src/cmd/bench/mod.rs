@@ -11,11 +11,13 @@
 //! ends with a plain-text summary on stdout. Errors seen under load are counted and shown in
 //! the summary, then fail the command (exit 1, one line on stderr).
 
+pub(crate) mod args;
 mod conn;
 mod consume;
 mod histogram;
 mod live;
 mod produce;
+mod report;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -29,7 +31,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::cli::{BENCH_MAX_SECS, BenchArgs, BenchCommon, BenchScenario};
+use args::{BENCH_MAX_SECS, BenchArgs, BenchCommon, BenchScenario};
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
@@ -333,117 +335,6 @@ fn run_time(common: &BenchCommon, default: f64) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// The summary: a title line, then aligned `name  value` rows.
-struct Summary {
-    title: String,
-    rows: Vec<(String, String)>,
-}
-
-impl Summary {
-    fn new(title: String) -> Self {
-        Self {
-            title,
-            rows: Vec::new(),
-        }
-    }
-
-    fn row(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
-        self.rows.push((name.to_owned(), value.to_string()));
-        self
-    }
-
-    fn latencies(&mut self, what: &str, h: &histogram::Histogram) -> &mut Self {
-        for (label, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
-            self.row(&format!("{what} {label}"), ms(h.quantile(q)));
-        }
-        self.row(&format!("{what} max"), ms(h.max()))
-    }
-
-    fn print(&self) {
-        let width = self.rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        let vwidth = self.rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-        let mut out = format!("{}\n", self.title);
-        for (name, value) in &self.rows {
-            let _ = writeln!(out, "  {name:<width$}  {value:>vwidth$}");
-        }
-        print!("{out}");
-    }
-}
-
-/// Nanoseconds as milliseconds, three significant digits or so.
-fn ms(ns: u64) -> String {
-    #[allow(clippy::cast_precision_loss, reason = "display only")]
-    let ms = ns as f64 / 1e6;
-    if ms < 10.0 {
-        format!("{ms:.3} ms")
-    } else if ms < 100.0 {
-        format!("{ms:.2} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
-
-/// A count with thousands separators.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `n` per second over `elapsed`.
-fn per_sec(n: u64, elapsed: Duration) -> String {
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_sign_loss,
-        reason = "display only"
-    )]
-    let rate = (n as f64 / elapsed.as_secs_f64().max(1e-9)).round() as u64;
-    thousands(rate)
-}
-
-/// Bytes per second over `elapsed`, in MB/s.
-fn mb_per_sec(bytes: u64, elapsed: Duration) -> String {
-    #[allow(clippy::cast_precision_loss, reason = "display only")]
-    let rate = bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9);
-    format!("{rate:.1} MB/s")
-}
-
-/// Progress on stderr once a second, when stderr is a terminal.
-struct Progress {
-    enabled: bool,
-    started: Instant,
-}
-
-impl Progress {
-    fn new(started: Instant) -> Self {
-        Self {
-            enabled: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            started,
-        }
-    }
-
-    fn line(&self, what: &str) {
-        if self.enabled {
-            eprint!(
-                "\r  {:>5.1} s  {what}\x1b[K",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
-
-    fn done(&self) {
-        if self.enabled {
-            eprint!("\r\x1b[K");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,13 +400,5 @@ mod tests {
         assert!(parse("http://10.0.0.1:7070", &[]).is_err());
         assert!(parse("http://10.0.0.1:7070", &["--allow-remote"]).is_ok());
         assert!(parse("http://127.0.0.1:7070", &["--channel", "Bad"]).is_err());
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(ms(1_234_000), "1.234 ms");
-        assert_eq!(ms(51_200_000), "51.20 ms");
     }
 }

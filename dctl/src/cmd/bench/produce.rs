@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+use super::args::BenchProduceArgs;
 use super::conn::Conn;
 use super::histogram::Histogram;
-use super::{
-    Events, Progress, Summary, Target, api_message, mb_per_sec, per_sec, run_time, thousands,
-};
-use crate::cli::BenchProduceArgs;
+use super::report::{Progress, Summary, mb_per_sec, per_sec, thousands};
+use super::{Events, Target, api_message, run_time};
 
 /// Shared by the connections.
 struct Plan {

@@ -87,7 +87,7 @@ impl Catalyst {
                 };
                 for record in &records {
                     if let Some(key) = record.key.as_deref()
-                        && let Some((ty, _, _)) = crate::cloudevent::split_record_key(key)
+                        && let Some((ty, _, _)) = draft_log::split_event_key(key)
                     {
                         let age = Timestamp::now()
                             .as_unix_nanos()

@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use draft_log::{LogBackend, Timestamp};
+use draft_log::LogBackend;
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -70,42 +70,8 @@ impl Catalyst {
     /// # Errors
     /// A log error while reading those events.
     pub async fn new(log: Arc<dyn LogBackend>, config: CatalystConfig) -> draft_log::Result<Self> {
-        let dedup = Dedup::new(config.dedup_window);
-        let since = Timestamp::now().saturating_sub(config.dedup_window);
-        let now = tokio::time::Instant::now();
-        for head in log.partitions().await? {
-            if head.partition.is_reserved() {
-                continue;
-            }
-            let Some(mut next) = log.offset_at_time(&head.partition, since).await? else {
-                continue;
-            };
-            loop {
-                let records = log.read(&head.partition, next, 4096).await?;
-                let Some(last) = records.last().map(|r| r.offset) else {
-                    break;
-                };
-                for record in &records {
-                    if let Some(key) = record.key.as_deref()
-                        && let Some((ty, _, _)) = draft_log::split_event_key(key)
-                    {
-                        let age = Timestamp::now()
-                            .as_unix_nanos()
-                            .saturating_sub(record.time.as_unix_nanos());
-                        let at = now.checked_sub(Duration::from_nanos(age)).unwrap_or(now);
-                        dedup.remember(
-                            head.partition.as_str(),
-                            crate::dedup::key(&key[ty.len() + 1..]),
-                            record.offset.0,
-                            at,
-                        );
-                    }
-                }
-                next = last.next();
-            }
-        }
+        let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
-        let dedup = Arc::new(dedup);
         tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,7 +1,4 @@
-//! Catalyst's state, settings and HTTP routes.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Catalyst's HTTP routes.
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -10,104 +7,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use draft_log::LogBackend;
 use futures::StreamExt;
-use tokio::sync::watch;
 
+use crate::broker::Catalyst;
 use crate::channel;
 use crate::consume::{Consumer, serve_socket};
-use crate::dedup::Dedup;
 use crate::error::ApiError;
-use crate::feed::Feeds;
-use crate::metrics::Metrics;
 use crate::produce::produce;
 use crate::query::{Query, resolve_from};
 use crate::wire::SUBPROTOCOL;
-
-/// Catalyst's settings.
-#[derive(Debug, Clone)]
-pub struct CatalystConfig {
-    /// The largest event, in bytes (default 1 MiB).
-    pub max_event_bytes: usize,
-    /// The largest batch request body, in bytes (default 16 MiB).
-    pub max_batch_bytes: usize,
-    /// The most events in one batch (default 10,000).
-    pub max_batch_events: usize,
-    /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
-    pub dedup_window: Duration,
-}
-
-impl Default for CatalystConfig {
-    fn default() -> Self {
-        Self {
-            max_event_bytes: 1024 * 1024,
-            max_batch_bytes: 16 * 1024 * 1024,
-            max_batch_events: 10_000,
-            dedup_window: Duration::from_secs(120),
-        }
-    }
-}
-
-/// The broker: shared by every request. Cheap to clone.
-#[derive(Clone)]
-pub struct Catalyst {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    log: Arc<dyn LogBackend>,
-    config: CatalystConfig,
-    dedup: Arc<Dedup>,
-    feeds: Arc<Feeds>,
-    metrics: Metrics,
-    shutdown: watch::Sender<bool>,
-}
-
-impl Catalyst {
-    /// A broker on `log`. Rebuilds the duplicate window from the events of the last
-    /// `dedup_window`, so a restart does not forget it.
-    ///
-    /// # Errors
-    /// A log error while reading those events.
-    pub async fn new(log: Arc<dyn LogBackend>, config: CatalystConfig) -> draft_log::Result<Self> {
-        let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
-        let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
-        tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
-        Ok(Self {
-            inner: Arc::new(Inner {
-                log,
-                config,
-                dedup,
-                feeds,
-                metrics: Metrics::default(),
-                shutdown: watch::Sender::new(false),
-            }),
-        })
-    }
-
-    pub(crate) fn log(&self) -> &dyn LogBackend {
-        &*self.inner.log
-    }
-
-    pub(crate) fn config(&self) -> &CatalystConfig {
-        &self.inner.config
-    }
-
-    pub(crate) fn dedup(&self) -> &Dedup {
-        &self.inner.dedup
-    }
-
-    /// Catalyst's counters.
-    #[must_use]
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    /// Closes every consumer's WebSocket with 1001 (going away); call it when the node stops.
-    pub fn close_consumers(&self) {
-        self.inner.shutdown.send_replace(true);
-    }
-}
 
 /// Catalyst's routes, under `/v1`.
 pub fn router(state: Catalyst) -> Router {
@@ -157,12 +65,12 @@ async fn consume(
         )
     })?;
     let consumer = Consumer {
-        log: Arc::clone(&state.inner.log),
-        feeds: Arc::clone(&state.inner.feeds),
+        log: state.shared_log(),
+        feeds: state.feeds(),
         channel,
         from,
         filter,
-        shutdown: state.inner.shutdown.subscribe(),
+        shutdown: state.shutdown_signal(),
     };
     Ok(crate::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])

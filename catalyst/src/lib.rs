@@ -12,6 +12,8 @@
 #[cfg(feature = "server")]
 mod api;
 #[cfg(feature = "server")]
+mod broker;
+#[cfg(feature = "server")]
 mod channel;
 #[cfg(feature = "server")]
 pub mod cloudevent;
@@ -37,7 +39,9 @@ pub mod ws;
 pub mod client;
 
 #[cfg(feature = "server")]
-pub use crate::api::{Catalyst, CatalystConfig, router};
+pub use crate::api::router;
+#[cfg(feature = "server")]
+pub use crate::broker::{Catalyst, CatalystConfig};
 #[cfg(feature = "server")]
 pub use crate::channel::{MAX_PAGE, rfc3339};
 #[cfg(feature = "server")]

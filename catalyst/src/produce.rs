@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use draft_log::NewRecord;
 
-use crate::api::Catalyst;
+use crate::broker::Catalyst;
 use crate::channel::user_channel;
 use crate::cloudevent::{self, ParsedEvent};
 use crate::dedup::Decision;

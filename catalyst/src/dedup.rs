@@ -457,6 +457,41 @@ mod tests {
         assert_eq!(d, vec![Decision::Append], "expired after the window");
     }
 
+    #[tokio::test]
+    async fn the_window_is_rebuilt_from_the_events_in_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = draft_log::Log::open(draft_log::LogConfig::new(dir.path())).expect("log");
+        let event = |id: &str| draft_log::NewRecord {
+            key: Some(draft_log::event_key("t", "/src", id)),
+            payload: bytes::Bytes::from_static(b"{}"),
+        };
+        let channel = PartitionName::new("c").expect("name");
+        let records = vec![event("a"), draft_log::NewRecord::new("no key"), event("b")];
+        log.append(&channel, records).await.expect("append");
+        let reserved = PartitionName::new("_draft").expect("name");
+        log.append(&reserved, vec![event("a")])
+            .await
+            .expect("append");
+        let dedup = Dedup::rebuild(&log, Duration::from_secs(120))
+            .await
+            .expect("rebuild");
+        let (d, _r) = dedup.reserve("c", &[key("a"), key("b"), key("z")]).await;
+        assert_eq!(
+            d,
+            vec![
+                Decision::Duplicate(0),
+                Decision::Duplicate(2),
+                Decision::Append
+            ]
+        );
+        let (d, _r) = dedup.reserve("_draft", &[key("a")]).await;
+        assert_eq!(
+            d,
+            vec![Decision::Append],
+            "reserved partitions are not events"
+        );
+    }
+
     #[test]
     fn keys_are_seeded_and_spread_over_every_shard() {
         let pair = b"/src\0a";

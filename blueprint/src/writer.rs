@@ -87,7 +87,7 @@ impl Shared {
                 let id = uuid::Uuid::now_v7().to_string();
                 let json = event.to_cloudevent(&id, &self.config.node, actor, &now);
                 NewRecord {
-                    key: Some(Bytes::from(record_key(event, &source, &id))),
+                    key: Some(draft_log::event_key(event.ty(), &source, &id)),
                     payload: Bytes::from(json.to_string()),
                 }
             })
@@ -130,12 +130,6 @@ impl Shared {
             }
         });
     }
-}
-
-/// The log record key of control event `event` with id `id` from `source`.
-// Same layout as Catalyst's event key: type \0 source \0 id.
-fn record_key(event: &ControlEvent, source: &str, id: &str) -> String {
-    format!("{}\0{source}\0{id}", event.ty())
 }
 
 /// The writer task: groups, validates, appends, applies, answers. It holds Blueprint weakly

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use draft_log::{Offset, PartitionHead, PartitionName};
 
-use crate::api::Catalyst;
+use crate::broker::Catalyst;
 use crate::cloudevent::Filter;
 use draft_http::{ApiError, Query, rfc3339};
 

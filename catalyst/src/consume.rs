@@ -1,16 +1,27 @@
-//! Consumers: replay from any position, then follow the live feed; and the WebSocket loop
-//! that delivers to one client (CloudEvents WebSocket binding, `cloudevents.json`).
+//! Consumers: `GET /v1/channels/{channel}/consume`; replay from any position, then follow the
+//! live feed; and the WebSocket loop that delivers to one client (CloudEvents WebSocket
+//! binding, `cloudevents.json`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, close_code};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocketUpgrade, close_code};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use draft_log::{LogBackend, Offset, PartitionName};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use draft_http::{ApiError, Code, Query};
+
+use crate::broker::Catalyst;
+use crate::channel;
 use crate::cloudevent::Filter;
+use crate::error::log_error;
 use crate::feed::{Feeds, delivered_text};
+use crate::query::{filter, resolve_from};
+use crate::wire::SUBPROTOCOL;
 use draft_http::ws::{close, close_for_read_error};
 
 /// How many records a replay reads from the log at a time.
@@ -21,6 +32,57 @@ const SOCKET_QUEUE: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// A client that answers nothing (no pong, no message) for this long is closed.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `GET /v1/channels/{channel}/consume`: checks every parameter before the upgrade (a bad one
+/// is a 400 with the JSON error), then serves the WebSocket.
+pub(crate) async fn consume(
+    State(state): State<Catalyst>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let channel = channel::channel(&name)?;
+    let query = Query::parse(raw.as_deref(), &["from", "type", "source"])?;
+    let filter = filter(&query)?;
+    let log = state.log();
+    let head = log
+        .head(&channel)
+        .await
+        .map_err(|e| log_error(&e))?
+        .unwrap_or_else(|| {
+            // Consuming a channel before its first event is allowed: it waits for it.
+            draft_log::PartitionHead {
+                partition: channel.clone(),
+                first: draft_log::Offset(0),
+                next: draft_log::Offset(0),
+                bytes: 0,
+                last_append: None,
+            }
+        });
+    let from = resolve_from(log, &channel, &head, query.one("from")?.unwrap_or("latest")).await?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            Code::WebsocketRequired,
+            format!("consume is a WebSocket endpoint (subprotocol {SUBPROTOCOL}): {e}"),
+        )
+    })?;
+    let consumer = Consumer {
+        log: state.shared_log(),
+        feeds: state.feeds(),
+        channel,
+        from,
+        filter,
+        shutdown: state.shutdown_signal(),
+    };
+    Ok(draft_http::ws::limited(upgrade)
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| async move {
+            state.metrics().consumer_connected();
+            let (sink, stream) = socket.split();
+            serve_socket(consumer, sink, stream).await;
+            state.metrics().consumer_disconnected();
+        }))
+}
 
 /// Why a consumer's reader stopped.
 #[derive(Debug)]
@@ -95,13 +157,13 @@ async fn read_channel(
 }
 
 /// Everything a consumer connection needs.
-pub(crate) struct Consumer {
-    pub(crate) log: Arc<dyn LogBackend>,
-    pub(crate) feeds: Arc<Feeds>,
-    pub(crate) channel: PartitionName,
-    pub(crate) from: Offset,
-    pub(crate) filter: Filter,
-    pub(crate) shutdown: watch::Receiver<bool>,
+struct Consumer {
+    log: Arc<dyn LogBackend>,
+    feeds: Arc<Feeds>,
+    channel: PartitionName,
+    from: Offset,
+    filter: Filter,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Resolves once the node is shutting down (or its shutdown signal is gone).
@@ -112,7 +174,7 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 
 /// Drives one WebSocket: events out, pings, the client's close, the node's shutdown. Generic
 /// over the socket's halves so it can be tested without a network.
-pub(crate) async fn serve_socket<W, R>(consumer: Consumer, mut sink: W, mut stream: R)
+async fn serve_socket<W, R>(consumer: Consumer, mut sink: W, mut stream: R)
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,

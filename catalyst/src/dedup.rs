@@ -23,6 +23,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use draft_log::{LogBackend, PartitionName, Timestamp, event_key_source_and_id};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -230,8 +231,58 @@ impl Dedup {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The window as `log` holds it: the events of the last `window`, so a restart does not
+    /// forget it.
+    ///
+    /// # Errors
+    /// A log error while reading those events.
+    pub(crate) async fn rebuild(log: &dyn LogBackend, window: Duration) -> draft_log::Result<Self> {
+        let dedup = Self::new(window);
+        let since = Timestamp::now().saturating_sub(window);
+        let now = Instant::now();
+        for head in log.partitions().await? {
+            if !head.partition.is_reserved() {
+                dedup
+                    .remember_since(log, &head.partition, since, now)
+                    .await?;
+            }
+        }
+        Ok(dedup)
+    }
+
+    /// Remembers the events appended to `channel` since `since`, each at the instant it was
+    /// appended (`now` being the time now).
+    async fn remember_since(
+        &self,
+        log: &dyn LogBackend,
+        channel: &PartitionName,
+        since: Timestamp,
+        now: Instant,
+    ) -> draft_log::Result<()> {
+        let Some(mut next) = log.offset_at_time(channel, since).await? else {
+            return Ok(());
+        };
+        loop {
+            let records = log.read(channel, next, 4096).await?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                return Ok(());
+            };
+            for record in &records {
+                if let Some(source_and_id) = record.key.as_deref().and_then(event_key_source_and_id)
+                {
+                    let age = Timestamp::now()
+                        .as_unix_nanos()
+                        .saturating_sub(record.time.as_unix_nanos());
+                    let at = now.checked_sub(Duration::from_nanos(age)).unwrap_or(now);
+                    self.remember(channel.as_str(), key(source_and_id), record.offset.0, at);
+                }
+            }
+            next = last.next();
+        }
+    }
+
     /// Records an event that is already in the log (used to rebuild the window at start).
-    pub(crate) fn remember(&self, channel: &str, key: DedupKey, offset: u64, at: Instant) {
+    fn remember(&self, channel: &str, key: DedupKey, offset: u64, at: Instant) {
         let mut channels = self.lock();
         let window = channels.entry(channel.to_owned()).or_default();
         window.order.push_back((at, key, offset));
@@ -404,6 +455,41 @@ mod tests {
         tokio::time::advance(Duration::from_secs(121)).await;
         let (d, _r) = dedup.reserve("c", &[key("a")]).await;
         assert_eq!(d, vec![Decision::Append], "expired after the window");
+    }
+
+    #[tokio::test]
+    async fn the_window_is_rebuilt_from_the_events_in_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = draft_log::Log::open(draft_log::LogConfig::new(dir.path())).expect("log");
+        let event = |id: &str| draft_log::NewRecord {
+            key: Some(draft_log::event_key("t", "/src", id)),
+            payload: bytes::Bytes::from_static(b"{}"),
+        };
+        let channel = PartitionName::new("c").expect("name");
+        let records = vec![event("a"), draft_log::NewRecord::new("no key"), event("b")];
+        log.append(&channel, records).await.expect("append");
+        let reserved = PartitionName::new("_draft").expect("name");
+        log.append(&reserved, vec![event("a")])
+            .await
+            .expect("append");
+        let dedup = Dedup::rebuild(&log, Duration::from_secs(120))
+            .await
+            .expect("rebuild");
+        let (d, _r) = dedup.reserve("c", &[key("a"), key("b"), key("z")]).await;
+        assert_eq!(
+            d,
+            vec![
+                Decision::Duplicate(0),
+                Decision::Duplicate(2),
+                Decision::Append
+            ]
+        );
+        let (d, _r) = dedup.reserve("_draft", &[key("a")]).await;
+        assert_eq!(
+            d,
+            vec![Decision::Append],
+            "reserved partitions are not events"
+        );
     }
 
     #[test]

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use axum::extract::ws::Utf8Bytes;
-use draft_log::{LogBackend, Offset, PartitionName, Record};
+use draft_log::{LogBackend, Offset, PartitionName, Record, split_event_key};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::cloudevent::{delivered, split_record_key};
+use crate::cloudevent::delivered;
 
 /// How many events a feed keeps for consumers that are briefly behind.
 const FEED_CAPACITY: usize = 4096;
@@ -42,7 +42,7 @@ impl Delivered {
         let (ty, source) = record
             .key
             .as_deref()
-            .and_then(split_record_key)
+            .and_then(split_event_key)
             .map_or(("", ""), |(ty, source, _)| (ty, source));
         Self {
             offset: record.offset.0,

@@ -12,6 +12,8 @@
 #[cfg(feature = "server")]
 mod api;
 #[cfg(feature = "server")]
+mod broker;
+#[cfg(feature = "server")]
 mod channel;
 #[cfg(feature = "server")]
 pub mod cloudevent;
@@ -35,7 +37,9 @@ pub mod wire;
 pub mod client;
 
 #[cfg(feature = "server")]
-pub use crate::api::{Catalyst, CatalystConfig, router};
+pub use crate::api::router;
+#[cfg(feature = "server")]
+pub use crate::broker::{Catalyst, CatalystConfig};
 #[cfg(feature = "server")]
 pub use crate::channel::MAX_PAGE;
 #[cfg(feature = "server")]

@@ -9,7 +9,7 @@ use draft_log::NewRecord;
 
 use draft_http::{ApiError, Code};
 
-use crate::api::Catalyst;
+use crate::broker::Catalyst;
 use crate::channel::user_channel;
 use crate::cloudevent::{self, ParsedEvent};
 use crate::dedup::Decision;

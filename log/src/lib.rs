@@ -12,6 +12,9 @@
 //! once the records are durable), follows a partition with [`Log::tail`], and reaches
 //! everything through the [`LogBackend`] trait, the seam for other engines.
 //!
+//! CloudEvents are stored under the record key [`event_key`] makes (`type \0 source \0 id`),
+//! the one format that the broker and the registry both read.
+//!
 //! ```
 //! # fn main() -> Result<(), draft_log::Error> {
 //! use draft_log::{Log, LogConfig, NewRecord, Offset, PartitionName};
@@ -31,6 +34,7 @@ mod background;
 mod codec;
 mod config;
 mod error;
+mod event_key;
 mod frame;
 mod log;
 mod partition;
@@ -44,6 +48,7 @@ pub mod testing;
 pub use crate::backend::LogBackend;
 pub use crate::config::{Durability, LogConfig, Retention};
 pub use crate::error::{Error, Result};
+pub use crate::event_key::{event_key, event_key_source_and_id, split_event_key};
 pub use crate::log::Log;
 pub use crate::record::{
     AppendAck, MAX_PARTITION_NAME_LEN, NewRecord, Offset, PartitionHead, PartitionName, Record,

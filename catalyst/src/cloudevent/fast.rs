@@ -18,10 +18,9 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{
-    ParsedEvent, check_extension_name, is_base64, sdk_reads_as_json, trim_json_whitespace,
-    trim_json_whitespace_start,
-};
+use super::event::ParsedEvent;
+use super::validate::{check_extension_name, is_base64, sdk_reads_as_json};
+use super::whitespace::{trim_json_whitespace, trim_json_whitespace_start};
 
 /// One attribute value, borrowed from the body.
 type Raw<'a> = &'a RawValue;

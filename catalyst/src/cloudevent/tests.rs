@@ -1,5 +1,9 @@
-use super::*;
+use bytes::Bytes;
 use proptest::prelude::*;
+use serde_json::value::RawValue;
+
+use super::parse::{base64_encode, parse_with_sdk};
+use super::*;
 
 fn bytes_of(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())

@@ -1,0 +1,111 @@
+//! Catalyst's state and settings: the broker that every request shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use draft_log::LogBackend;
+use tokio::sync::watch;
+
+use crate::dedup::Dedup;
+use crate::feed::Feeds;
+use crate::metrics::Metrics;
+
+/// Catalyst's settings.
+#[derive(Debug, Clone)]
+pub struct CatalystConfig {
+    /// The largest event, in bytes (default 1 MiB).
+    pub max_event_bytes: usize,
+    /// The largest batch request body, in bytes (default 16 MiB).
+    pub max_batch_bytes: usize,
+    /// The most events in one batch (default 10,000).
+    pub max_batch_events: usize,
+    /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
+    pub dedup_window: Duration,
+}
+
+impl Default for CatalystConfig {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 1024 * 1024,
+            max_batch_bytes: 16 * 1024 * 1024,
+            max_batch_events: 10_000,
+            dedup_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The broker: shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalyst {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Arc<dyn LogBackend>,
+    config: CatalystConfig,
+    dedup: Arc<Dedup>,
+    feeds: Arc<Feeds>,
+    metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Catalyst {
+    /// A broker on `log`. Rebuilds the duplicate window from the events of the last
+    /// `dedup_window`, so a restart does not forget it.
+    ///
+    /// # Errors
+    /// A log error while reading those events.
+    pub async fn new(log: Arc<dyn LogBackend>, config: CatalystConfig) -> draft_log::Result<Self> {
+        let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
+        let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
+        tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                log,
+                config,
+                dedup,
+                feeds,
+                metrics: Metrics::default(),
+                shutdown: watch::Sender::new(false),
+            }),
+        })
+    }
+
+    pub(crate) fn log(&self) -> &dyn LogBackend {
+        &*self.inner.log
+    }
+
+    /// The log, for a task that outlives the request (a consumer's reader).
+    pub(crate) fn shared_log(&self) -> Arc<dyn LogBackend> {
+        Arc::clone(&self.inner.log)
+    }
+
+    pub(crate) fn config(&self) -> &CatalystConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn dedup(&self) -> &Dedup {
+        &self.inner.dedup
+    }
+
+    /// Every channel's live feed.
+    pub(crate) fn feeds(&self) -> Arc<Feeds> {
+        Arc::clone(&self.inner.feeds)
+    }
+
+    /// Turns `true` when the node stops (see [`Catalyst::close_consumers`]).
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Catalyst's counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Closes every consumer's WebSocket with 1001 (going away); call it when the node stops.
+    pub fn close_consumers(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}

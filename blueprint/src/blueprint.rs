@@ -73,7 +73,6 @@ impl Blueprint {
                 leases: Mutex::new(leases),
                 checkpoints,
                 loaded: Mutex::new(None),
-                shutdown: watch::Sender::new(false),
             }),
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
@@ -102,15 +101,6 @@ impl Blueprint {
     #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
         self.shared.applied.subscribe()
-    }
-
-    /// Closes every watch with 1001 (going away); call it when the node stops.
-    pub fn close_watches(&self) {
-        self.shared.shutdown.send_replace(true);
-    }
-
-    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shared.shutdown.subscribe()
     }
 
     /// The log this Blueprint reads and writes.

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use draft_http::Shutdown;
+
 /// Blueprint's settings.
 #[derive(Debug, Clone)]
 pub struct BlueprintConfig {
@@ -16,6 +18,9 @@ pub struct BlueprintConfig {
     pub max_value_bytes: usize,
     /// How often leases are checked (default 100 ms).
     pub lease_check: Duration,
+    /// The process's shutdown token: when it is triggered, watches are closed with 1001
+    /// (going away). Default: a token of its own, never triggered.
+    pub shutdown: Shutdown,
 }
 
 impl BlueprintConfig {
@@ -27,6 +32,7 @@ impl BlueprintConfig {
             checkpoint_every: 10_000,
             max_value_bytes: 1024 * 1024,
             lease_check: Duration::from_millis(100),
+            shutdown: Shutdown::new(),
         }
     }
 }

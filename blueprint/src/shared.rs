@@ -30,8 +30,6 @@ pub(crate) struct Shared {
     /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
     /// is most of their cost.
     pub(crate) loaded: Mutex<Option<Arc<Projection>>>,
-    /// Set when the node stops: watches close with 1001.
-    pub(crate) shutdown: watch::Sender<bool>,
 }
 
 impl Shared {

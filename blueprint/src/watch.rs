@@ -4,22 +4,20 @@
 //! nothing), the marker, then live changes. `prefix` filters on the key, or on
 //! `services/<service>/<instance>` for registry changes.
 
-use std::time::Duration;
-
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
 use draft_http::{ApiError, Code, Query};
 use draft_log::{Offset, Record};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
 use crate::projection::Projection;
 use crate::wire::{Health, WatchMessage, base64_encode};
-
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// The message for a logged control event.
 fn message(revision: u64, event: ControlEvent) -> WatchMessage {
@@ -125,30 +123,44 @@ pub(crate) async fn watch(
     Ok(draft_http::ws::limited(upgrade).on_upgrade(move |socket| serve(bp, socket, prefix, from)))
 }
 
-/// Resolves once the node is stopping (the guard `wait_for` returns stays inside, keeping
-/// the future `Send`).
-async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await.is_ok();
+/// Watchers only receive; what they send is ignored.
+const OPTIONS: SocketOptions = SocketOptions {
+    ping_every: draft_http::ws::PING_EVERY,
+    idle_limit: draft_http::ws::IDLE_LIMIT,
+    client_data: ClientData::Ignore,
+};
+/// Messages queued between a watch's reader and its socket.
+const SOCKET_QUEUE: usize = 256;
+
+async fn serve(bp: Blueprint, socket: WebSocket, prefix: String, from: Option<u64>) {
+    let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+    let shutdown = bp.config().shutdown.clone();
+    let reader = tokio::spawn(read(bp, prefix, from, tx));
+    let (sink, stream) = socket.split();
+    serve_socket(sink, stream, rx, OPTIONS, shutdown).await;
+    reader.abort();
 }
 
-async fn send(socket: &mut WebSocket, message: &WatchMessage) -> bool {
+/// Queues `message`; `false` once the socket is gone.
+async fn send(out: &mpsc::Sender<Outbound>, message: &WatchMessage) -> bool {
     let Ok(text) = serde_json::to_string(message) else {
         return false;
     };
-    socket
-        .send(Message::Text(Utf8Bytes::from(text)))
+    out.send(Outbound::Text(Utf8Bytes::from(text)))
         .await
         .is_ok()
 }
 
-async fn serve(bp: Blueprint, mut socket: WebSocket, prefix: String, from: Option<u64>) {
+/// What one watch sends: the state (or the log since `from`), the caught-up marker, then
+/// every change, until the socket goes away.
+async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sender<Outbound>) {
     // Where the log replay starts, and the revision to announce as caught up.
     let (start, caught_up) = if let Some(rev) = from {
         (rev + 1, bp.revision())
     } else {
         let (messages, revision) = bp.read(|s| (snapshot(s, &prefix), s.revision()));
         for m in &messages {
-            if !send(&mut socket, m).await {
+            if !send(&out, m).await {
                 return;
             }
         }
@@ -158,7 +170,7 @@ async fn serve(bp: Blueprint, mut socket: WebSocket, prefix: String, from: Optio
     if caught_up.is_none_or(|c| c < start) {
         pending_marker = None;
         if !send(
-            &mut socket,
+            &out,
             &WatchMessage::CaughtUp {
                 revision: caught_up,
             },
@@ -169,44 +181,25 @@ async fn serve(bp: Blueprint, mut socket: WebSocket, prefix: String, from: Optio
         }
     }
     let mut tail = bp.log().tail(bp.control(), Offset(start));
-    let mut shutdown = bp.shutdown_signal();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.reset();
-    let close = loop {
-        tokio::select! {
-            record = tail.next() => {
-                let Some(Ok(record)) = record else {
-                    break CloseFrame { code: 1011, reason: Utf8Bytes::from("the node could not read the control log") };
-                };
-                if let Some(m) = decode(&record, &prefix)
-                    && !send(&mut socket, &m).await
-                {
-                    return;
-                }
-                if pending_marker.is_some_and(|c| c == Some(record.offset.0)) {
-                    pending_marker = None;
-                    if !send(&mut socket, &WatchMessage::CaughtUp { revision: Some(record.offset.0) }).await {
-                        return;
-                    }
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                None | Some(Ok(Message::Close(_))) => return,
-                Some(Err(e)) => {
-                    let _ = socket.send(draft_http::ws::close_for_read_error(e)).await;
-                    return;
-                }
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    return;
-                }
-            }
-            () = stopping(&mut shutdown) => {
-                break CloseFrame { code: 1001, reason: Utf8Bytes::from("node shutting down") };
+    loop {
+        let Some(Ok(record)) = tail.next().await else {
+            let reason = "the node could not read the control log".into();
+            let _ = out.send(Outbound::Close(close_code::ERROR, reason)).await;
+            return;
+        };
+        if let Some(m) = decode(&record, &prefix)
+            && !send(&out, &m).await
+        {
+            return;
+        }
+        if pending_marker.is_some_and(|c| c == Some(record.offset.0)) {
+            pending_marker = None;
+            let marker = WatchMessage::CaughtUp {
+                revision: Some(record.offset.0),
+            };
+            if !send(&out, &marker).await {
+                return;
             }
         }
-    };
-    let _ = socket.send(Message::Close(Some(close))).await;
+    }
 }

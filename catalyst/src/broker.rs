@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use draft_http::Shutdown;
 use draft_log::LogBackend;
-use tokio::sync::watch;
 
 use crate::dedup::Dedup;
 use crate::feed::Feeds;
@@ -21,6 +21,9 @@ pub struct CatalystConfig {
     pub max_batch_events: usize,
     /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
     pub dedup_window: Duration,
+    /// The process's shutdown token: when it is triggered, consumers are closed with 1001
+    /// (going away). Default: a token of its own, never triggered.
+    pub shutdown: Shutdown,
 }
 
 impl Default for CatalystConfig {
@@ -30,6 +33,7 @@ impl Default for CatalystConfig {
             max_batch_bytes: 16 * 1024 * 1024,
             max_batch_events: 10_000,
             dedup_window: Duration::from_secs(120),
+            shutdown: Shutdown::new(),
         }
     }
 }
@@ -46,7 +50,6 @@ struct Inner {
     dedup: Arc<Dedup>,
     feeds: Arc<Feeds>,
     metrics: Metrics,
-    shutdown: watch::Sender<bool>,
 }
 
 impl Catalyst {
@@ -66,7 +69,6 @@ impl Catalyst {
                 dedup,
                 feeds,
                 metrics: Metrics::default(),
-                shutdown: watch::Sender::new(false),
             }),
         })
     }
@@ -93,19 +95,14 @@ impl Catalyst {
         Arc::clone(&self.inner.feeds)
     }
 
-    /// Turns `true` when the node stops (see [`Catalyst::close_consumers`]).
-    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+    /// The process's shutdown token.
+    pub(crate) fn shutdown(&self) -> Shutdown {
+        self.inner.config.shutdown.clone()
     }
 
     /// Catalyst's counters.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
-    }
-
-    /// Closes every consumer's WebSocket with 1001 (going away); call it when the node stops.
-    pub fn close_consumers(&self) {
-        self.inner.shutdown.send_replace(true);
     }
 }

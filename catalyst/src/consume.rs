@@ -3,17 +3,16 @@
 //! binding, `cloudevents.json`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocketUpgrade, close_code};
+use axum::extract::ws::{WebSocketUpgrade, close_code};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use draft_log::{LogBackend, Offset, PartitionName};
-use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{broadcast, mpsc, watch};
-
+use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
 use draft_http::{ApiError, Code, Query};
+use draft_log::{LogBackend, Offset, PartitionName};
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::broker::Catalyst;
 use crate::channel;
@@ -22,16 +21,17 @@ use crate::error::log_error;
 use crate::feed::{Feeds, delivered_text};
 use crate::query::{filter, resolve_from};
 use crate::wire::SUBPROTOCOL;
-use draft_http::ws::{close, close_for_read_error};
 
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;
 /// Events queued between a consumer's reader and its socket.
 const SOCKET_QUEUE: usize = 256;
-/// How often the server pings an idle client (RFC 6455 §5.5.2).
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// A client that answers nothing (no pong, no message) for this long is closed.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Consumers only receive (the CloudEvents WebSocket binding's consumer side).
+const OPTIONS: SocketOptions = SocketOptions {
+    ping_every: draft_http::ws::PING_EVERY,
+    idle_limit: draft_http::ws::IDLE_LIMIT,
+    client_data: ClientData::Refuse("consumers only receive; send nothing but pings and close"),
+};
 
 /// `GET /v1/channels/{channel}/consume`: checks every parameter before the upgrade (a bad one
 /// is a 400 with the JSON error), then serves the WebSocket.
@@ -72,14 +72,16 @@ pub(crate) async fn consume(
         channel,
         from,
         filter,
-        shutdown: state.shutdown_signal(),
     };
     Ok(draft_http::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
             state.metrics().consumer_connected();
+            let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+            let reader = tokio::spawn(consumer.read(tx));
             let (sink, stream) = socket.split();
-            serve_socket(consumer, sink, stream).await;
+            serve_socket(sink, stream, rx, OPTIONS, state.shutdown()).await;
+            reader.abort();
             state.metrics().consumer_disconnected();
         }))
 }
@@ -102,7 +104,7 @@ async fn read_channel(
     channel: PartitionName,
     mut next: Offset,
     filter: Filter,
-    out: mpsc::Sender<Utf8Bytes>,
+    out: mpsc::Sender<Outbound>,
 ) -> Stop {
     let feed = match feeds.get(&channel).await {
         Ok(feed) => feed,
@@ -123,7 +125,10 @@ async fn read_channel(
             };
             for record in &records {
                 if filter.matches_key(record.key.as_deref())
-                    && out.send(delivered_text(&channel, record)).await.is_err()
+                    && out
+                        .send(Outbound::Text(delivered_text(&channel, record)))
+                        .await
+                        .is_err()
                 {
                     return Stop::Disconnected;
                 }
@@ -137,7 +142,7 @@ async fn read_channel(
                 Ok(event) if event.offset == next.0 => {
                     next = next.next();
                     if filter.matches(&event.ty, &event.source)
-                        && out.send(event.text).await.is_err()
+                        && out.send(Outbound::Text(event.text)).await.is_err()
                     {
                         return Stop::Disconnected;
                     }
@@ -163,81 +168,26 @@ struct Consumer {
     channel: PartitionName,
     from: Offset,
     filter: Filter,
-    shutdown: watch::Receiver<bool>,
 }
 
-/// Resolves once the node is shutting down (or its shutdown signal is gone).
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is dropped here, inside, so the future stays `Send`.
-    let _ = shutdown.wait_for(|stopping| *stopping).await.is_ok();
-}
-
-/// Drives one WebSocket: events out, pings, the client's close, the node's shutdown. Generic
-/// over the socket's halves so it can be tested without a network.
-async fn serve_socket<W, R>(consumer: Consumer, mut sink: W, mut stream: R)
-where
-    W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let Consumer {
-        log,
-        feeds,
-        channel,
-        from,
-        filter,
-        mut shutdown,
-    } = consumer;
-    let (tx, mut events) = mpsc::channel(SOCKET_QUEUE);
-    let mut reader = tokio::spawn(read_channel(log, feeds, channel.clone(), from, filter, tx));
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.reset();
-    let mut last_heard = tokio::time::Instant::now();
-    let goodbye = loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(text) = event else {
-                    if let Ok(Stop::Failed(e)) = (&mut reader).await {
-                        tracing::error!(channel = %channel, error = %e, "consumer stopped");
-                    }
-                    break Some(close(close_code::ERROR, "the node could not read the channel"));
-                };
-                // Feed what is already queued and flush once: one write for a run of events
-                // instead of one per event.
-                let mut ok = sink.feed(Message::Text(text)).await.is_ok();
-                let mut queued = 1;
-                while ok && queued < SOCKET_QUEUE {
-                    let Ok(text) = events.try_recv() else { break };
-                    ok = sink.feed(Message::Text(text)).await.is_ok();
-                    queued += 1;
-                }
-                if !ok || sink.flush().await.is_err() {
-                    break None;
-                }
-            },
-            incoming = stream.next() => match incoming {
-                None | Some(Ok(Message::Close(_))) => break Some(close(close_code::NORMAL, "")),
-                Some(Err(e)) => break Some(close_for_read_error(e)),
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                    break Some(close(close_code::POLICY, "consumers only receive; send nothing but pings and close"));
-                }
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_LIMIT {
-                    break Some(close(close_code::POLICY, "no pong within 60 s"));
-                }
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    break None;
-                }
-            }
-            () = stopping(&mut shutdown) => {
-                break Some(close(close_code::AWAY, "node shutting down"));
-            }
+impl Consumer {
+    /// Reads the channel into `out` until the socket goes away; a failure to read is logged
+    /// here and ends the socket with 1011.
+    async fn read(self, out: mpsc::Sender<Outbound>) {
+        let channel = self.channel.clone();
+        let stop = read_channel(
+            self.log,
+            self.feeds,
+            self.channel,
+            self.from,
+            self.filter,
+            out.clone(),
+        )
+        .await;
+        if let Stop::Failed(e) = stop {
+            tracing::error!(channel = %channel, error = %e, "consumer stopped");
+            let reason = "the node could not read the channel".into();
+            let _ = out.send(Outbound::Close(close_code::ERROR, reason)).await;
         }
-    };
-    reader.abort();
-    if let Some(frame) = goodbye {
-        let _ = sink.send(frame).await;
     }
-    let _ = sink.close().await;
 }

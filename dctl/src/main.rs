@@ -3,7 +3,6 @@
 
 mod cli;
 mod cmd;
-mod node;
 mod output;
 mod remote;
 

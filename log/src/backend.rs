@@ -51,6 +51,14 @@ pub trait LogBackend: Send + Sync + 'static {
 
     /// The heads of every partition, sorted by name.
     fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>>;
+
+    /// Makes everything appended so far durable (a node calls it last, on its way down; in
+    /// `Buffered` mode it is what makes the last appends survive).
+    fn sync(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether the backend can still take writes; `false` after a storage failure that needs
+    /// the operator (a node reports it as not ready).
+    fn is_healthy(&self) -> bool;
 }
 
 /// Runs a blocking log call off the async workers.
@@ -102,5 +110,14 @@ impl LogBackend for Log {
 
     fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>> {
         Box::pin(std::future::ready(Ok(Log::partitions(self))))
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        let log = self.clone();
+        Box::pin(blocking(move || log.sync()))
+    }
+
+    fn is_healthy(&self) -> bool {
+        Log::is_healthy(self)
     }
 }

@@ -237,6 +237,14 @@ impl Log {
             .db
             .persist(PersistMode::SyncAll)
             .map_err(|e| Error::storage("fsync", e))
+            .inspect_err(|_| self.inner.store.mark_failed())
+    }
+
+    /// `false` once a commit or an fsync has failed: the log then refuses writes until it is
+    /// reopened (see [`Error::Storage`]).
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        !self.inner.store.has_failed()
     }
 
     /// Closes the log if this is the last handle: waits for queued appends and the background

@@ -33,6 +33,8 @@ pub(crate) struct Store {
     /// Bumped after every commit and when the log closes; tails wait on it.
     pub(crate) committed: watch::Sender<u64>,
     closed: AtomicBool,
+    /// Set once a commit failed: fjall refuses every later write until the log is reopened.
+    failed: AtomicBool,
 }
 
 impl Store {
@@ -67,6 +69,7 @@ impl Store {
             heads: RwLock::new(heads),
             committed: watch::Sender::new(0),
             closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -96,6 +99,16 @@ impl Store {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Records that a commit failed (the log refuses writes from now on).
+    pub(crate) fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Whether a commit has failed since the log was opened.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     fn heads_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionName, PartState>> {

@@ -263,6 +263,7 @@ impl Writer {
             }
             Err(e) => {
                 self.poisoned = true;
+                self.store.mark_failed();
                 error!(error = ?e, "group commit failed; the log refuses writes until reopened");
                 let err = Error::storage("append", e);
                 for (reply, _) in acks {

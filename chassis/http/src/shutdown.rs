@@ -10,11 +10,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The process's shutdown token. Cheap to clone; every clone sees the same trigger.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Shutdown {
     triggered: watch::Sender<bool>,
     /// How many [`DrainGuard`]s are alive.
     active: watch::Sender<usize>,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .field("active", &self.active())
+            .finish()
+    }
 }
 
 impl Default for Shutdown {

@@ -11,14 +11,13 @@ pub(crate) mod status;
 pub(crate) mod up;
 
 use crate::cli::{Cli, Command};
-use crate::node;
 
 /// Runs the command line's command.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             init_tracing();
-            node::up(node::Settings::resolve(args)?).await
+            up::run(args).await
         }
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,

@@ -1,13 +1,14 @@
-//! `dctl up`'s flags, as clap parses them; `node` resolves them into settings and runs the node.
+//! `dctl up`: its flags, as clap parses them (with their `DRAFT_*` variables), as the top
+//! layer of the node's settings; then the node, until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use dctl::node::{CatalystLayer, DurabilityChoice, Layer, Node, NodeLayer, Settings};
 
 /// When appends are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DurabilityArg {
     /// After fsync (group commit).
     Sync,
@@ -18,6 +19,9 @@ pub(crate) enum DurabilityArg {
 /// `dctl up`. Flags win over `DRAFT_*` variables, which win over `draft.toml`.
 #[derive(Debug, Args)]
 pub(crate) struct UpArgs {
+    /// The node's name, the source of its control events (default: the host name).
+    #[arg(long, env = "DRAFT_NODE")]
+    pub(crate) node_name: Option<String>,
     /// The API's listen address.
     #[arg(long, env = "DRAFT_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
@@ -53,4 +57,69 @@ pub(crate) struct UpArgs {
     /// How long `source` + `id` is remembered to drop duplicate events, in seconds.
     #[arg(long, env = "DRAFT_DEDUP_WINDOW_SECS")]
     pub(crate) dedup_window_secs: Option<u64>,
+}
+
+impl UpArgs {
+    /// The flags (and variables) as a settings layer.
+    fn layer(self) -> Layer {
+        Layer {
+            node: NodeLayer {
+                name: self.node_name,
+                listen: self.listen,
+                ingress: self.ingress,
+                data_dir: self.data_dir,
+                durability: self.durability.map(|d| match d {
+                    DurabilityArg::Sync => DurabilityChoice::Sync,
+                    DurabilityArg::Buffered => DurabilityChoice::Buffered,
+                }),
+                flush_interval_ms: self.flush_interval_ms,
+                max_connections: self.max_connections,
+                header_read_timeout_ms: self.header_read_timeout_ms,
+            },
+            catalyst: CatalystLayer {
+                max_event_bytes: self.max_event_bytes,
+                max_batch_bytes: self.max_batch_bytes,
+                dedup_window_secs: self.dedup_window_secs,
+            },
+        }
+    }
+}
+
+/// Runs a node with flags over `DRAFT_*` over `draft.toml` over defaults, until SIGINT or
+/// SIGTERM.
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let file = Layer::load(args.config.as_deref())?;
+    let settings = Settings::resolve(args.layer().over(file), dctl::node::host_name)?;
+    dctl::node::raise_open_file_limit(settings.limits.max_connections);
+    let node = Node::open(settings).await?;
+    // Machine-readable for scripts and tests that bind port 0.
+    println!(
+        "listening api=http://{} ingress=http://{}",
+        node.api_addr()?,
+        node.ingress_addr()?
+    );
+    node.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }

@@ -1,0 +1,55 @@
+//! [`Error`]: why a node could not start or stop cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why a node could not start, or did not stop cleanly. Every variant is fatal for the node:
+/// it is reported (one line) and the process exits 1.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: a configuration file cannot be read or is not valid.
+    #[error("invalid config {}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Bad input: a setting is out of range.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// The log cannot be opened (locked by another process, damaged, unreadable).
+    #[error("cannot open the log in {}: {source}", dir.display())]
+    OpenLog {
+        /// The data directory.
+        dir: PathBuf,
+        /// The log's error.
+        source: draft_log::Error,
+    },
+    /// A service could not start on the log (reading it failed, or a checkpoint folder).
+    #[error("cannot start the {service}: {reason}")]
+    Start {
+        /// `broker` or `registry`.
+        service: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A listen address cannot be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// `api` or `ingress`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The last fsync on the way down failed: appends acknowledged in `buffered` mode since
+    /// the last flush may be lost.
+    #[error("final fsync failed: {0}")]
+    Sync(draft_log::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

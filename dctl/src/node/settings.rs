@@ -1,0 +1,220 @@
+//! [`Settings`]: a node's validated settings, and the [`Layer`]s they are merged from.
+//!
+//! Each source of settings is a [`Layer`] in which every field is optional: `draft.toml`
+//! deserializes into one, `dctl up`'s flags (and their `DRAFT_*` variables) build one. The
+//! merge is pure: [`Layer::over`] keeps the higher layer's value where it has one, and
+//! [`Settings::resolve`] fills in the defaults and checks the result. Reading the file is
+//! the only I/O ([`Layer::load`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use draft_catalyst::CatalystConfig;
+use draft_http::Limits;
+use draft_log::Durability;
+use serde::Deserialize;
+
+use crate::node::Error;
+
+/// When appends are acknowledged, as a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityChoice {
+    /// After fsync (group commit): the default.
+    Sync,
+    /// Before fsync; fsync every `flush_interval_ms`.
+    Buffered,
+}
+
+/// One source of settings (`draft.toml`, flags, variables): every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// `[node]`.
+    #[serde(default)]
+    pub node: NodeLayer,
+    /// `[catalyst]`.
+    #[serde(default)]
+    pub catalyst: CatalystLayer,
+}
+
+/// `[node]`: the process, its listeners and its log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeLayer {
+    /// The node's name, the `source` of its control events (default: the host name).
+    pub name: Option<String>,
+    /// The API's listen address (default `127.0.0.1:7070`).
+    pub listen: Option<SocketAddr>,
+    /// The ingress's listen address (default `127.0.0.1:8080`).
+    pub ingress: Option<SocketAddr>,
+    /// Where the log lives (default `.draft`).
+    pub data_dir: Option<PathBuf>,
+    /// `sync` (default) or `buffered`.
+    pub durability: Option<DurabilityChoice>,
+    /// With `buffered`: how often to fsync, in milliseconds (default 100).
+    pub flush_interval_ms: Option<u64>,
+    /// The most connections open at once, per listener (default 4096).
+    pub max_connections: Option<usize>,
+    /// How long a client has to send request headers, in milliseconds (default 30000).
+    pub header_read_timeout_ms: Option<u64>,
+}
+
+/// `[catalyst]`: the broker's limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalystLayer {
+    /// The largest event, in bytes (default 1 MiB).
+    pub max_event_bytes: Option<usize>,
+    /// The largest batch request, in bytes (default 16 MiB).
+    pub max_batch_bytes: Option<usize>,
+    /// How long `source` + `id` is remembered, in seconds (default 120).
+    pub dedup_window_secs: Option<u64>,
+}
+
+impl Layer {
+    /// This layer over `lower`: each field from `self` where set, else from `lower`.
+    #[must_use]
+    pub fn over(self, lower: Self) -> Self {
+        let (n, l) = (self.node, lower.node);
+        let (c, lc) = (self.catalyst, lower.catalyst);
+        Self {
+            node: NodeLayer {
+                name: n.name.or(l.name),
+                listen: n.listen.or(l.listen),
+                ingress: n.ingress.or(l.ingress),
+                data_dir: n.data_dir.or(l.data_dir),
+                durability: n.durability.or(l.durability),
+                flush_interval_ms: n.flush_interval_ms.or(l.flush_interval_ms),
+                max_connections: n.max_connections.or(l.max_connections),
+                header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
+            },
+            catalyst: CatalystLayer {
+                max_event_bytes: c.max_event_bytes.or(lc.max_event_bytes),
+                max_batch_bytes: c.max_batch_bytes.or(lc.max_batch_bytes),
+                dedup_window_secs: c.dedup_window_secs.or(lc.dedup_window_secs),
+            },
+        }
+    }
+
+    /// A `draft.toml`'s text as a layer; `path` names it in the error.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid TOML or an unknown setting.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads `draft.toml`: the file `explicit` names (which must exist), else `./draft.toml`
+    /// if it exists, else an empty layer.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the file cannot be read or is not valid.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, Error> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("draft.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_toml(&text, &path),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::Config {
+                path,
+                reason: format!("cannot read it: {e}"),
+            }),
+        }
+    }
+}
+
+/// A node's validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The node's name.
+    pub name: String,
+    /// The API's listen address.
+    pub listen: SocketAddr,
+    /// The ingress's listen address.
+    pub ingress: SocketAddr,
+    /// Where the log lives.
+    pub data_dir: PathBuf,
+    /// When appends are acknowledged.
+    pub durability: Durability,
+    /// Limits on each listener's clients.
+    pub limits: Limits,
+    /// The broker's settings.
+    pub catalyst: CatalystConfig,
+}
+
+impl Settings {
+    /// The settings `layer` gives, with defaults for what it leaves out (the name defaults
+    /// to `fallback_name`), checked.
+    ///
+    /// # Errors
+    /// [`Error::Settings`] naming the setting that is out of range.
+    pub fn resolve(layer: Layer, fallback_name: impl FnOnce() -> String) -> Result<Self, Error> {
+        let (node, catalyst) = (layer.node, layer.catalyst);
+        let invalid = |what: &str| Err(Error::Settings(what.to_owned()));
+        let flush = node.flush_interval_ms.unwrap_or(100);
+        if flush == 0 {
+            return invalid("flush interval must be at least 1 ms");
+        }
+        let durability = match node.durability.unwrap_or(DurabilityChoice::Sync) {
+            DurabilityChoice::Sync => Durability::Sync,
+            DurabilityChoice::Buffered => Durability::Buffered {
+                interval: Duration::from_millis(flush),
+            },
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_connections: node.max_connections.unwrap_or(defaults.max_connections),
+            header_read_timeout: node
+                .header_read_timeout_ms
+                .map_or(defaults.header_read_timeout, Duration::from_millis),
+        };
+        if limits.max_connections == 0 || limits.header_read_timeout.is_zero() {
+            return invalid("max connections and the header read timeout must be positive");
+        }
+        let defaults = CatalystConfig::default();
+        let catalyst = CatalystConfig {
+            max_event_bytes: catalyst.max_event_bytes.unwrap_or(defaults.max_event_bytes),
+            max_batch_bytes: catalyst.max_batch_bytes.unwrap_or(defaults.max_batch_bytes),
+            dedup_window: catalyst
+                .dedup_window_secs
+                .map_or(defaults.dedup_window, Duration::from_secs),
+            ..defaults
+        };
+        if catalyst.max_event_bytes == 0 || catalyst.max_batch_bytes < catalyst.max_event_bytes {
+            return invalid("max event bytes must be positive and at most max batch bytes");
+        }
+        let name = node.name.unwrap_or_else(fallback_name);
+        if name.is_empty() || name.contains(['/', ' ']) {
+            return invalid("the node name must be non-empty, without '/' or spaces");
+        }
+        Ok(Self {
+            name,
+            listen: node.listen.unwrap_or(([127, 0, 0, 1], 7070).into()),
+            ingress: node.ingress.unwrap_or(([127, 0, 0, 1], 8080).into()),
+            data_dir: node.data_dir.unwrap_or_else(|| PathBuf::from(".draft")),
+            durability,
+            limits,
+            catalyst,
+        })
+    }
+}
+
+/// This machine's name, for a node that is not given one: the host name, else `draft`.
+#[must_use]
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|n| !n.is_empty() && !n.contains(['/', ' ']))
+        .unwrap_or_else(|| "draft".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+use super::*;
+
+fn named() -> String {
+    "n1".to_owned()
+}
+
+fn layer(toml: &str) -> Layer {
+    Layer::from_toml(toml, Path::new("test.toml")).expect("valid layer")
+}
+
+#[test]
+fn an_empty_layer_gives_the_defaults() {
+    let s = Settings::resolve(Layer::default(), named).expect("valid");
+    assert_eq!(s.name, "n1");
+    assert_eq!(
+        s.listen,
+        "127.0.0.1:7070".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(
+        s.ingress,
+        "127.0.0.1:8080".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(s.data_dir, PathBuf::from(".draft"));
+    assert_eq!(s.durability, Durability::Sync);
+    assert_eq!(s.limits.max_connections, 4096);
+    assert_eq!(s.limits.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(s.catalyst.max_event_bytes, 1024 * 1024);
+    assert_eq!(s.catalyst.max_batch_bytes, 16 * 1024 * 1024);
+    assert_eq!(s.catalyst.dedup_window, Duration::from_secs(120));
+}
+
+#[test]
+fn flags_over_variables_over_the_file_field_by_field() {
+    let file = layer(
+        "[node]\nlisten = \"127.0.0.1:1\"\ningress = \"127.0.0.1:2\"\ndata_dir = \"file\"\n\
+         [catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 100\n",
+    );
+    let env = layer("[node]\ningress = \"127.0.0.1:3\"\ndata_dir = \"env\"\n");
+    let flags = layer("[node]\ndata_dir = \"flag\"\n[catalyst]\nmax_event_bytes = 20\n");
+    let s = Settings::resolve(flags.over(env.over(file)), named).expect("valid");
+    assert_eq!(s.listen.port(), 1, "only the file sets it");
+    assert_eq!(s.ingress.port(), 3, "the variable beats the file");
+    assert_eq!(s.data_dir, PathBuf::from("flag"), "the flag beats both");
+    assert_eq!(s.catalyst.max_event_bytes, 20);
+    assert_eq!(s.catalyst.max_batch_bytes, 100);
+}
+
+#[test]
+fn buffered_takes_the_flush_interval() {
+    let s = Settings::resolve(
+        layer("[node]\ndurability = \"buffered\"\nflush_interval_ms = 7\n"),
+        named,
+    )
+    .expect("valid");
+    assert_eq!(
+        s.durability,
+        Durability::Buffered {
+            interval: Duration::from_millis(7)
+        }
+    );
+}
+
+#[test]
+fn out_of_range_settings_are_refused_with_what_is_wrong() {
+    for (toml, says) in [
+        ("[node]\nflush_interval_ms = 0\n", "flush interval"),
+        ("[node]\nmax_connections = 0\n", "max connections"),
+        (
+            "[node]\nheader_read_timeout_ms = 0\n",
+            "header read timeout",
+        ),
+        ("[catalyst]\nmax_event_bytes = 0\n", "max event bytes"),
+        (
+            "[catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 9\n",
+            "max batch bytes",
+        ),
+        ("[node]\nname = \"a/b\"\n", "node name"),
+    ] {
+        let e = Settings::resolve(layer(toml), named).expect_err(toml);
+        assert!(e.to_string().contains(says), "{toml}: {e}");
+    }
+}
+
+#[test]
+fn unknown_settings_and_bad_values_name_the_file() {
+    for toml in [
+        "[node]\nlisten_on = 1\n",
+        "[nodes]\n",
+        "[node]\nlisten = \"nowhere\"\n",
+    ] {
+        let e = Layer::from_toml(toml, Path::new("draft.toml")).expect_err(toml);
+        assert!(e.to_string().contains("draft.toml"), "{e}");
+    }
+}
+
+/// `fixtures/draft.toml` lists every setting with its default: loading it must give exactly
+/// what no file gives, and it must set every field (a new setting missing from it fails).
+#[test]
+fn the_fixture_lists_every_setting_at_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/draft.toml");
+    let fixture = Layer::load(Some(&path)).expect("fixtures/draft.toml loads");
+    let NodeLayer {
+        name,
+        listen,
+        ingress,
+        data_dir,
+        durability,
+        flush_interval_ms,
+        max_connections,
+        header_read_timeout_ms,
+    } = &fixture.node;
+    let CatalystLayer {
+        max_event_bytes,
+        max_batch_bytes,
+        dedup_window_secs,
+    } = &fixture.catalyst;
+    assert!(
+        name.is_none(),
+        "the name defaults to the host name; the fixture leaves it out"
+    );
+    assert!(listen.is_some() && ingress.is_some() && data_dir.is_some());
+    assert!(durability.is_some() && flush_interval_ms.is_some());
+    assert!(max_connections.is_some() && header_read_timeout_ms.is_some());
+    assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
+    assert!(dedup_window_secs.is_some());
+    let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
+    let defaults = Settings::resolve(Layer::default(), named).expect("valid");
+    assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));
+}

@@ -43,6 +43,7 @@ mod store;
 mod tail;
 mod writer;
 
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use crate::backend::LogBackend;

@@ -123,6 +123,12 @@ impl Node {
         self.ingress.local_addr()
     }
 
+    /// The node's shutdown token: triggering it stops the node as `serve`'s future does.
+    #[must_use]
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
     /// The API: every service's routes, the operations endpoints, JSON 404 and 405, and
     /// server errors logged once.
     pub fn router(&self) -> Router {

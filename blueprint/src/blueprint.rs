@@ -37,7 +37,7 @@ impl Blueprint {
         log: Arc<dyn LogBackend>,
         config: BlueprintConfig,
     ) -> Result<Self, OpenError> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let control = PartitionName::new(CONTROL_PARTITION).map_err(OpenError::Log)?;
         let checkpoints =
             Checkpoints::new(&config.checkpoint_dir).map_err(|source| OpenError::Checkpoints {

@@ -6,6 +6,9 @@
 //! Set `DRAFT_BENCH_QUICK=1` for smaller sizes, and `DRAFT_BENCH_REPORTS=latency,stalled` (or
 //! `none`) to run only some of the reports.
 
+// A benchmark measures with the standard clock (`clippy.toml` bans it in async code).
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
 // Figures for humans: float conversions of counts and sizes cannot matter here.
 #![allow(
     clippy::cast_precision_loss,

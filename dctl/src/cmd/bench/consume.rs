@@ -1,6 +1,8 @@
 //! `dctl bench consume`: one WebSocket replaying a channel, as fast as the node sends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::bail;
 use draft_catalyst::client::{Client, ClientError};
@@ -107,7 +109,7 @@ async fn replay(socket: &mut Socket, expected: u64, deadline: Instant, started: 
     let mut r = Replay::default();
     while r.received < expected {
         let message = tokio::select! {
-            m = tokio::time::timeout_at(deadline.into(), socket.next()) => m,
+            m = tokio::time::timeout_at(deadline, socket.next()) => m,
             _ = tick.tick() => {
                 progress.line(&format!("{} events/s", thousands(r.received - last_tick)));
                 last_tick = r.received;

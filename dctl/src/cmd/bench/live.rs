@@ -4,7 +4,9 @@
 //! marks what it received, so a lost or repeated event is counted, not guessed.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::bail;
 use futures::StreamExt;

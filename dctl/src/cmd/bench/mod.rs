@@ -21,7 +21,9 @@ mod report;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{Context, bail};
 use draft_catalyst::wire::{BATCH, ErrorBody, STRUCTURED, SUBPROTOCOL};

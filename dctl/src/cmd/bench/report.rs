@@ -1,7 +1,9 @@
 //! How a run reports: the summary on stdout, progress on stderr, and the figures in them.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::histogram::Histogram;
 

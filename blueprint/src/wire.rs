@@ -154,11 +154,7 @@ pub struct KvHistory {
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as values travel in JSON.
-#[must_use]
-pub fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+pub use draft_http::base64_encode;
 
 /// Decodes standard base64 (padding optional); `None` if it is not base64.
 #[must_use]

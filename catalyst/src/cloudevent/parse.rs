@@ -128,7 +128,4 @@ fn encode_data(content_type: Option<&str>, body: &[u8]) -> String {
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as the JSON format's `data_base64` requires.
-pub(super) fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
+pub(super) use draft_http::base64_encode;

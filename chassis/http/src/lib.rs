@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod base64;
 mod body;
 mod client_error;
 
@@ -41,6 +42,7 @@ mod time;
 #[cfg(feature = "server")]
 pub mod ws;
 
+pub use crate::base64::base64_encode;
 pub use crate::body::{ErrorBody, ErrorDetail};
 pub use crate::client_error::ClientError;
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::record::Offset;
+use crate::offset::Offset;
 
 /// A `Result` whose error defaults to the log's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -41,6 +41,7 @@ mod error;
 mod event_key;
 mod frame;
 mod log;
+mod offset;
 mod partition;
 mod record;
 mod store;

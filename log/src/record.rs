@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+pub use crate::offset::Offset;
 
 /// The longest partition name, in bytes (DESIGN.md §2: `[a-z0-9][a-z0-9._-]{0,127}`).
 pub const MAX_PARTITION_NAME_LEN: usize = 128;
@@ -100,30 +101,6 @@ impl fmt::Debug for PartitionName {
 impl AsRef<str> for PartitionName {
     fn as_ref(&self) -> &str {
         &self.0
-    }
-}
-
-/// The position of a record in its partition. Offsets start at 0 and are dense.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Offset(pub u64);
-
-impl Offset {
-    /// The offset after this one.
-    #[must_use]
-    pub fn next(self) -> Self {
-        Self(self.0 + 1)
-    }
-}
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<u64> for Offset {
-    fn from(value: u64) -> Self {
-        Self(value)
     }
 }
 

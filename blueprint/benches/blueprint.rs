@@ -6,7 +6,6 @@
 
 // A benchmark measures with the standard clock (`clippy.toml` bans it in async code).
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
-
 // Figures for humans: float conversions of counts cannot matter here.
 #![allow(clippy::cast_precision_loss)]
 

@@ -127,25 +127,7 @@ pub(super) async fn run(live: Live) -> anyhow::Result<()> {
     }
 
     // The consumers first, filtered to this run's events.
-    let query = format!("from=latest&source={}", target.source().replace('/', "%2F"));
-    let sockets: Vec<anyhow::Result<Socket>> = futures::stream::iter(0..consumers)
-        .map(|_| target.consume(&query, 16 * 1024))
-        .buffer_unordered(CONNECT_PARALLEL)
-        .collect()
-        .await;
-    let mut open = Vec::with_capacity(consumers);
-    let mut refused = None;
-    for socket in sockets {
-        match socket {
-            Ok(s) => open.push(s),
-            Err(e) => refused = refused.or(Some(e)),
-        }
-    }
-    if let Some(e) = refused {
-        let opened = open.len();
-        futures::future::join_all(open.into_iter().map(close)).await;
-        bail!("only {opened} of {consumers} consumers could connect: {e:#}");
-    }
+    let open = connect_consumers(&target, consumers).await?;
     let started = Instant::now();
     let (done_tx, done_rx) = watch::channel(None::<Done>);
     let readers: Vec<_> = open
@@ -183,6 +165,30 @@ pub(super) async fn run(live: Live) -> anyhow::Result<()> {
         },
         &consumed,
     )
+}
+
+/// Opens `consumers` WebSockets from `latest`, filtered to this run's events; all or none.
+async fn connect_consumers(target: &Target, consumers: usize) -> anyhow::Result<Vec<Socket>> {
+    let query = format!("from=latest&source={}", target.source().replace('/', "%2F"));
+    let sockets: Vec<anyhow::Result<Socket>> = futures::stream::iter(0..consumers)
+        .map(|_| target.consume(&query, 16 * 1024))
+        .buffer_unordered(CONNECT_PARALLEL)
+        .collect()
+        .await;
+    let mut open = Vec::with_capacity(consumers);
+    let mut refused = None;
+    for socket in sockets {
+        match socket {
+            Ok(s) => open.push(s),
+            Err(e) => refused = refused.or(Some(e)),
+        }
+    }
+    if let Some(e) = refused {
+        let opened = open.len();
+        futures::future::join_all(open.into_iter().map(close)).await;
+        bail!("only {opened} of {consumers} consumers could connect: {e:#}");
+    }
+    Ok(open)
 }
 
 /// How the producer did.

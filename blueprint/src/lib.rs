@@ -31,6 +31,8 @@ mod kv;
 #[cfg(feature = "server")]
 mod lease;
 #[cfg(feature = "server")]
+mod names;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
@@ -54,11 +56,11 @@ pub use crate::blueprint::Blueprint;
 #[cfg(feature = "server")]
 pub use crate::config::BlueprintConfig;
 #[cfg(feature = "server")]
-pub use crate::error::{OpenError, WriteError};
+pub use crate::error::{NameError, NameKind, OpenError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
-pub use crate::kv::MAX_KEY_BYTES;
+pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvValue, Projection};
 #[cfg(feature = "server")]

@@ -4,6 +4,9 @@
 //! the KV store are a [`Projection`] of that log, so nothing is ever forgotten and the state
 //! as of any past revision or time can be asked for (`?at=`). Leases are kept in memory; when
 //! one lapses the node appends `io.draft.instance.expired`. See DESIGN.md §2-4.
+//!
+//! Writes take validated names ([`ServiceName`], [`InstanceId`], [`Key`]) and revisions are
+//! [`Revision`]s, so the library refuses what the HTTP API refuses.
 
 pub mod wire;
 

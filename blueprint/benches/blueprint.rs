@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use draft_blueprint::{Blueprint, BlueprintConfig, Condition};
+use draft_blueprint::{
+    Blueprint, BlueprintConfig, Condition, InstanceId, Key, Revision, ServiceName,
+};
 use draft_log::{Log, LogConfig};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -48,7 +50,8 @@ async fn puts(bp: &Blueprint, total: u64) -> f64 {
             let bp = bp.clone();
             tokio::spawn(async move {
                 for i in 0..per_task {
-                    let key = format!("config/{}", (t * per_task + i) % 1000);
+                    let key =
+                        Key::parse(&format!("config/{}", (t * per_task + i) % 1000)).expect("key");
                     bp.put(&key, vec![b'v'; 200], Condition::None, "bench")
                         .await
                         .expect("put");
@@ -79,13 +82,16 @@ fn main() {
         .configure_from_args()
         .sample_size(20)
         .measurement_time(Duration::from_secs(5));
-    let current = bp.revision().expect("revision");
-    let target = current - (total - 1).min(current);
+    let current = bp.revision().expect("revision").get();
+    let target = Revision::new(current - (total - 1).min(current));
     c.bench_function("state_at_1m_back", |b| {
         b.iter(|| rt.block_on(bp.state_at(Some(target))).expect("state"));
     });
     c.bench_function("state_at_recent", |b| {
-        b.iter(|| rt.block_on(bp.state_at(Some(current - 1))).expect("state"));
+        b.iter(|| {
+            rt.block_on(bp.state_at(Some(Revision::new(current - 1))))
+                .expect("state")
+        });
     });
     c.final_summary();
 
@@ -98,7 +104,7 @@ fn main() {
     let ready = started.elapsed();
     println!(
         "report restart: {} control events, ready in {ready:?} (log open + newest checkpoint + replay of the tail)",
-        bp.revision().map_or(0, |r| r + 1)
+        bp.revision().map_or(0, |r| r.next().get())
     );
     rt.block_on(heartbeats(&bp, if quick { 10 } else { 30 }));
 }
@@ -119,7 +125,7 @@ async fn heartbeats(bp: &Blueprint, secs: u64) {
             let (bp, registration) = (bp.clone(), registration.clone());
             tokio::spawn(async move {
                 for i in (t..INSTANCES).step_by(64) {
-                    bp.register("fleet", &format!("i{i}"), registration.clone(), "bench")
+                    bp.register(&fleet(), &instance(i), registration.clone(), "bench")
                         .await
                         .expect("register");
                 }
@@ -130,7 +136,7 @@ async fn heartbeats(bp: &Blueprint, secs: u64) {
         task.await.expect("register");
     }
     let registered_in = started.elapsed();
-    let first = bp.revision().expect("revision");
+    let first = bp.revision().expect("revision").get();
     // One ticker per 100 instances, offset so the 2,000 heartbeats a second are spread out.
     let deadline = Instant::now() + Duration::from_secs(secs);
     let tickers: Vec<_> = (0..INSTANCES / 100)
@@ -141,7 +147,7 @@ async fn heartbeats(bp: &Blueprint, secs: u64) {
                 let mut missed = 0u64;
                 while Instant::now() < deadline {
                     for i in g * 100..(g + 1) * 100 {
-                        missed += u64::from(!bp.heartbeat("fleet", &format!("i{i}")));
+                        missed += u64::from(!bp.heartbeat(&fleet(), &instance(i)));
                     }
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
@@ -163,6 +169,16 @@ async fn heartbeats(bp: &Blueprint, secs: u64) {
     println!(
         "report heartbeats: {INSTANCES} instances registered in {registered_in:?}; {secs} s of heartbeats every 5 s: \
          {missed} refused, {critical} critical, {} control events appended meanwhile (expiries would show here)",
-        bp.revision().expect("revision") - first
+        bp.revision().expect("revision").get() - first
     );
+}
+
+/// The service the heartbeat benchmark registers.
+fn fleet() -> ServiceName {
+    ServiceName::parse("fleet").expect("service name")
+}
+
+/// Its `i`-th instance.
+fn instance(i: usize) -> InstanceId {
+    InstanceId::parse(&format!("i{i}")).expect("instance id")
 }

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::WriteError;
 use crate::event::ControlEvent;
+use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::projection::Projection;
 use crate::wire::{Health, Registration};
 
@@ -32,26 +33,26 @@ pub enum Condition {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Register {
-        service: String,
-        instance: String,
+        service: ServiceName,
+        instance: InstanceId,
         registration: Registration,
     },
     Deregister {
-        service: String,
-        instance: String,
+        service: ServiceName,
+        instance: InstanceId,
     },
     /// Sent by the lease keeper; dropped if the instance is gone or no longer passing.
     Expire {
-        service: String,
-        instance: String,
+        service: ServiceName,
+        instance: InstanceId,
     },
     Put {
-        key: String,
+        key: Key,
         value: Vec<u8>,
         condition: Condition,
     },
     Delete {
-        key: String,
+        key: Key,
         condition: Condition,
     },
 }
@@ -60,7 +61,7 @@ pub(crate) enum Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Appended at this revision.
-    Appended(u64),
+    Appended(Revision),
     /// Nothing to change (same registration; expiry of a renewed lease).
     Unchanged,
 }
@@ -75,13 +76,13 @@ pub(crate) struct WriteRequest {
 #[derive(Default)]
 struct Overlay {
     /// Key -> its revision after this group's earlier writes (`None`: deleted).
-    kv: HashMap<String, Option<u64>>,
+    kv: HashMap<Key, Option<u64>>,
     /// Instance -> its state after this group's earlier writes (`None`: deregistered).
-    instances: HashMap<(String, String), Option<(Registration, Health)>>,
+    instances: HashMap<(ServiceName, InstanceId), Option<(Registration, Health)>>,
 }
 
 impl Overlay {
-    fn key_revision(&self, state: &Projection, key: &str) -> Option<u64> {
+    fn key_revision(&self, state: &Projection, key: &Key) -> Option<u64> {
         match self.kv.get(key) {
             Some(rev) => *rev,
             None => state.get(key).map(|v| v.revision),
@@ -91,13 +92,10 @@ impl Overlay {
     fn instance(
         &self,
         state: &Projection,
-        service: &str,
-        instance: &str,
+        service: &ServiceName,
+        instance: &InstanceId,
     ) -> Option<(Registration, Health)> {
-        match self
-            .instances
-            .get(&(service.to_owned(), instance.to_owned()))
-        {
+        match self.instances.get(&(service.clone(), instance.clone())) {
             Some(i) => i.clone(),
             None => state
                 .instance(service, instance)
@@ -137,7 +135,7 @@ fn decide(
             check(*condition, overlay.key_revision(state, key))?;
             overlay.kv.insert(key.clone(), Some(revision));
             Ok(Some(ControlEvent::KvPut {
-                key: key.clone(),
+                key: key.as_str().to_owned(),
                 value: value.clone(),
             }))
         }
@@ -148,7 +146,9 @@ fn decide(
             }
             check(*condition, current)?;
             overlay.kv.insert(key.clone(), None);
-            Ok(Some(ControlEvent::KvDeleted { key: key.clone() }))
+            Ok(Some(ControlEvent::KvDeleted {
+                key: key.as_str().to_owned(),
+            }))
         }
         Op::Register {
             service,
@@ -167,8 +167,8 @@ fn decide(
                 Some((registration.clone(), Health::Passing)),
             );
             Ok(Some(ControlEvent::Registered {
-                service: service.clone(),
-                instance: instance.clone(),
+                service: service.as_str().to_owned(),
+                instance: instance.as_str().to_owned(),
                 registration: registration.clone(),
             }))
         }
@@ -180,8 +180,8 @@ fn decide(
                 .instances
                 .insert((service.clone(), instance.clone()), None);
             Ok(Some(ControlEvent::Deregistered {
-                service: service.clone(),
-                instance: instance.clone(),
+                service: service.as_str().to_owned(),
+                instance: instance.as_str().to_owned(),
             }))
         }
         Op::Expire { service, instance } => match overlay.instance(state, service, instance) {
@@ -191,8 +191,8 @@ fn decide(
                     Some((registration, Health::Critical)),
                 );
                 Ok(Some(ControlEvent::Expired {
-                    service: service.clone(),
-                    instance: instance.clone(),
+                    service: service.as_str().to_owned(),
+                    instance: instance.as_str().to_owned(),
                 }))
             }
             _ => Ok(None),
@@ -267,9 +267,13 @@ mod tests {
         }
     }
 
+    fn key(key: &str) -> Key {
+        Key::parse(key).expect("key")
+    }
+
     fn put(key: &str, condition: Condition) -> Op {
         Op::Put {
-            key: key.into(),
+            key: self::key(key),
             value: b"v".to_vec(),
             condition,
         }
@@ -297,7 +301,7 @@ mod tests {
                 request(put("new", Condition::IfAbsent)),
                 request(put("new", Condition::IfAbsent)), // exists now
                 request(Op::Delete {
-                    key: "gone".into(),
+                    key: key("gone"),
                     condition: Condition::None,
                 }),
             ],
@@ -326,14 +330,16 @@ mod tests {
             metadata: std::collections::BTreeMap::default(),
             ttl_ms: 100,
         };
+        let service = ServiceName::parse("s").expect("service");
+        let instance = InstanceId::parse("i").expect("instance");
         let reg = || Op::Register {
-            service: "s".into(),
-            instance: "i".into(),
+            service: service.clone(),
+            instance: instance.clone(),
             registration: registration.clone(),
         };
         let expire = || Op::Expire {
-            service: "s".into(),
-            instance: "i".into(),
+            service: service.clone(),
+            instance: instance.clone(),
         };
         let group = decide_group(
             &Projection::default(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use draft_log::{LogBackend, PartitionName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
@@ -15,6 +15,7 @@ use crate::error::{OpenError, WriteError};
 use crate::event::CONTROL_PARTITION;
 use crate::expiry;
 use crate::lease::Leases;
+use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::projection::Projection;
 use crate::replay;
 use crate::shared::Shared;
@@ -47,14 +48,7 @@ impl Blueprint {
         let mut state = replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir).await?;
         let from_checkpoint = state.revision();
         replay::replay(&*log, &control, &mut state, None).await?;
-        let now = Instant::now();
-        let mut leases = Leases::default();
-        for (service, instance, i) in state.instances() {
-            if i.health == Health::Passing {
-                let ttl = Duration::from_millis(i.registration.ttl_ms);
-                leases.renew(service, instance, ttl, now);
-            }
-        }
+        let leases = first_leases(&state, Instant::now());
         info!(
             revision = ?state.revision(),
             checkpoint = ?from_checkpoint,
@@ -66,7 +60,7 @@ impl Blueprint {
             shared: Arc::new(Shared {
                 log,
                 control,
-                applied: watch::Sender::new(state.revision()),
+                applied: watch::Sender::new(state.revision().map(Revision::new)),
                 state: RwLock::new(state),
                 config,
                 writes,
@@ -93,13 +87,13 @@ impl Blueprint {
 
     /// The current revision.
     #[must_use]
-    pub fn revision(&self) -> Option<u64> {
-        self.shared.revision()
+    pub fn revision(&self) -> Option<Revision> {
+        self.shared.revision().map(Revision::new)
     }
 
     /// A receiver of the last applied revision.
     #[must_use]
-    pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
+    pub fn subscribe(&self) -> watch::Receiver<Option<Revision>> {
         self.shared.applied.subscribe()
     }
 
@@ -120,8 +114,8 @@ impl Blueprint {
     ///
     /// # Errors
     /// If the log or a checkpoint cannot be read.
-    pub async fn state_at(&self, revision: Option<u64>) -> Result<Projection, OpenError> {
-        self.shared.state_at(revision).await
+    pub async fn state_at(&self, revision: Option<Revision>) -> Result<Projection, OpenError> {
+        self.shared.state_at(revision.map(Revision::get)).await
     }
 
     /// The revision in force at `time`: the last control event appended at or before it
@@ -129,23 +123,27 @@ impl Blueprint {
     ///
     /// # Errors
     /// If the log cannot be read.
-    pub async fn revision_at_time(&self, time: Timestamp) -> Result<Option<u64>, draft_log::Error> {
-        self.shared.revision_at_time(time).await
+    pub async fn revision_at_time(
+        &self,
+        time: Timestamp,
+    ) -> Result<Option<Revision>, draft_log::Error> {
+        let revision = self.shared.revision_at_time(time).await?;
+        Ok(revision.map(Revision::new))
     }
 
     /// Registers (or re-registers) an instance; the same registration of a passing instance
     /// appends nothing but renews the lease.
     pub async fn register(
         &self,
-        service: &str,
-        instance: &str,
+        service: &ServiceName,
+        instance: &InstanceId,
         registration: Registration,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
         let ttl = Duration::from_millis(registration.ttl_ms);
         let op = Op::Register {
-            service: service.to_owned(),
-            instance: instance.to_owned(),
+            service: service.clone(),
+            instance: instance.clone(),
             registration,
         };
         let outcome = self.shared.write(op, actor).await?;
@@ -158,7 +156,7 @@ impl Blueprint {
     /// Renews a passing instance's lease. `false` if it is unknown or critical (the client
     /// should register again).
     #[must_use]
-    pub fn heartbeat(&self, service: &str, instance: &str) -> bool {
+    pub fn heartbeat(&self, service: &ServiceName, instance: &InstanceId) -> bool {
         let ttl = self.read(|s| {
             s.instance(service, instance)
                 .filter(|i| i.health == Health::Passing)
@@ -174,13 +172,13 @@ impl Blueprint {
     /// Deregisters an instance.
     pub async fn deregister(
         &self,
-        service: &str,
-        instance: &str,
+        service: &ServiceName,
+        instance: &InstanceId,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
         let op = Op::Deregister {
-            service: service.to_owned(),
-            instance: instance.to_owned(),
+            service: service.clone(),
+            instance: instance.clone(),
         };
         self.shared.write(op, actor).await
     }
@@ -188,7 +186,7 @@ impl Blueprint {
     /// Puts a key, if `condition` holds.
     pub async fn put(
         &self,
-        key: &str,
+        key: &Key,
         value: Vec<u8>,
         condition: Condition,
         actor: &str,
@@ -196,7 +194,7 @@ impl Blueprint {
         self.shared
             .write(
                 Op::Put {
-                    key: key.to_owned(),
+                    key: key.clone(),
                     value,
                     condition,
                 },
@@ -208,18 +206,44 @@ impl Blueprint {
     /// Deletes a key, if it exists and `condition` holds.
     pub async fn delete(
         &self,
-        key: &str,
+        key: &Key,
         condition: Condition,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
         self.shared
             .write(
                 Op::Delete {
-                    key: key.to_owned(),
+                    key: key.clone(),
                     condition,
                 },
                 actor,
             )
             .await
     }
+}
+
+/// The leases at open: every passing instance gets one full TTL from `now`.
+///
+/// Every write takes typed names, so `_draft` holds no name the API refuses unless something
+/// other than Blueprint appended to it; such an instance gets no lease (it keeps its health),
+/// with a warning, since the lease table and the expiry it leads to take typed names.
+fn first_leases(state: &Projection, now: Instant) -> Leases {
+    let mut leases = Leases::default();
+    for (service, instance, i) in state.instances() {
+        if i.health != Health::Passing {
+            continue;
+        }
+        let (Ok(service), Ok(instance)) =
+            (ServiceName::parse(service), InstanceId::parse(instance))
+        else {
+            warn!(
+                service,
+                instance, "a stored instance has a name the API refuses; no lease"
+            );
+            continue;
+        };
+        let ttl = Duration::from_millis(i.registration.ttl_ms);
+        leases.renew(&service, &instance, ttl, now);
+    }
+    leases
 }

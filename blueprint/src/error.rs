@@ -1,5 +1,5 @@
-//! Blueprint's errors: why it could not open (or rebuild a past state), and why a write to the
-//! control plane was refused.
+//! Blueprint's errors: why it could not open (or rebuild a past state), why a write to the
+//! control plane was refused, and why a name or key was refused.
 //!
 //! Each variant says whether it is *fatal* (the node must be mended and Blueprint opened
 //! again), *bad input* (the caller must change the request) or *retryable*.
@@ -47,4 +47,66 @@ pub enum WriteError {
     /// Fatal or retryable, as the log error says: the append failed.
     #[error("log error: {0}")]
     Log(#[from] draft_log::Error),
+}
+
+/// Which kind of name a [`NameError`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// A service name.
+    Service,
+    /// An instance id.
+    Instance,
+    /// A KV key.
+    Key,
+}
+
+impl std::fmt::Display for NameKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Service => "service name",
+            Self::Instance => "instance name",
+            Self::Key => "key",
+        })
+    }
+}
+
+/// Bad input: a service name, instance id or KV key that breaks its rule. The message is the
+/// one the HTTP API answers with, for example
+/// `service name "a b" must be 1-128 of [A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {value:?} must be {rule}")]
+pub struct NameError {
+    kind: NameKind,
+    value: String,
+    rule: &'static str,
+}
+
+impl NameError {
+    /// `value`, refused as a `kind` for breaking `rule`.
+    pub(crate) fn new(kind: NameKind, value: impl Into<String>, rule: &'static str) -> Self {
+        Self {
+            kind,
+            value: value.into(),
+            rule,
+        }
+    }
+
+    /// Which kind of name was refused.
+    #[must_use]
+    pub fn kind(&self) -> NameKind {
+        self.kind
+    }
+
+    /// The refused text.
+    #[must_use]
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The rule it breaks, in words.
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        self.rule
+    }
 }

@@ -32,7 +32,12 @@ pub(crate) async fn keep_leases(shared: Weak<Shared>) {
             // The writer drops it if the lease was renewed or the instance left meanwhile.
             tokio::spawn(async move {
                 if let Err(e) = shared.write(op, "draft").await {
-                    warn!(service, instance, error = %e, "could not record an expiry");
+                    warn!(
+                        service = service.as_str(),
+                        instance = instance.as_str(),
+                        error = %e,
+                        "could not record an expiry"
+                    );
                 }
             });
         }

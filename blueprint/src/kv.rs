@@ -11,37 +11,18 @@ use draft_log::Offset;
 use crate::applier::{Condition, Outcome};
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
+use crate::names::{HISTORY, Key, Revision};
 use crate::projection::KvValue;
-use crate::respond::{json, log_error, view, with_revision, write_error};
+use crate::respond::{json, log_error, name_error, view, with_revision, write_error};
 use crate::wire::{KvChange, KvEntry, KvHistory, KvList, base64_encode};
 
-/// The longest key, in bytes.
-pub const MAX_KEY_BYTES: usize = 512;
-/// The path suffix that reads a key's history.
-const HISTORY: &str = "/history";
 /// Keys per page of `GET /v1/kv` by default, and at most.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 10_000;
 
-/// Keys are `/`-separated paths of `[A-Za-z0-9._-]`, at most 512 bytes, and do not end with
-/// `/history` (that path reads a key's history).
-fn check_key(key: &str) -> Result<(), ApiError> {
-    let valid = !key.is_empty()
-        && key.len() <= MAX_KEY_BYTES
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
-        && !key.ends_with(HISTORY);
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            Code::InvalidKey,
-            format!(
-                "key {key:?} must be 1-{MAX_KEY_BYTES} bytes of [A-Za-z0-9._-/] and not end with /history"
-            ),
-        ))
-    }
+/// The key in a request's path, or 400 `invalid_key` with the rule it breaks (see [`Key`]).
+fn parse_key(key: &str) -> Result<Key, ApiError> {
+    Key::parse(key).map_err(|e| name_error(&e))
 }
 
 /// The answer to `PUT` or `DELETE` on `{key}/history`, which is read-only: 405 with
@@ -119,7 +100,7 @@ pub(crate) async fn get(
     if let Some(key) = key.strip_suffix(HISTORY) {
         return history(&bp, key, raw.as_deref()).await;
     }
-    check_key(&key)?;
+    let key = parse_key(&key)?;
     let q = Query::parse(raw.as_deref(), &["at"])?;
     let view = view(&bp, q.at()?).await?;
     let Some(value) = view.with(|p| p.get(&key).cloned()) else {
@@ -149,7 +130,7 @@ pub(crate) async fn put(
     if let Some(refusal) = history_is_read_only(&key, "PUT") {
         return Ok(refusal);
     }
-    check_key(&key)?;
+    let key = parse_key(&key)?;
     let condition = condition(&headers)?;
     let limit = bp.config().max_value_bytes;
     let value = to_bytes(body, limit)
@@ -169,7 +150,9 @@ pub(crate) async fn put(
         StatusCode::OK,
         &serde_json::json!({"key": key, "revision": revision}),
     );
-    response.headers_mut().insert(header::ETAG, etag(revision));
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(revision.get()));
     Ok(with_revision(response, Some(revision)))
 }
 
@@ -183,7 +166,7 @@ pub(crate) async fn delete(
     if let Some(refusal) = history_is_read_only(&key, "DELETE") {
         return Ok(refusal);
     }
-    check_key(&key)?;
+    let key = parse_key(&key)?;
     let condition = condition(&headers)?;
     let outcome = bp
         .delete(&key, condition, actor.name())
@@ -232,17 +215,17 @@ pub(crate) async fn list(
     let page = KvList {
         entries,
         next_after: next_after.flatten(),
-        revision,
+        revision: revision.map(Revision::get),
     };
     Ok(with_revision(json(StatusCode::OK, &page), revision))
 }
 
 /// `GET /v1/kv/{key}/history[?at=]`: every change, with revision, time and actor.
 async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Response, ApiError> {
-    check_key(key)?;
+    let key = parse_key(key)?;
     let q = Query::parse(raw, &["at"])?;
     let view = view(bp, q.at()?).await?;
-    let revisions = view.with(|p| p.history(key).to_vec());
+    let revisions = view.with(|p| p.history(&key).to_vec());
     let mut changes = Vec::with_capacity(revisions.len());
     for revision in revisions {
         let records = bp
@@ -278,7 +261,7 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
         json(
             StatusCode::OK,
             &KvHistory {
-                key: key.to_owned(),
+                key: key.as_str().to_owned(),
                 changes,
             },
         ),

@@ -10,36 +10,48 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::names::{InstanceId, ServiceName};
+
 /// The lease deadlines of passing instances, keyed by (service, instance).
 #[derive(Debug, Default)]
 pub(crate) struct Leases {
-    deadlines: HashMap<(String, String), Instant>,
+    deadlines: HashMap<(ServiceName, InstanceId), Instant>,
 }
 
 impl Leases {
     /// Gives `instance` of `service` a lease until `now + ttl`, replacing any it had.
-    pub(crate) fn renew(&mut self, service: &str, instance: &str, ttl: Duration, now: Instant) {
+    pub(crate) fn renew(
+        &mut self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        ttl: Duration,
+        now: Instant,
+    ) {
         self.deadlines
-            .insert((service.to_owned(), instance.to_owned()), now + ttl);
+            .insert((service.clone(), instance.clone()), now + ttl);
     }
 
     /// Forgets the lease of `instance` of `service` (it left or expired).
-    pub(crate) fn remove(&mut self, service: &str, instance: &str) {
-        self.deadlines
-            .remove(&(service.to_owned(), instance.to_owned()));
+    pub(crate) fn remove(&mut self, service: &ServiceName, instance: &InstanceId) {
+        self.deadlines.remove(&(service.clone(), instance.clone()));
     }
 
     /// Whether `instance` of `service` holds a lease that has not lapsed at `now`. The writer
     /// drops an expiry of an instance that still holds one: it was renewed meanwhile.
-    pub(crate) fn still_held(&self, service: &str, instance: &str, now: Instant) -> bool {
+    pub(crate) fn still_held(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        now: Instant,
+    ) -> bool {
         self.deadlines
-            .get(&(service.to_owned(), instance.to_owned()))
+            .get(&(service.clone(), instance.clone()))
             .is_some_and(|deadline| *deadline > now)
     }
 
     /// Takes every lease that has lapsed at `now` (its deadline is `now` or earlier) out of the
     /// table, so each lapse is taken once; live leases stay.
-    pub(crate) fn take_lapsed(&mut self, now: Instant) -> Vec<(String, String)> {
+    pub(crate) fn take_lapsed(&mut self, now: Instant) -> Vec<(ServiceName, InstanceId)> {
         self.deadlines
             .extract_if(|_, deadline| *deadline <= now)
             .map(|(key, _)| key)
@@ -53,76 +65,83 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(10);
 
-    fn key(service: &str, instance: &str) -> (String, String) {
-        (service.to_owned(), instance.to_owned())
+    fn names() -> (ServiceName, InstanceId, InstanceId) {
+        let name = |s: &str| ServiceName::parse(s).expect("service");
+        let id = |s: &str| InstanceId::parse(s).expect("instance");
+        (name("web"), id("a"), id("b"))
+    }
+
+    fn key(service: &ServiceName, instance: &InstanceId) -> (ServiceName, InstanceId) {
+        (service.clone(), instance.clone())
     }
 
     #[tokio::test(start_paused = true)]
     async fn renew_extends_the_deadline() {
+        let (web, a, _) = names();
         let mut leases = Leases::default();
-        leases.renew("web", "a", TTL, Instant::now());
+        leases.renew(&web, &a, TTL, Instant::now());
         tokio::time::advance(Duration::from_secs(6)).await;
-        leases.renew("web", "a", TTL, Instant::now());
+        leases.renew(&web, &a, TTL, Instant::now());
         // 12 s after the first lease and 6 s after the renewal.
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(leases.still_held("web", "a", Instant::now()));
+        assert!(leases.still_held(&web, &a, Instant::now()));
         assert!(leases.take_lapsed(Instant::now()).is_empty());
         // 10 s after the renewal: lapsed, at the deadline itself.
         tokio::time::advance(Duration::from_secs(4)).await;
-        assert!(!leases.still_held("web", "a", Instant::now()));
-        assert_eq!(leases.take_lapsed(Instant::now()), vec![key("web", "a")]);
+        assert!(!leases.still_held(&web, &a, Instant::now()));
+        assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &a)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn take_lapsed_takes_each_lapse_once_and_keeps_live_leases() {
+        let (web, short, long) = names();
         let mut leases = Leases::default();
-        leases.renew("web", "short", Duration::from_secs(1), Instant::now());
-        leases.renew("web", "long", TTL, Instant::now());
+        leases.renew(&web, &short, Duration::from_secs(1), Instant::now());
+        leases.renew(&web, &long, TTL, Instant::now());
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(
-            leases.take_lapsed(Instant::now()),
-            vec![key("web", "short")]
-        );
+        assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &short)]);
         assert!(leases.take_lapsed(Instant::now()).is_empty());
-        assert!(leases.still_held("web", "long", Instant::now()));
+        assert!(leases.still_held(&web, &long, Instant::now()));
         tokio::time::advance(TTL).await;
-        assert_eq!(leases.take_lapsed(Instant::now()), vec![key("web", "long")]);
+        assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &long)]);
         assert!(leases.take_lapsed(Instant::now()).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_renewal_after_the_lapse_was_taken_keeps_the_instance() {
+        let (web, a, b) = names();
         let mut leases = Leases::default();
-        leases.renew("web", "a", TTL, Instant::now());
-        leases.renew("web", "b", TTL, Instant::now());
+        leases.renew(&web, &a, TTL, Instant::now());
+        leases.renew(&web, &b, TTL, Instant::now());
         tokio::time::advance(TTL).await;
         let mut lapsed = leases.take_lapsed(Instant::now());
         lapsed.sort();
-        assert_eq!(lapsed, vec![key("web", "a"), key("web", "b")]);
+        assert_eq!(lapsed, vec![key(&web, &a), key(&web, &b)]);
         // A heartbeat from `a` arrives before its expiry is written; `b` stays silent.
-        leases.renew("web", "a", TTL, Instant::now());
+        leases.renew(&web, &a, TTL, Instant::now());
         assert!(
-            leases.still_held("web", "a", Instant::now()),
+            leases.still_held(&web, &a, Instant::now()),
             "a's expiry is dropped"
         );
         assert!(
-            !leases.still_held("web", "b", Instant::now()),
+            !leases.still_held(&web, &b, Instant::now()),
             "b's expiry is written"
         );
         // The renewed lease lapses again later, and is taken again.
         tokio::time::advance(TTL).await;
-        assert_eq!(leases.take_lapsed(Instant::now()), vec![key("web", "a")]);
+        assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &a)]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn remove_forgets_the_lease() {
+        let (web, a, b) = names();
         let mut leases = Leases::default();
-        leases.renew("web", "a", TTL, Instant::now());
-        leases.renew("web", "b", TTL, Instant::now());
-        leases.remove("web", "a");
-        assert!(!leases.still_held("web", "a", Instant::now()));
-        assert!(leases.still_held("web", "b", Instant::now()));
+        leases.renew(&web, &a, TTL, Instant::now());
+        leases.renew(&web, &b, TTL, Instant::now());
+        leases.remove(&web, &a);
+        assert!(!leases.still_held(&web, &a, Instant::now()));
+        assert!(leases.still_held(&web, &b, Instant::now()));
         tokio::time::advance(TTL).await;
-        assert_eq!(leases.take_lapsed(Instant::now()), vec![key("web", "b")]);
+        assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &b)]);
     }
 }

@@ -4,6 +4,9 @@
 //! the KV store are a [`Projection`] of that log, so nothing is ever forgotten and the state
 //! as of any past revision or time can be asked for (`?at=`). Leases are kept in memory; when
 //! one lapses the node appends `io.draft.instance.expired`. See DESIGN.md §2-4.
+//!
+//! Writes take validated names ([`ServiceName`], [`InstanceId`], [`Key`]) and revisions are
+//! [`Revision`]s, so the library refuses what the HTTP API refuses.
 
 pub mod wire;
 
@@ -31,6 +34,8 @@ mod kv;
 #[cfg(feature = "server")]
 mod lease;
 #[cfg(feature = "server")]
+mod names;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
@@ -54,11 +59,11 @@ pub use crate::blueprint::Blueprint;
 #[cfg(feature = "server")]
 pub use crate::config::BlueprintConfig;
 #[cfg(feature = "server")]
-pub use crate::error::{OpenError, WriteError};
+pub use crate::error::{NameError, NameKind, OpenError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
-pub use crate::kv::MAX_KEY_BYTES;
+pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvValue, Projection};
 #[cfg(feature = "server")]

@@ -8,8 +8,10 @@ use draft_http::{Actor, ApiError, Code, Query};
 
 use crate::applier::Outcome;
 use crate::blueprint::Blueprint;
+use crate::error::WriteError;
+use crate::names::{InstanceId, Revision, ServiceName};
 use crate::projection::Projection;
-use crate::respond::{json, view, with_revision, write_error};
+use crate::respond::{json, name_error, view, with_revision, write_error};
 use crate::wire::{
     Health, InstanceInfo, Registration, Route, ServiceInfo, ServiceList, ServiceSummary,
 };
@@ -18,22 +20,6 @@ use crate::wire::{
 const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
 /// The shortest and longest lease.
 const TTL_RANGE: std::ops::RangeInclusive<u64> = 100..=86_400_000;
-
-/// Service and instance names: `[A-Za-z0-9._-]{1,128}`.
-fn name(kind: &str, value: &str) -> Result<(), ApiError> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_parameter(format!(
-            "{kind} name {value:?} must be 1-128 of [A-Za-z0-9._-]"
-        )))
-    }
-}
 
 /// Whether `address` is a `host:port` Fuse can dial: a DNS name or IPv4 address (letters,
 /// digits, `.` and `-`) or an IPv6 address in brackets, then a port from 1 to 65535.
@@ -128,8 +114,8 @@ pub(crate) async fn register(
     actor: Actor,
     body: Body,
 ) -> Result<Response, ApiError> {
-    name("service", &service)?;
-    name("instance", &instance)?;
+    let service = ServiceName::parse(&service).map_err(|e| name_error(&e))?;
+    let instance = InstanceId::parse(&instance).map_err(|e| name_error(&e))?;
     let bytes = to_bytes(body, MAX_REGISTRATION_BYTES).await.map_err(|_| {
         ApiError::too_large(format!(
             "a registration is at most {MAX_REGISTRATION_BYTES} bytes"
@@ -151,11 +137,15 @@ pub(crate) async fn register(
 }
 
 /// `POST …/heartbeat`: 404 when the instance is unknown or its lease lapsed (register again).
+/// A name the API refuses is an instance that cannot be registered, so it is unknown too.
 pub(crate) async fn heartbeat(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    if bp.heartbeat(&service, &instance) {
+    let names = ServiceName::parse(&service)
+        .ok()
+        .zip(InstanceId::parse(&instance).ok());
+    if names.is_some_and(|(s, i)| bp.heartbeat(&s, &i)) {
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({"service": service, "instance": instance, "health": "passing"}),
@@ -170,16 +160,22 @@ pub(crate) async fn heartbeat(
     }
 }
 
-/// `DELETE /v1/services/{service}/instances/{instance}`.
+/// `DELETE /v1/services/{service}/instances/{instance}`. A name the API refuses is an
+/// instance that does not exist (404), as for any other unknown instance.
 pub(crate) async fn deregister(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
     actor: Actor,
 ) -> Result<Response, ApiError> {
+    let what = format!("instance {service}/{instance}");
+    let (Ok(service), Ok(instance)) = (ServiceName::parse(&service), InstanceId::parse(&instance))
+    else {
+        return Err(write_error(WriteError::NotFound, &what));
+    };
     let outcome = bp
         .deregister(&service, &instance, actor.name())
         .await
-        .map_err(|e| write_error(e, &format!("instance {service}/{instance}")))?;
+        .map_err(|e| write_error(e, &what))?;
     let revision = match outcome {
         Outcome::Appended(rev) => Some(rev),
         Outcome::Unchanged => bp.revision(),
@@ -234,7 +230,13 @@ pub(crate) async fn list(
     });
     let revision = view.revision();
     Ok(with_revision(
-        json(StatusCode::OK, &ServiceList { services, revision }),
+        json(
+            StatusCode::OK,
+            &ServiceList {
+                services,
+                revision: revision.map(Revision::get),
+            },
+        ),
         revision,
     ))
 }
@@ -261,7 +263,7 @@ pub(crate) async fn get(
             &ServiceInfo {
                 service,
                 instances,
-                revision,
+                revision: revision.map(Revision::get),
             },
         ),
         revision,

@@ -7,7 +7,8 @@ use draft_http::{ApiError, At, Code};
 use draft_log::Timestamp;
 
 use crate::blueprint::Blueprint;
-use crate::error::{OpenError, WriteError};
+use crate::error::{NameError, NameKind, OpenError, WriteError};
+use crate::names::Revision;
 use crate::projection::Projection;
 
 /// The response header that says which revision an answer is as of.
@@ -29,8 +30,8 @@ impl View {
     }
 
     /// The revision of the state.
-    pub(crate) fn revision(&self) -> Option<u64> {
-        self.with(Projection::revision)
+    pub(crate) fn revision(&self) -> Option<Revision> {
+        self.with(Projection::revision).map(Revision::new)
     }
 }
 
@@ -39,17 +40,17 @@ impl View {
 ///
 /// # Errors
 /// 400 for a future revision; the log's error if it cannot be read.
-pub async fn resolve_at(blueprint: &Blueprint, at: At) -> Result<Option<u64>, ApiError> {
+pub async fn resolve_at(blueprint: &Blueprint, at: At) -> Result<Option<Revision>, ApiError> {
     match at {
         At::Revision(rev) => {
             let current = blueprint.revision();
-            if current.is_none_or(|c| rev > c) {
+            if current.is_none_or(|c| rev > c.get()) {
                 return Err(ApiError::invalid_parameter(format!(
                     "revision {rev} is in the future; the current revision is {}",
                     current.map_or("none".to_owned(), |c| c.to_string())
                 )));
             }
-            Ok(Some(rev))
+            Ok(Some(Revision::new(rev)))
         }
         At::Time(nanos) => blueprint
             .revision_at_time(Timestamp::from_unix_nanos(nanos))
@@ -101,6 +102,15 @@ pub fn open_error(e: &OpenError) -> ApiError {
     }
 }
 
+/// The answer for a refused name in a request's path: 400 `invalid_key` for a key, 400
+/// `invalid_parameter` for a service or instance name, with the rule it breaks.
+pub(crate) fn name_error(e: &NameError) -> ApiError {
+    match e.kind() {
+        NameKind::Key => ApiError::new(Code::InvalidKey, e.to_string()),
+        NameKind::Service | NameKind::Instance => ApiError::invalid_parameter(e.to_string()),
+    }
+}
+
 pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
     match e {
         WriteError::NotFound => ApiError::new(Code::NotFound, format!("{what} does not exist")),
@@ -116,11 +126,11 @@ pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
 }
 
 /// Adds the revision header to a response.
-pub(crate) fn with_revision(mut response: Response, revision: Option<u64>) -> Response {
+pub(crate) fn with_revision(mut response: Response, revision: Option<Revision>) -> Response {
     if let Some(rev) = revision {
         response
             .headers_mut()
-            .insert(REVISION_HEADER, HeaderValue::from(rev));
+            .insert(REVISION_HEADER, HeaderValue::from(rev.get()));
     }
     response
 }

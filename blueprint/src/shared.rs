@@ -13,6 +13,7 @@ use crate::applier::WriteRequest;
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
 use crate::lease::Leases;
+use crate::names::Revision;
 use crate::projection::Projection;
 
 /// The state of one node's Blueprint, behind the handle's `Arc`.
@@ -22,7 +23,7 @@ pub(crate) struct Shared {
     pub(crate) config: BlueprintConfig,
     pub(crate) state: RwLock<Projection>,
     /// The revision last applied; watches and tests wait on it.
-    pub(crate) applied: watch::Sender<Option<u64>>,
+    pub(crate) applied: watch::Sender<Option<Revision>>,
     pub(crate) writes: mpsc::Sender<WriteRequest>,
     /// Lease deadlines of passing instances.
     pub(crate) leases: Mutex<Leases>,

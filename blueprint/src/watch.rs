@@ -10,12 +10,13 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
 use draft_http::{ApiError, Code, Query};
-use draft_log::{Offset, Record};
+use draft_log::Record;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
+use crate::names::Revision;
 use crate::projection::Projection;
 use crate::wire::{Health, WatchMessage, base64_encode};
 
@@ -103,7 +104,7 @@ pub(crate) async fn watch(
     let from = match q.one("from")? {
         None => None,
         Some(f) => {
-            let rev: u64 = f.parse().map_err(|_| {
+            let rev: Revision = f.parse().map_err(|_| {
                 ApiError::invalid_parameter(format!("from must be a revision, not {f:?}"))
             })?;
             if current.is_none_or(|c| rev > c) {
@@ -132,7 +133,7 @@ const OPTIONS: SocketOptions = SocketOptions {
 /// Messages queued between a watch's reader and its socket.
 const SOCKET_QUEUE: usize = 256;
 
-async fn serve(bp: Blueprint, socket: WebSocket, prefix: String, from: Option<u64>) {
+async fn serve(bp: Blueprint, socket: WebSocket, prefix: String, from: Option<Revision>) {
     let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
     let shutdown = bp.config().shutdown.clone();
     let reader = tokio::spawn(read(bp, prefix, from, tx));
@@ -153,10 +154,10 @@ async fn send(out: &mpsc::Sender<Outbound>, message: &WatchMessage) -> bool {
 
 /// What one watch sends: the state (or the log since `from`), the caught-up marker, then
 /// every change, until the socket goes away.
-async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sender<Outbound>) {
+async fn read(bp: Blueprint, prefix: String, from: Option<Revision>, out: mpsc::Sender<Outbound>) {
     // Where the log replay starts, and the revision to announce as caught up.
     let (start, caught_up) = if let Some(rev) = from {
-        (rev + 1, bp.revision())
+        (rev.next(), bp.revision())
     } else {
         let (messages, revision) = bp.read(|s| (snapshot(s, &prefix), s.revision()));
         for m in &messages {
@@ -164,7 +165,8 @@ async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sende
                 return;
             }
         }
-        (revision.map_or(0, |r| r + 1), revision)
+        let revision = revision.map(Revision::new);
+        (revision.map_or(Revision::new(0), Revision::next), revision)
     };
     let mut pending_marker = Some(caught_up);
     if caught_up.is_none_or(|c| c < start) {
@@ -172,7 +174,7 @@ async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sende
         if !send(
             &out,
             &WatchMessage::CaughtUp {
-                revision: caught_up,
+                revision: caught_up.map(Revision::get),
             },
         )
         .await
@@ -180,7 +182,7 @@ async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sende
             return;
         }
     }
-    let mut tail = bp.log().tail(bp.control(), Offset(start));
+    let mut tail = bp.log().tail(bp.control(), start.offset());
     loop {
         let Some(Ok(record)) = tail.next().await else {
             let reason = "the node could not read the control log".into();
@@ -192,7 +194,7 @@ async fn read(bp: Blueprint, prefix: String, from: Option<u64>, out: mpsc::Sende
         {
             return;
         }
-        if pending_marker.is_some_and(|c| c == Some(record.offset.0)) {
+        if pending_marker.is_some_and(|c| c == Some(Revision::from(record.offset))) {
             pending_marker = None;
             let marker = WatchMessage::CaughtUp {
                 revision: Some(record.offset.0),

@@ -14,6 +14,7 @@ use tracing::warn;
 use crate::applier::{self, Op, Outcome, WriteRequest};
 use crate::error::WriteError;
 use crate::event::{Applied, ControlEvent};
+use crate::names::Revision;
 use crate::shared::Shared;
 
 impl Shared {
@@ -64,8 +65,11 @@ impl Shared {
             {
                 self.leases().remove(service, instance);
             }
-            let answer =
-                decision.map(|d| d.map_or(Outcome::Unchanged, |i| Outcome::Appended(revisions[i])));
+            let answer = decision.map(|d| {
+                d.map_or(Outcome::Unchanged, |i| {
+                    Outcome::Appended(Revision::new(revisions[i]))
+                })
+            });
             let _ = request.reply.send(answer);
         }
         self.checkpoint_if_due(last_checkpoint);
@@ -105,7 +109,8 @@ impl Shared {
                 });
             }
         }
-        self.applied.send_replace(revisions.last().copied());
+        self.applied
+            .send_replace(revisions.last().copied().map(Revision::new));
         Ok(revisions)
     }
 

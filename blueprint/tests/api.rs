@@ -7,6 +7,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{call, open};
+use draft_blueprint::{Key, Revision};
 
 const REG: &str = r#"{"address":"127.0.0.1:9000","routes":[{"prefix":"/api","host":"a.example","strip_prefix":true}],"metadata":{"zone":"a"},"ttl_ms":60000}"#;
 
@@ -24,7 +25,7 @@ async fn registry_endpoints_and_errors() {
         false,
         "same registration appends nothing"
     );
-    assert_eq!(h.blueprint.revision(), Some(0));
+    assert_eq!(h.blueprint.revision(), Some(Revision::new(0)));
 
     let r = call(&h, "GET", "/v1/services/web", &[], "").await;
     let instance = &r.json()["instances"][0];
@@ -146,7 +147,7 @@ async fn registry_endpoints_and_errors() {
     );
     assert_eq!(
         h.blueprint.revision(),
-        Some(0),
+        Some(Revision::new(0)),
         "bad input appended nothing"
     );
 
@@ -316,7 +317,7 @@ async fn kv_endpoints_compare_and_set_and_errors() {
     );
     assert_eq!(
         h.blueprint.revision(),
-        Some(2),
+        Some(Revision::new(2)),
         "refused writes appended nothing"
     );
 
@@ -385,7 +386,7 @@ async fn concurrent_compare_and_set_lets_exactly_one_writer_win() {
         let bp = h.blueprint.clone();
         tasks.push(tokio::spawn(async move {
             bp.put(
-                "counter",
+                &Key::parse("counter").expect("key"),
                 i.to_string().into_bytes(),
                 draft_blueprint::Condition::IfMatch(0),
                 "t",
@@ -399,5 +400,5 @@ async fn concurrent_compare_and_set_lets_exactly_one_writer_win() {
         wins += usize::from(t.await.expect("task"));
     }
     assert_eq!(wins, 1, "If-Match on the same revision: one winner");
-    assert_eq!(h.blueprint.revision(), Some(1));
+    assert_eq!(h.blueprint.revision(), Some(Revision::new(1)));
 }

@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{call, open, open_in};
-use draft_blueprint::Condition;
+use common::{call, instance, open, open_in, service};
 use draft_blueprint::wire::Registration;
+use draft_blueprint::{Condition, Key, Revision};
 
 fn registration(ttl_ms: u64) -> Registration {
     Registration {
@@ -38,16 +38,24 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     let h = open(10_000).await;
     let bp = &h.blueprint;
-    bp.register("api", "kept", registration(300), "t")
+    bp.register(&service("api"), &instance("kept"), registration(300), "t")
         .await
         .expect("register");
-    bp.register("api", "dropped", registration(300), "t")
-        .await
-        .expect("register");
+    bp.register(
+        &service("api"),
+        &instance("dropped"),
+        registration(300),
+        "t",
+    )
+    .await
+    .expect("register");
     // Heartbeat one of them for three TTLs; the other lapses.
     for _ in 0..9 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(bp.heartbeat("api", "kept"), "kept is passing");
+        assert!(
+            bp.heartbeat(&service("api"), &instance("kept")),
+            "kept is passing"
+        );
     }
     let health = |i: &str| bp.read(|p| p.instance("api", i).map(|x| x.health));
     assert_eq!(
@@ -56,7 +64,7 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     );
     assert_eq!(health("kept"), Some(draft_blueprint::wire::Health::Passing));
     assert!(
-        !bp.heartbeat("api", "dropped"),
+        !bp.heartbeat(&service("api"), &instance("dropped")),
         "a lapsed lease answers 404: register again"
     );
     // The expiry is in the audit trail, with Draft as its actor.
@@ -77,7 +85,7 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     })
     .await;
     // Registering again makes it passing.
-    bp.register("api", "kept", registration(300), "t")
+    bp.register(&service("api"), &instance("kept"), registration(300), "t")
         .await
         .expect("register");
     assert_eq!(health("kept"), Some(draft_blueprint::wire::Health::Passing));
@@ -94,23 +102,28 @@ async fn reads_at_any_revision_match_the_recorded_history() {
         let key = format!("k{}", i % 9);
         let outcome = if i % 5 == 4 && model.contains_key(&key) {
             model.remove(&key);
-            bp.delete(&key, Condition::None, "t").await
+            bp.delete(&Key::parse(&key).expect("key"), Condition::None, "t")
+                .await
         } else {
             let value = format!("v{i}").into_bytes();
             model.insert(key.clone(), value.clone());
-            bp.put(&key, value, Condition::None, "t").await
+            bp.put(&Key::parse(&key).expect("key"), value, Condition::None, "t")
+                .await
         };
         let draft_blueprint::Outcome::Appended(revision) = outcome.expect("write") else {
             panic!("appended")
         };
-        recorded.push((revision, model.clone()));
+        recorded.push((revision.get(), model.clone()));
     }
     eventually("checkpoints", || {
         std::fs::read_dir(h.dir.path().join("checkpoints")).map_or(0, Iterator::count) >= 10
     })
     .await;
     for (revision, expected) in recorded.iter().step_by(7).chain(recorded.last()) {
-        let state = bp.state_at(Some(*revision)).await.expect("state at");
+        let state = bp
+            .state_at(Some(Revision::new(*revision)))
+            .await
+            .expect("state at");
         let got: BTreeMap<String, Vec<u8>> = state
             .range("", None, usize::MAX)
             .map(|(k, v)| (k.clone(), v.value.clone()))
@@ -135,7 +148,8 @@ async fn reads_at_any_revision_match_the_recorded_history() {
     // By time: a moment between two writes answers as of the earlier one.
     let before = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    bp.put("late", b"x".to_vec(), Condition::None, "t")
+    let late = Key::parse("late").expect("key");
+    bp.put(&late, b"x".to_vec(), Condition::None, "t")
         .await
         .expect("put");
     let at = before.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -159,7 +173,7 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
     for i in 0..1050u64 {
         h.blueprint
             .put(
-                &format!("key/{}", i % 50),
+                &Key::parse(&format!("key/{}", i % 50)).expect("key"),
                 i.to_string().into_bytes(),
                 Condition::None,
                 "t",
@@ -168,7 +182,7 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
             .expect("put");
     }
     h.blueprint
-        .register("svc", "a", registration(60_000), "t")
+        .register(&service("svc"), &instance("a"), registration(60_000), "t")
         .await
         .expect("register");
     let before = h.blueprint.read(Clone::clone);
@@ -193,5 +207,5 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
         "same state after restart"
     );
     // The restarted node gives the instance a full TTL: it is passing and can heartbeat.
-    assert!(again.blueprint.heartbeat("svc", "a"));
+    assert!(again.blueprint.heartbeat(&service("svc"), &instance("a")));
 }

@@ -20,20 +20,10 @@ pub const MAX_PAGE: usize = 10_000;
 /// Events per page when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
 
-/// A channel name from a URL, for reading: any valid name, reserved ones included.
+/// A channel name from a URL, for reading: any valid name, reserved ones included. Names
+/// users may produce to are [`ChannelName`](crate::channel_name::ChannelName)s.
 pub(crate) fn channel(name: &str) -> Result<PartitionName, ApiError> {
     PartitionName::new(name).map_err(|e| invalid_channel(e.to_string()))
-}
-
-/// A channel name users may produce to: valid and not reserved.
-pub(crate) fn user_channel(name: &str) -> Result<PartitionName, ApiError> {
-    let channel = channel(name)?;
-    if channel.is_reserved() {
-        return Err(invalid_channel(format!(
-            "channel names starting with '_' are reserved for Draft; {name:?} cannot be produced to"
-        )));
-    }
-    Ok(channel)
 }
 
 pub(crate) fn info(head: &PartitionHead) -> ChannelInfo {

@@ -3,6 +3,7 @@
 
 use draft_http::{ApiError, Code};
 
+use crate::channel_name::ChannelNameError;
 use crate::cloudevent::EventError;
 
 /// 400 `invalid_channel`.
@@ -28,6 +29,13 @@ pub(crate) fn log_error(e: &draft_log::Error) -> ApiError {
             "{bytes} bytes is over the log's limit of {limit} bytes"
         )),
         _ => ApiError::storage(e),
+    }
+}
+
+/// 400 `invalid_channel`: a channel users may not produce to.
+impl From<ChannelNameError> for ApiError {
+    fn from(e: ChannelNameError) -> Self {
+        invalid_channel(e.to_string())
     }
 }
 

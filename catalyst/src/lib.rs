@@ -16,6 +16,8 @@ mod broker;
 #[cfg(feature = "server")]
 mod channel;
 #[cfg(feature = "server")]
+mod channel_name;
+#[cfg(feature = "server")]
 pub mod cloudevent;
 #[cfg(feature = "server")]
 mod consume;
@@ -42,5 +44,7 @@ pub use crate::api::router;
 pub use crate::broker::{Catalyst, CatalystConfig};
 #[cfg(feature = "server")]
 pub use crate::channel::MAX_PAGE;
+#[cfg(feature = "server")]
+pub use crate::channel_name::{ChannelName, ChannelNameError};
 #[cfg(feature = "server")]
 pub use crate::metrics::Metrics;

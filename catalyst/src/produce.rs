@@ -10,7 +10,7 @@ use draft_log::NewRecord;
 use draft_http::{ApiError, Code};
 
 use crate::broker::Catalyst;
-use crate::channel::user_channel;
+use crate::channel_name::ChannelName;
 use crate::cloudevent::{self, ParsedEvent};
 use crate::dedup::Decision;
 use crate::error::log_error;
@@ -56,7 +56,7 @@ pub(crate) async fn produce(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let channel = user_channel(&channel)?;
+    let channel = ChannelName::parse(&channel)?;
     let mode = mode(&headers)?;
     let config = state.config();
     let limit = match mode {
@@ -99,7 +99,7 @@ pub(crate) async fn produce(
 /// stored, 200 if every event was a duplicate.
 async fn append(
     state: &Catalyst,
-    channel: &draft_log::PartitionName,
+    channel: &ChannelName,
     events: Vec<ParsedEvent>,
 ) -> Result<(StatusCode, Vec<u64>), ApiError> {
     let keys: Vec<_> = events
@@ -121,7 +121,7 @@ async fn append(
     } else {
         let ack = state
             .log()
-            .append(channel, records)
+            .append(channel.partition(), records)
             .await
             .map_err(|e| log_error(&e))?;
         ack.offsets().map(|o| o.0).collect()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use draft_blueprint::{Blueprint, BlueprintConfig};
+use draft_blueprint::{Blueprint, BlueprintConfig, Revision};
 use draft_catalyst::Catalyst;
 use draft_fuse::Fuse;
 use draft_http::{ApiError, Code, Shutdown, serve};
@@ -95,7 +95,7 @@ impl Node {
             blueprint,
             fuse,
             started,
-            control_at_open: control_head.and_then(|h| h.last()).map(|o| o.0),
+            control_at_open: control_head.and_then(|h| h.last()).map(Revision::from),
             shutdown: shutdown.clone(),
         };
         Ok(Self {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use draft_blueprint::{Blueprint, BlueprintConfig};
+use draft_blueprint::{Blueprint, BlueprintConfig, InstanceId, ServiceName};
 use draft_log::{Log, LogConfig};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -48,6 +48,16 @@ pub async fn open_in(dir: tempfile::TempDir, checkpoint_every: u64) -> Harness {
 
 pub async fn open(checkpoint_every: u64) -> Harness {
     open_in(tempfile::tempdir().expect("dir"), checkpoint_every).await
+}
+
+/// A service name the test knows is valid.
+pub fn service(name: &str) -> ServiceName {
+    ServiceName::parse(name).expect("service name")
+}
+
+/// An instance id the test knows is valid.
+pub fn instance(id: &str) -> InstanceId {
+    InstanceId::parse(id).expect("instance id")
 }
 
 /// A response: status, headers of interest, body bytes.

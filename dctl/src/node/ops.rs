@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use draft_blueprint::Blueprint;
+use draft_blueprint::{Blueprint, Revision};
 use draft_catalyst::Catalyst;
 use draft_fuse::Fuse;
 use draft_http::{ApiError, Code, Shutdown};
@@ -30,7 +30,7 @@ pub(super) struct Parts {
     pub(super) started: Instant,
     /// The control partition's last revision when the node opened: the registry is caught
     /// up once it has applied at least that.
-    pub(super) control_at_open: Option<u64>,
+    pub(super) control_at_open: Option<Revision>,
     pub(super) shutdown: Shutdown,
 }
 

@@ -230,6 +230,12 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// A server error's cause, for the node's log (never sent to the client).
+    #[must_use]
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -1,10 +1,12 @@
 //! What Draft's server WebSockets share: the limits on what a client may send, the close
 //! frames, and [`serve_socket`], the one loop that drives a socket (messages out, pings,
-//! an idle limit, the client's close, the process's shutdown).
+//! an idle limit, the client's close, the process's shutdown, and, for sockets that take
+//! data, the client's messages forwarded with backpressure).
 //!
 //! tungstenite's defaults would let one client make the node buffer a 64 MiB message
 //! (16 MiB frames) before anything looks at it, so the limits are small: the clients of
-//! these sockets mostly receive.
+//! most of these sockets only receive. A socket that takes data (produce) raises the limit to
+//! what it accepts with [`limited_to`].
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -27,10 +29,17 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// (tungstenite zero-fills its whole read buffer before every read, so the 128 KiB default
 /// cost a memset per event sent).
 pub fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    limited_to(upgrade, MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// [`limited`], but taking messages (and frames) of up to `max_message_bytes` from the client:
+/// for a socket whose clients send data. A larger message is refused with 1009 as its header
+/// arrives, before the node buffers it.
+pub fn limited_to(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
     upgrade
         .read_buffer_size(4096)
-        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
 }
 
 /// A close frame with this code and reason.
@@ -42,17 +51,22 @@ pub fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// The close frame for a read that failed: 1009 for a message over
-/// [`MAX_CLIENT_MESSAGE_BYTES`], 1002 for anything else the client got wrong. (If the
-/// connection itself failed, sending it fails too, which is harmless.)
+/// The close frame for a read that failed: 1009 for a message over the socket's limit
+/// ([`MAX_CLIENT_MESSAGE_BYTES`] unless raised by [`limited_to`]), 1002 for anything else the
+/// client got wrong. (If the connection itself failed, sending it fails too, which is
+/// harmless.)
 #[must_use]
 pub fn close_for_read_error(error: axum::Error) -> Message {
     use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
     match error.into_inner().downcast_ref::<Error>() {
-        Some(Error::Capacity(_)) => close(
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => close(
             close_code::SIZE,
-            "messages to the node are limited to 64 KiB; it only expects pings and close",
+            &format!("a message of {size} bytes is over this socket's limit of {max_size} bytes"),
         ),
+        Some(Error::Capacity(_)) => {
+            close(close_code::SIZE, "the message is over this socket's limits")
+        }
         _ => close(close_code::PROTOCOL, "unreadable WebSocket frame"),
     }
 }
@@ -66,17 +80,34 @@ pub enum Outbound {
     Close(u16, Cow<'static, str>),
 }
 
+/// A data message from the client, as [`ClientData::Forward`] hands it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(bytes::Bytes),
+}
+
 /// What [`serve_socket`] does with a text or binary message from the client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum ClientData {
     /// Close the socket with 1008 (policy) and this reason: the client should only receive.
     Refuse(&'static str),
     /// Ignore it.
     Ignore,
+    /// Hand each message on, in order, through this channel, with backpressure: the socket
+    /// reads the next message only once the channel has room for it, so a client can be ahead
+    /// of its receiver by the channel's capacity and no more (then it waits on TCP). While the
+    /// socket holds a client back it does not count the client as idle. When the shutdown is
+    /// triggered the socket stops reading and drops the sender (the receiver sees the end), but
+    /// it stays open until the server's side sends its [`Outbound::Close`] (or ends), so what
+    /// the client sent before can still be answered.
+    Forward(mpsc::Sender<Inbound>),
 }
 
 /// How [`serve_socket`] keeps a socket alive.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SocketOptions {
     /// How often to ping.
     pub ping_every: Duration,
@@ -96,13 +127,115 @@ impl Default for SocketOptions {
     }
 }
 
+/// What one read of the client's side gave.
+enum Incoming {
+    /// A message or the end of the stream, with the slot to forward data through (when
+    /// forwarding).
+    Read(
+        Option<Result<Message, axum::Error>>,
+        Option<mpsc::OwnedPermit<Inbound>>,
+    ),
+    /// The receiver of forwarded messages is gone.
+    ReceiverGone,
+}
+
+/// The client's side of a socket: what to do with its messages, and when it was last heard.
+struct ClientSide {
+    data: ClientData,
+    /// Whether the socket still reads from the client.
+    reading: bool,
+    last_heard: tokio::time::Instant,
+}
+
+impl ClientSide {
+    fn new(data: ClientData) -> Self {
+        Self {
+            data,
+            reading: true,
+            last_heard: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The next message, once there is room to forward it (cancel safe).
+    async fn next<R>(&self, stream: &mut R) -> Incoming
+    where
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        let permit = match &self.data {
+            ClientData::Forward(to) => match to.clone().reserve_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return Incoming::ReceiverGone,
+            },
+            ClientData::Refuse(_) | ClientData::Ignore => None,
+        };
+        Incoming::Read(stream.next().await, permit)
+    }
+
+    /// Handles what [`Self::next`] gave; `Some` is the close frame that ends the socket.
+    fn take(&mut self, incoming: Incoming) -> Option<Message> {
+        let (message, permit) = match incoming {
+            Incoming::Read(message, permit) => (message, permit),
+            Incoming::ReceiverGone => {
+                self.stop_reading();
+                return None;
+            }
+        };
+        let data = match message {
+            None | Some(Ok(Message::Close(_))) => return Some(close(close_code::NORMAL, "")),
+            Some(Err(e)) => return Some(close_for_read_error(e)),
+            Some(Ok(Message::Text(text))) => Inbound::Text(text),
+            Some(Ok(Message::Binary(data))) => Inbound::Binary(data),
+            Some(Ok(_)) => {
+                self.last_heard = tokio::time::Instant::now();
+                return None;
+            }
+        };
+        match &self.data {
+            ClientData::Refuse(reason) => return Some(close(close_code::POLICY, reason)),
+            ClientData::Ignore => {}
+            ClientData::Forward(_) => {
+                if let Some(permit) = permit {
+                    permit.send(data);
+                }
+            }
+        }
+        self.last_heard = tokio::time::Instant::now();
+        None
+    }
+
+    /// Whether the server's side answers the shutdown itself (it forwards the client's data).
+    fn forwards(&self) -> bool {
+        matches!(self.data, ClientData::Forward(_))
+    }
+
+    /// Reads no more, and lets the receiver of forwarded messages see their end.
+    fn stop_reading(&mut self) {
+        self.reading = false;
+        self.data = ClientData::Ignore;
+    }
+
+    /// How long the client has been silent. A client the socket holds back (no room to
+    /// forward its next message, or no longer read at all) is not silent: it is waiting.
+    fn silent_for(&mut self) -> Duration {
+        let held_back = match &self.data {
+            ClientData::Forward(to) => to.capacity() == 0,
+            ClientData::Refuse(_) | ClientData::Ignore => !self.reading,
+        };
+        if held_back {
+            self.last_heard = tokio::time::Instant::now();
+        }
+        self.last_heard.elapsed()
+    }
+}
+
 /// The most queued messages written before one flush.
 const FLUSH_EVERY: usize = 256;
 
 /// Drives one WebSocket until either side ends it: sends what `outbound` yields (a run of
 /// queued messages is written with one flush), pings every `ping_every`, closes a client
 /// silent for `idle_limit`, answers the client's close, and closes with 1001 when `shutdown`
-/// is triggered. If `outbound` ends without a [`Outbound::Close`], the socket is closed with
+/// is triggered (with [`ClientData::Forward`], the server's side closes instead, once it has
+/// answered). If `outbound` ends without a [`Outbound::Close`], the socket is closed with
 /// 1011. Generic over the socket's halves so it can be tested without a network; it holds a
 /// [`Shutdown::guard`] until its close frame is sent.
 pub async fn serve_socket<W, R>(
@@ -117,9 +250,10 @@ pub async fn serve_socket<W, R>(
 {
     let _draining = shutdown.guard();
     let mut stopping = std::pin::pin!(shutdown.triggered());
+    let mut stopped = false;
     let mut ping = tokio::time::interval(options.ping_every);
     ping.reset();
-    let mut last_heard = tokio::time::Instant::now();
+    let mut client = ClientSide::new(options.client_data);
     let goodbye = loop {
         tokio::select! {
             message = outbound.recv() => {
@@ -134,17 +268,13 @@ pub async fn serve_socket<W, R>(
                     Err(()) => break None,
                 }
             },
-            incoming = stream.next() => match incoming {
-                None | Some(Ok(Message::Close(_))) => break Some(close(close_code::NORMAL, "")),
-                Some(Err(e)) => break Some(close_for_read_error(e)),
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => match options.client_data {
-                    ClientData::Refuse(reason) => break Some(close(close_code::POLICY, reason)),
-                    ClientData::Ignore => last_heard = tokio::time::Instant::now(),
-                },
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+            incoming = client.next(&mut stream), if client.reading => {
+                if let Some(goodbye) = client.take(incoming) {
+                    break Some(goodbye);
+                }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > options.idle_limit {
+                if client.silent_for() > options.idle_limit {
                     let reason = format!("no pong within {} s", options.idle_limit.as_secs());
                     break Some(close(close_code::POLICY, &reason));
                 }
@@ -152,7 +282,13 @@ pub async fn serve_socket<W, R>(
                     break None;
                 }
             }
-            () = &mut stopping => break Some(close(close_code::AWAY, "node shutting down")),
+            () = &mut stopping, if !stopped => {
+                stopped = true;
+                if !client.forwards() {
+                    break Some(close(close_code::AWAY, "node shutting down"));
+                }
+                client.stop_reading();
+            }
         }
     };
     if let Some(frame) = goodbye {
@@ -297,6 +433,92 @@ mod tests {
         assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1001));
         (&mut s.task).await.expect("ends");
         assert_eq!(s.shutdown.active(), 0, "the guard is released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let read = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&read);
+        let messages = vec![
+            Ok(Message::Text("a".into())),
+            Ok(Message::Binary(bytes::Bytes::from_static(b"b"))),
+            Ok(Message::Text("c".into())),
+        ];
+        let stream = futures::stream::iter(messages)
+            .inspect(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+            .chain(futures::stream::pending());
+        let (sink, _sent) = fmpsc::unbounded();
+        let (to, mut forwarded) = mpsc::channel(1);
+        let (_server, outbound) = mpsc::channel(4);
+        let options = SocketOptions {
+            ping_every: Duration::from_secs(1),
+            idle_limit: Duration::from_secs(3),
+            client_data: ClientData::Forward(to),
+        };
+        let task = tokio::spawn(serve_socket(
+            sink,
+            stream,
+            outbound,
+            options,
+            Shutdown::new(),
+        ));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(read.load(Ordering::SeqCst), 1, "the channel is full");
+        assert!(
+            !task.is_finished(),
+            "a client held back is not idle: {task:?}"
+        );
+        assert_eq!(forwarded.recv().await, Some(Inbound::Text("a".into())));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            read.load(Ordering::SeqCst),
+            2,
+            "one more, once there is room"
+        );
+        assert_eq!(
+            forwarded.recv().await,
+            Some(Inbound::Binary(bytes::Bytes::from_static(b"b")))
+        );
+        assert_eq!(forwarded.recv().await, Some(Inbound::Text("c".into())));
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forwarding_socket_stops_reading_at_shutdown_and_closes_once_answered() {
+        let (to, mut forwarded) = mpsc::channel(8);
+        let mut s = start(SocketOptions {
+            client_data: ClientData::Forward(to),
+            ..SocketOptions::default()
+        });
+        s.client
+            .unbounded_send(Ok(Message::Text("first".into())))
+            .expect("open");
+        assert_eq!(forwarded.recv().await, Some(Inbound::Text("first".into())));
+        s.shutdown.trigger();
+        assert_eq!(
+            forwarded.recv().await,
+            None,
+            "no more input after the trigger"
+        );
+        let _ = s.client.unbounded_send(Ok(Message::Text("late".into())));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!s.task.is_finished(), "still open to answer");
+        s.server
+            .send(Outbound::Text("answer".into()))
+            .await
+            .expect("open");
+        s.server
+            .send(Outbound::Close(close_code::AWAY, "bye".into()))
+            .await
+            .expect("open");
+        assert_eq!(next_non_ping(&mut s).await, Message::Text("answer".into()));
+        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1001));
+        (&mut s.task).await.expect("ends");
+        assert_eq!(s.shutdown.active(), 0);
     }
 
     #[tokio::test(start_paused = true)]

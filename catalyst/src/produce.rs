@@ -1,15 +1,17 @@
-//! Produce: `POST /v1/channels/{channel}/events` in structured, binary or batch mode.
+//! Produce: `POST /v1/channels/{channel}/events` in structured, binary or batch mode, and
+//! [`store`], what every produce does (the WebSocket producers of `produce_socket.rs` too).
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use draft_log::NewRecord;
 
 use draft_http::{ApiError, Code};
 
-use crate::broker::Catalyst;
+use crate::broker::{Catalyst, CatalystConfig};
 use crate::channel_name::ChannelName;
 use crate::cloudevent::{self, ParsedEvent};
 use crate::dedup::Decision;
@@ -49,6 +51,40 @@ fn mode(headers: &HeaderMap) -> Result<Mode, ApiError> {
     }
 }
 
+/// What a producer sent: one event or a batch, in a content mode.
+pub(crate) enum Payload {
+    /// One structured-mode event (a JSON object).
+    Structured(Bytes),
+    /// A JSON array of structured events, appended atomically.
+    Batch(Bytes),
+    /// A binary-mode event: its attributes in `ce-*` headers, and its data.
+    Binary(HeaderMap, Bytes),
+}
+
+impl Payload {
+    /// A WebSocket text frame: a batch if it is a JSON array, else one structured event.
+    pub(crate) fn of_frame(frame: Bytes) -> Self {
+        match frame.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => Self::Batch(frame),
+            _ => Self::Structured(frame),
+        }
+    }
+
+    /// The largest such payload.
+    fn limit(&self, config: &CatalystConfig) -> usize {
+        match self {
+            Self::Batch(_) => config.max_batch_bytes,
+            Self::Structured(_) | Self::Binary(..) => config.max_event_bytes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Structured(body) | Self::Batch(body) | Self::Binary(_, body) => body.len(),
+        }
+    }
+}
+
 /// The handler.
 pub(crate) async fn produce(
     State(state): State<Catalyst>,
@@ -68,10 +104,45 @@ pub(crate) async fn produce(
             "the request body is over the limit of {limit} bytes for this content mode"
         ))
     })?;
-    let events = match mode {
-        Mode::Structured => vec![cloudevent::parse_structured(&body)?],
-        Mode::Binary => vec![cloudevent::parse_binary(&headers, &body)?],
-        Mode::Batch => {
+    let payload = match mode {
+        Mode::Structured => Payload::Structured(body),
+        Mode::Batch => Payload::Batch(body),
+        Mode::Binary => Payload::Binary(headers, body),
+    };
+    let (status, offsets) = store(&state, &channel, payload).await?;
+    let response = ProduceResponse {
+        channel: channel.to_string(),
+        offsets,
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+/// What every produce does, over HTTP or a WebSocket: validates the events, drops those the
+/// duplicate window has seen, appends the others atomically (durable before this returns, by
+/// the log's durability), and remembers their keys. Answers one offset per event sent, and
+/// 201 if anything was stored, 200 if every event was a duplicate.
+pub(crate) async fn store(
+    state: &Catalyst,
+    channel: &ChannelName,
+    payload: Payload,
+) -> Result<(StatusCode, Vec<u64>), ApiError> {
+    let events = validate(state.config(), payload)?;
+    append(state, channel, events).await
+}
+
+/// The events of a payload, each checked against the CloudEvents rules and the size limits.
+fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent>, ApiError> {
+    let limit = payload.limit(config);
+    if payload.len() > limit {
+        return Err(ApiError::too_large(format!(
+            "{} bytes is over the limit of {limit} bytes for this content mode",
+            payload.len()
+        )));
+    }
+    match payload {
+        Payload::Structured(body) => Ok(vec![cloudevent::parse_structured(&body)?]),
+        Payload::Binary(headers, body) => Ok(vec![cloudevent::parse_binary(&headers, &body)?]),
+        Payload::Batch(body) => {
             let events = cloudevent::parse_batch(&body, config.max_batch_events)?;
             if let Some((i, e)) = events
                 .iter()
@@ -84,15 +155,9 @@ pub(crate) async fn produce(
                     config.max_event_bytes
                 )));
             }
-            events
+            Ok(events)
         }
-    };
-    let (status, offsets) = append(&state, &channel, events).await?;
-    let response = ProduceResponse {
-        channel: channel.to_string(),
-        offsets,
-    };
-    Ok((status, Json(response)).into_response())
+    }
 }
 
 /// Appends the events that are not duplicates, atomically; answers 201 if anything was

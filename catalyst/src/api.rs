@@ -7,6 +7,7 @@ use crate::broker::Catalyst;
 use crate::channel;
 use crate::consume::consume;
 use crate::produce::produce;
+use crate::produce_socket::produce_socket;
 
 /// Catalyst's routes, under `/v1`.
 pub fn router(state: Catalyst) -> Router {
@@ -17,6 +18,7 @@ pub fn router(state: Catalyst) -> Router {
             "/v1/channels/{channel}/events",
             post(produce).get(channel::events),
         )
+        .route("/v1/channels/{channel}/produce", get(produce_socket))
         .route("/v1/channels/{channel}/consume", get(consume))
         .with_state(state)
 }

@@ -21,8 +21,17 @@ pub struct CatalystConfig {
     pub max_batch_events: usize,
     /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
     pub dedup_window: Duration,
+    /// How many frames a WebSocket producer may have sent and not yet had acknowledged before
+    /// the node stops reading its socket (default 1,024).
+    pub produce_window_frames: usize,
+    /// How many bytes of frames a WebSocket producer may have sent and not yet had
+    /// acknowledged before the node stops reading its socket (default 16 MiB, the largest
+    /// batch). One frame is always taken, whatever its size; reading stops once either bound
+    /// is reached.
+    pub produce_window_bytes: usize,
     /// The process's shutdown token: when it is triggered, consumers are closed with 1001
-    /// (going away). Default: a token of its own, never triggered.
+    /// (going away), and WebSocket producers once what they sent is answered. Default: a token
+    /// of its own, never triggered.
     pub shutdown: Shutdown,
 }
 
@@ -33,6 +42,8 @@ impl Default for CatalystConfig {
             max_batch_bytes: 16 * 1024 * 1024,
             max_batch_events: 10_000,
             dedup_window: Duration::from_secs(120),
+            produce_window_frames: 1024,
+            produce_window_bytes: 16 * 1024 * 1024,
             shutdown: Shutdown::new(),
         }
     }

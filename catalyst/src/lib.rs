@@ -1,8 +1,8 @@
 //! Catalyst: Draft's CloudEvents broker.
 //!
-//! Producers `POST` CloudEvents 1.0 over HTTP in structured, binary or batch mode; each event
-//! is validated, appended to its channel's partition of the log and acknowledged once it is
-//! durable. Consumers open a WebSocket (`cloudevents.json`), replay from any offset or time,
+//! Producers `POST` CloudEvents 1.0 over HTTP in structured, binary or batch mode, or pipeline
+//! them over a WebSocket; each event is validated, appended to its channel's partition of the
+//! log and acknowledged once it is durable. Consumers open a WebSocket (`cloudevents.json`), replay from any offset or time,
 //! then follow live events; every consumer of a channel receives every matching event, in
 //! offset order, once. See DESIGN.md §2-4.
 //!
@@ -31,6 +31,8 @@ mod feed;
 mod metrics;
 #[cfg(feature = "server")]
 mod produce;
+#[cfg(feature = "server")]
+mod produce_socket;
 #[cfg(feature = "server")]
 mod query;
 pub mod wire;

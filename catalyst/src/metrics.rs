@@ -9,6 +9,7 @@ pub struct Metrics {
     produced: AtomicU64,
     consumers: AtomicU64,
     consumers_total: AtomicU64,
+    producers: AtomicU64,
 }
 
 impl Metrics {
@@ -23,6 +24,14 @@ impl Metrics {
 
     pub(crate) fn consumer_disconnected(&self) {
         self.consumers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn producer_connected(&self) {
+        self.producers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn producer_disconnected(&self) {
+        self.producers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// WebSocket consumers connected now.
@@ -51,6 +60,12 @@ impl Metrics {
                 "counter",
                 "WebSocket consumers ever connected.",
                 &self.consumers_total,
+            ),
+            (
+                "draft_producers",
+                "gauge",
+                "WebSocket producers connected now.",
+                &self.producers,
             ),
         ];
         for (name, kind, help, value) in metrics {

@@ -23,6 +23,22 @@ pub struct ProduceResponse {
     pub offsets: Vec<u64>,
 }
 
+/// The node's answer to one frame of a WebSocket producer (`GET …/produce`), in the order the
+/// frames were sent: `{"seq":n,"offsets":[..]}` once the frame's events are durable, or
+/// `{"seq":n,"error":{"code":..,"message":..}}` with the code HTTP produce would answer with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceAck {
+    /// The frame's number on its connection, from 0.
+    pub seq: u64,
+    /// One offset per event of the frame (for a duplicate, the offset it was first stored
+    /// at); absent on an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<Vec<u64>>,
+    /// Why nothing of the frame was stored; absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
 /// What `GET /v1/channels/{channel}` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {

@@ -1,0 +1,117 @@
+//! Produce over a WebSocket: `GET /v1/channels/{channel}/produce` (subprotocol
+//! `cloudevents.json`).
+//!
+//! Each text frame is one structured-mode event, or a JSON array of events appended
+//! atomically like an HTTP batch, validated, deduplicated and stored by the same
+//! [`produce::store`] as HTTP produce. The node answers every frame, in the order they came,
+//! with a [`ProduceAck`](crate::wire::ProduceAck): the offsets once the events are durable,
+//! or the error HTTP produce would answer with (the connection stays open). A binary frame is
+//! answered with `unsupported_media_type`. A frame over the largest batch is refused with
+//! close code 1009 before it is buffered.
+//!
+//! Frames are stored concurrently (see `pipeline.rs`) up to a window of unanswered frames and
+//! bytes ([`CatalystConfig`](crate::CatalystConfig)'s `produce_window_*`); then the node stops
+//! reading the socket, so a fast producer waits on TCP. At shutdown the node stops reading,
+//! answers what is in flight, and closes with 1001.
+
+mod pipeline;
+
+use std::sync::Arc;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use draft_http::ws::{ClientData, IDLE_LIMIT, Inbound, Outbound, PING_EVERY, SocketOptions};
+use draft_http::{ApiError, Code};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::broker::Catalyst;
+use crate::channel_name::ChannelName;
+use crate::produce::{self, Payload};
+use crate::wire::SUBPROTOCOL;
+use pipeline::Window;
+
+/// Frames handed from the socket to the pipeline at a time: one, so that what the node holds
+/// for a producer is its window and the one frame waiting for room.
+const HANDOFF: usize = 1;
+/// Acknowledgements queued for the socket (one of a large batch lists thousands of offsets).
+const ACK_QUEUE: usize = 64;
+/// tungstenite's read buffer for producers: their reads are full of frames, so it is larger
+/// than the 4 KiB of the sockets whose clients only receive.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// `GET /v1/channels/{channel}/produce`: checks the channel before the upgrade (a reserved or
+/// invalid one is the 400 HTTP produce answers), then serves the producer.
+pub(crate) async fn produce_socket(
+    State(state): State<Catalyst>,
+    Path(name): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let channel = ChannelName::parse(&name)?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::websocket_required(&format!("produce (subprotocol {SUBPROTOCOL})"), e)
+    })?;
+    let max_frame = state.config().max_batch_bytes;
+    Ok(draft_http::ws::limited_to(upgrade, max_frame)
+        .read_buffer_size(READ_BUFFER)
+        .protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| serve(state, channel, socket)))
+}
+
+/// One producer's connection: the socket loop forwards frames to the pipeline and sends its
+/// acknowledgements.
+async fn serve(state: Catalyst, channel: ChannelName, socket: WebSocket) {
+    let config = state.config();
+    let window = Window::new(config.produce_window_frames, config.produce_window_bytes);
+    let (to_pipeline, frames) = mpsc::channel(HANDOFF);
+    let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
+    let target = Arc::new((state.clone(), channel));
+    let goodbye = Outbound::Close(close_code::AWAY, "node shutting down".into());
+    let pipeline = tokio::spawn(pipeline::run(
+        frames,
+        acks_tx,
+        window,
+        move |frame| store_frame(Arc::clone(&target), frame),
+        goodbye,
+    ));
+    let options = SocketOptions {
+        ping_every: PING_EVERY,
+        idle_limit: IDLE_LIMIT,
+        client_data: ClientData::Forward(to_pipeline),
+    };
+    state.metrics().producer_connected();
+    let (sink, stream) = socket.split();
+    draft_http::ws::serve_socket(sink, stream, acks, options, state.shutdown()).await;
+    // The pipeline stores what it took even when the client is gone: wait for it.
+    let _ = pipeline.await;
+    state.metrics().producer_disconnected();
+}
+
+/// Stores one frame's events; a server error is logged here (no HTTP layer sees it).
+async fn store_frame(
+    target: Arc<(Catalyst, ChannelName)>,
+    frame: Inbound,
+) -> Result<Vec<u64>, ApiError> {
+    let (state, channel) = &*target;
+    let Inbound::Text(text) = frame else {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "binary frames are not taken: send each event, or a JSON array of events, as a \
+             text frame",
+        ));
+    };
+    match produce::store(state, channel, Payload::of_frame(Bytes::from(text))).await {
+        Ok((_, offsets)) => Ok(offsets),
+        Err(e) => {
+            if e.status().is_server_error() {
+                let detail = e.detail().unwrap_or(e.message());
+                tracing::error!(channel = %channel, code = %e.code(), error = %detail,
+                    "produce over WebSocket failed");
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! A client of Catalyst's HTTP and WebSocket API (feature `client`; no fjall).
 
+mod producer;
+
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -10,6 +12,7 @@ use crate::wire::{
 };
 
 pub use draft_http::ClientError;
+pub use producer::{Producer, ProducerOptions};
 
 /// A filter and start position for reading a channel.
 #[derive(Debug, Clone, Default)]

@@ -1,10 +1,10 @@
-//! `dctl produce <channel> --type T --source S [--data JSON | --data-file F]`.
+//! `dctl produce <channel> --type T --source S [--data JSON | --data-file F] [--ws]`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use draft_catalyst::client::Client;
+use draft_catalyst::client::{Client, ProducerOptions};
 use serde_json::{Map, Value, json};
 
 use crate::remote::Remote;
@@ -29,6 +29,9 @@ pub(crate) struct ProduceArgs {
     /// A file whose contents are the data (JSON as is; anything else as binary).
     #[arg(long)]
     pub(crate) data_file: Option<PathBuf>,
+    /// Send the event over a WebSocket producer (`GET …/produce`) instead of `POST …/events`.
+    #[arg(long)]
+    pub(crate) ws: bool,
     /// The node.
     #[command(flatten)]
     pub(crate) remote: Remote,
@@ -74,6 +77,15 @@ fn event(args: &ProduceArgs) -> anyhow::Result<Value> {
 pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let event = event(&args)?;
     let client = Client::new(&args.remote.url);
+    if args.ws {
+        let producer = client
+            .producer(&args.channel, ProducerOptions::default())
+            .await?;
+        let offset = producer.send(event.to_string()).await?;
+        producer.close().await;
+        println!("{offset}");
+        return Ok(());
+    }
     let response = client.produce(&args.channel, &event).await?;
     for offset in response.offsets {
         println!("{offset}");

@@ -80,6 +80,9 @@ impl UpArgs {
                 max_event_bytes: self.max_event_bytes,
                 max_batch_bytes: self.max_batch_bytes,
                 dedup_window_secs: self.dedup_window_secs,
+                // draft.toml only.
+                produce_window_frames: None,
+                produce_window_bytes: None,
             },
         }
     }

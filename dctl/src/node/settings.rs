@@ -71,6 +71,12 @@ pub struct CatalystLayer {
     pub max_batch_bytes: Option<usize>,
     /// How long `source` + `id` is remembered, in seconds (default 120).
     pub dedup_window_secs: Option<u64>,
+    /// Frames a WebSocket producer may have unacknowledged before the node stops reading it
+    /// (default 1024).
+    pub produce_window_frames: Option<usize>,
+    /// Bytes of frames a WebSocket producer may have unacknowledged before the node stops
+    /// reading it (default 16 MiB).
+    pub produce_window_bytes: Option<usize>,
 }
 
 impl Layer {
@@ -94,6 +100,8 @@ impl Layer {
                 max_event_bytes: c.max_event_bytes.or(lc.max_event_bytes),
                 max_batch_bytes: c.max_batch_bytes.or(lc.max_batch_bytes),
                 dedup_window_secs: c.dedup_window_secs.or(lc.dedup_window_secs),
+                produce_window_frames: c.produce_window_frames.or(lc.produce_window_frames),
+                produce_window_bytes: c.produce_window_bytes.or(lc.produce_window_bytes),
             },
         }
     }
@@ -185,10 +193,19 @@ impl Settings {
             dedup_window: catalyst
                 .dedup_window_secs
                 .map_or(defaults.dedup_window, Duration::from_secs),
+            produce_window_frames: catalyst
+                .produce_window_frames
+                .unwrap_or(defaults.produce_window_frames),
+            produce_window_bytes: catalyst
+                .produce_window_bytes
+                .unwrap_or(defaults.produce_window_bytes),
             ..defaults
         };
         if catalyst.max_event_bytes == 0 || catalyst.max_batch_bytes < catalyst.max_event_bytes {
             return invalid("max event bytes must be positive and at most max batch bytes");
+        }
+        if catalyst.produce_window_frames == 0 || catalyst.produce_window_bytes == 0 {
+            return invalid("the WebSocket producers' window must be positive");
         }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {

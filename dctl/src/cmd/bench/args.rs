@@ -1,6 +1,6 @@
 //! `dctl bench`'s scenarios and flags, as clap parses them.
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::remote::Remote;
 
@@ -18,7 +18,8 @@ pub(crate) struct BenchArgs {
 /// `dctl bench` scenarios.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchScenario {
-    /// Keep-alive HTTP connections producing as fast as the node acknowledges (closed loop).
+    /// Keep-alive HTTP connections producing as fast as the node acknowledges (closed loop),
+    /// or pipelined WebSocket producers (`--transport ws`).
     Produce(BenchProduceArgs),
     /// One WebSocket replaying a channel (default: every event stored when it starts).
     Consume(BenchConsumeArgs),
@@ -52,15 +53,32 @@ pub(crate) struct BenchCommon {
     pub(crate) remote: Remote,
 }
 
+/// How `dctl bench produce` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Transport {
+    /// `POST …/events`, one request at a time per connection.
+    Http,
+    /// `GET …/produce` WebSockets, each pipelining up to `--window` frames.
+    Ws,
+}
+
 /// `dctl bench produce`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchProduceArgs {
-    /// Concurrent keep-alive connections, each sending one request at a time.
+    /// Concurrent connections: keep-alive HTTP, each sending one request at a time, or
+    /// WebSockets, each with up to `--window` frames in flight.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub(crate) connections: u64,
-    /// Events per request: 1 sends structured mode, more sends a batch.
+    /// Events per request or frame: 1 sends one structured event, more sends a batch (a JSON
+    /// array).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) batch: u64,
+    /// `http` or `ws`.
+    #[arg(long, value_enum, default_value_t = Transport::Http)]
+    pub(crate) transport: Transport,
+    /// With `--transport ws`: frames in flight per connection (the node's default window).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub(crate) window: u64,
     /// Common options.
     #[command(flatten)]
     pub(crate) common: BenchCommon,

@@ -1,4 +1,6 @@
-//! `dctl bench produce`: closed-loop producers, one task per keep-alive connection.
+//! `dctl bench produce`: closed-loop producers, one task per connection: a keep-alive HTTP
+//! connection sending one request at a time, or a WebSocket producer keeping its window of
+//! frames in flight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,8 +9,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::bail;
+use draft_catalyst::client::{Client, Producer, ProducerOptions};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 
-use super::args::BenchProduceArgs;
+use super::args::{BenchProduceArgs, Transport};
 use super::conn::Conn;
 use super::histogram::Histogram;
 use super::report::{Progress, Summary, mb_per_sec, per_sec, thousands};
@@ -16,7 +21,6 @@ use super::{Events, Target, api_message, run_time};
 
 /// Shared by the connections.
 struct Plan {
-    url: String,
     events: Events,
     batch: u64,
     /// Events to send at most.
@@ -66,7 +70,6 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
     let connections = args.connections as usize;
     let started = Instant::now();
     let plan = Arc::new(Plan {
-        url: target.events_url(),
         events: Events::new(&target),
         batch: args.batch,
         limit: args.common.count.unwrap_or(u64::MAX),
@@ -77,8 +80,14 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
     });
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let conn = Conn::new(&plan.url)?;
-        tasks.push(tokio::spawn(connection(Arc::clone(&plan), conn)));
+        let plan = Arc::clone(&plan);
+        tasks.push(match args.transport {
+            Transport::Http => tokio::spawn(connection(plan, Conn::new(&target.events_url())?)),
+            Transport::Ws => {
+                let producer = open_producer(&target, args.window as usize).await?;
+                tokio::spawn(pipelined(plan, producer, args.window as usize))
+            }
+        });
     }
     let progress = Progress::new(started);
     let reporter = {
@@ -102,31 +111,52 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
     reporter.abort();
     Progress::new(started).done();
 
+    report(&args, &target, &total, elapsed)
+}
+
+/// Prints the summary; fails if any request or frame failed.
+fn report(
+    args: &BenchProduceArgs,
+    target: &Target,
+    total: &Tally,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let connections = args.connections;
     let mode = if args.batch == 1 {
         "single events".to_owned()
     } else {
         format!("batches of {}", args.batch)
     };
+    let (transport, unit) = match args.transport {
+        Transport::Http => ("HTTP connections".to_owned(), "requests"),
+        Transport::Ws => (
+            format!("WebSocket connections of {} frames in flight", args.window),
+            "frames",
+        ),
+    };
     let mut summary = Summary::new(format!(
-        "dctl bench produce: {connections} connections, {mode}, {}-byte data, channel {} at {}",
+        "dctl bench produce: {connections} {transport}, {mode}, {}-byte data, channel {} at {}",
         target.size, target.channel, target.base
     ));
     summary
         .row("duration", format!("{:.2} s", elapsed.as_secs_f64()))
         .row("events", thousands(total.events))
         .row("events/s", per_sec(total.events, elapsed))
-        .row("requests", thousands(total.requests))
-        .row("requests/s", per_sec(total.requests, elapsed))
+        .row(unit, thousands(total.requests))
+        .row(&format!("{unit}/s"), per_sec(total.requests, elapsed))
         .row("sent", mb_per_sec(total.bytes, elapsed))
-        .latencies("request latency", &total.latency)
+        .latencies(
+            &format!("{} latency", &unit[..unit.len() - 1]),
+            &total.latency,
+        )
         .row("errors", thousands(total.errors));
     summary.print();
     if total.errors > 0 {
         bail!(
-            "{} of {} requests failed; the first: {}",
+            "{} of {} {unit} failed; the first: {}",
             total.errors,
             total.requests,
-            total.first_error.unwrap_or_default()
+            total.first_error.as_deref().unwrap_or_default()
         );
     }
     Ok(())
@@ -173,5 +203,56 @@ async fn connection(plan: Arc<Plan>, mut conn: Conn) -> Tally {
             }),
         }
     }
+    tally
+}
+
+/// A WebSocket producer for one connection of the run.
+async fn open_producer(target: &Target, window: usize) -> anyhow::Result<Producer> {
+    let options = ProducerOptions {
+        max_in_flight: window,
+        reconnect_for: Duration::from_secs(5),
+    };
+    Client::new(&target.base)
+        .producer(&target.channel, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open a WebSocket producer: {e}"))
+}
+
+/// One WebSocket connection: keeps up to `window` frames in flight until the deadline or the
+/// count, then waits for the last acknowledgements. Latency is from queueing a frame to its
+/// acknowledgement.
+async fn pipelined(plan: Arc<Plan>, producer: Producer, window: usize) -> Tally {
+    let mut tally = Tally::default();
+    let mut in_flight = FuturesOrdered::new();
+    loop {
+        while in_flight.len() < window && Instant::now() < plan.deadline {
+            let first = plan.next.fetch_add(plan.batch, Ordering::Relaxed);
+            if first >= plan.limit {
+                break;
+            }
+            let n = plan.batch.min(plan.limit - first);
+            let (body, _) = plan.events.body(first, n, plan.batch > 1, plan.started);
+            let bytes = body.len() as u64;
+            let sent = Instant::now();
+            // One event or an array: either way the frame's acknowledgement lists its offsets.
+            let ack = producer.send_batch(body);
+            in_flight.push_back(async move { (n, bytes, sent, ack.await) });
+        }
+        let Some((n, bytes, sent, result)) = in_flight.next().await else {
+            break;
+        };
+        tally.requests += 1;
+        tally.latency.record(sent.elapsed());
+        match result {
+            Ok(offsets) if offsets.len() as u64 == n => {
+                tally.events += n;
+                tally.bytes += bytes;
+                plan.acked.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(offsets) => tally.error(|| format!("{} offsets for {n} events", offsets.len())),
+            Err(e) => tally.error(|| e.to_string()),
+        }
+    }
+    producer.close().await;
     tally
 }

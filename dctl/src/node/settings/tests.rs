@@ -113,6 +113,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         max_event_bytes,
         max_batch_bytes,
         dedup_window_secs,
+        produce_window_frames,
+        produce_window_bytes,
     } = &fixture.catalyst;
     assert!(
         name.is_none(),
@@ -123,6 +125,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(max_connections.is_some() && header_read_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
     assert!(dedup_window_secs.is_some());
+    assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());
     let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));

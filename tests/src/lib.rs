@@ -70,11 +70,21 @@ impl Node {
     /// If it does not start within 30 s.
     #[must_use]
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_listening(data_dir, "127.0.0.1:0", args)
+    }
+
+    /// [`Node::start`] with the API on `listen` (`host:port`): for a test that restarts a
+    /// node where its clients expect it (see [`free_port`]).
+    ///
+    /// # Panics
+    /// If it does not start within 30 s.
+    #[must_use]
+    pub fn start_listening(data_dir: &Path, listen: &str, args: &[&str]) -> Self {
         let mut child = Command::new(dctl())
             .args([
                 "up",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--ingress",
                 "127.0.0.1:0",
                 "--data-dir",
@@ -116,6 +126,21 @@ impl Node {
         self.child.id()
     }
 
+    /// The node's resident memory (`VmRSS`), in KiB.
+    ///
+    /// # Panics
+    /// If `/proc/<pid>/status` cannot be read (not Linux, or the node is gone).
+    #[must_use]
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// SIGKILLs the node: no shutdown code runs.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -146,6 +171,42 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A TCP port that was free a moment ago (bound, then released).
+///
+/// # Panics
+/// If no port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Every event of `channel`, oldest first (the JSON objects `GET …/events` returns).
+///
+/// # Panics
+/// If the node cannot be reached.
+pub async fn stored(node: &Node, channel: &str) -> Vec<serde_json::Value> {
+    let client = draft_catalyst::client::Client::new(&node.url);
+    let mut options = draft_catalyst::client::ReadOptions {
+        from: Some("earliest".into()),
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = client.page(channel, &options, 1000).await;
+        let Ok(page) = page else {
+            return events; // no such channel yet
+        };
+        if page.events.is_empty() {
+            return events;
+        }
+        events.extend(page.events);
+        options.from = Some(page.next_offset.to_string());
     }
 }
 

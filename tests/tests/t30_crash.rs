@@ -1,19 +1,54 @@
-//! kill -9 the node while producers run, restart it, and find every acknowledged event at
-//! its offset.
+//! kill -9 the node while producers run (HTTP requests and pipelined WebSocket producers),
+//! restart it, and find every acknowledged event at its offset.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use draft_catalyst::client::{Client, ReadOptions};
-use draft_tests::{Node, event};
+use draft_catalyst::client::{Client, ProducerOptions};
+use draft_tests::{Node, event, stored};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+
+type Acked = Arc<Mutex<HashMap<u64, String>>>;
+
+/// A WebSocket producer with up to 64 events in flight, until the node is gone.
+async fn pipelined(url: String, p: usize, acked: Acked) {
+    let options = ProducerOptions {
+        max_in_flight: 64,
+        reconnect_for: Duration::from_millis(500),
+    };
+    let Ok(producer) = Client::new(&url).producer("crash", options).await else {
+        return;
+    };
+    let mut in_flight = FuturesOrdered::new();
+    let mut next = 0u64;
+    loop {
+        while in_flight.len() < 64 {
+            let id = format!("w{p}-{next}");
+            next += 1;
+            let ack = producer.send(event(&id, "t").to_string());
+            in_flight.push_back(async move { (id, ack.await) });
+        }
+        match in_flight.next().await {
+            Some((id, Ok(offset))) => {
+                acked.lock().expect("acks").insert(offset, id);
+            }
+            _ => return, // the node is gone
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_kill_9() {
     let dir = tempfile::tempdir().expect("dir");
     let mut node = Node::start(dir.path(), &[]);
-    let acked: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
+    let acked: Acked = Arc::default();
     let mut producers = Vec::new();
+    for p in 0..4 {
+        let (url, acked) = (node.url.clone(), Arc::clone(&acked));
+        producers.push(tokio::spawn(pipelined(url, p, acked)));
+    }
     // Half the producers send one event at a time, half batches of 1 to 12 (several events
     // of one append are stored together: both layouts must survive).
     for p in 0..8 {
@@ -47,7 +82,7 @@ async fn every_acknowledged_event_survives_kill_9() {
     }
     // Let the producers run, then kill -9 mid-stream.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while acked.lock().expect("acks").len() < 300 {
+    while acked.lock().expect("acks").len() < 3000 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "producers made no progress"
@@ -61,20 +96,7 @@ async fn every_acknowledged_event_survives_kill_9() {
     let acked = std::mem::take(&mut *acked.lock().expect("acks"));
 
     let node = Node::start(dir.path(), &[]);
-    let client = Client::new(&node.url);
-    let mut stored = Vec::new();
-    let mut options = ReadOptions {
-        from: Some("earliest".into()),
-        ..Default::default()
-    };
-    loop {
-        let page = client.page("crash", &options, 1000).await.expect("page");
-        if page.events.is_empty() {
-            break;
-        }
-        stored.extend(page.events);
-        options.from = Some(page.next_offset.to_string());
-    }
+    let stored = stored(&node, "crash").await;
     for (i, e) in stored.iter().enumerate() {
         assert_eq!(
             e["draftoffset"].as_u64(),
@@ -88,5 +110,10 @@ async fn every_acknowledged_event_survives_kill_9() {
             .unwrap_or_else(|| panic!("acknowledged offset {offset} lost"));
         assert_eq!(e["id"], id.as_str(), "event at {offset}");
     }
-    assert!(acked.len() >= 300);
+    assert!(acked.len() >= 3000);
+    assert!(
+        acked.values().any(|id| id.starts_with('w'))
+            && acked.values().any(|id| id.starts_with('p')),
+        "both kinds of producer were acknowledged"
+    );
 }

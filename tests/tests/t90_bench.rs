@@ -1,5 +1,5 @@
-//! `dctl bench` against a real node: the produce and consume load generators send and read
-//! exactly what they report, and a missing node is one clear error.
+//! `dctl bench` against a real node: the produce (HTTP and WebSocket) and consume load
+//! generators send and read exactly what they report, and a missing node is one clear error.
 
 use std::process::{Command, Output};
 
@@ -90,6 +90,58 @@ async fn produce_single_and_batched_then_replay_what_was_stored() {
     assert_eq!(row(&replay, "events  "), "1,000");
     assert_eq!(row(&replay, "offsets"), "0..=999");
     assert_eq!(row(&replay, "out of order"), "0");
+}
+
+#[tokio::test]
+async fn produce_over_websockets_stores_what_it_reports() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+    let single = bench(
+        &node.url,
+        &[
+            "produce",
+            "--transport",
+            "ws",
+            "--channel",
+            "w1",
+            "--connections",
+            "3",
+            "--count",
+            "3000",
+        ],
+    );
+    succeeded(&single);
+    assert_eq!(row(&single, "events  "), "3,000");
+    assert_eq!(row(&single, "frames  "), "3,000");
+    assert_eq!(row(&single, "errors"), "0");
+    assert_eq!(
+        count(&node, "w1").await,
+        3000,
+        "every acknowledged event is stored"
+    );
+
+    let batched = bench(
+        &node.url,
+        &[
+            "produce",
+            "--transport",
+            "ws",
+            "--channel",
+            "w2",
+            "--connections",
+            "2",
+            "--batch",
+            "20",
+            "--window",
+            "8",
+            "--count",
+            "1000",
+        ],
+    );
+    succeeded(&batched);
+    assert_eq!(row(&batched, "events  "), "1,000");
+    assert_eq!(row(&batched, "frames  "), "50");
+    assert_eq!(count(&node, "w2").await, 1000);
 }
 
 #[test]

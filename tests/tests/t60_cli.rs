@@ -1,4 +1,5 @@
-//! dctl against a real node, as an operator uses it: KV, services, status, the audit trail.
+//! dctl against a real node, as an operator uses it: KV, services, status, the audit trail,
+//! produce (HTTP and WebSocket).
 
 use std::process::{Command, Output};
 
@@ -140,4 +141,24 @@ mod raw_http {
         stream.read_to_string(&mut answer).expect("read");
         answer.starts_with("HTTP/1.1 200")
     }
+}
+
+#[test]
+fn produce_over_http_and_over_a_websocket_print_the_offsets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+    let args = ["produce", "cli", "--type", "t", "--id", "one"];
+    assert_eq!(stdout(&run(&node, &args)).trim(), "0");
+    let ws = ["produce", "cli", "--type", "t", "--id", "two", "--ws"];
+    assert_eq!(stdout(&run(&node, &ws)).trim(), "1");
+    let again = ["produce", "cli", "--type", "t", "--id", "one", "--ws"];
+    assert_eq!(
+        stdout(&run(&node, &again)).trim(),
+        "0",
+        "a duplicate gets its first offset"
+    );
+    let reserved = run(&node, &["produce", "_draft", "--type", "t", "--ws"]);
+    assert!(!reserved.status.success());
+    let stderr = String::from_utf8_lossy(&reserved.stderr);
+    assert!(stderr.contains("reserved"), "{stderr}");
 }

@@ -67,16 +67,21 @@ pub enum Outbound {
 }
 
 /// What [`serve_socket`] does with a text or binary message from the client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum ClientData {
     /// Close the socket with 1008 (policy) and this reason: the client should only receive.
     Refuse(&'static str),
     /// Ignore it.
     Ignore,
+    /// Hand each text message to this channel, in order, without waiting: the socket's owner
+    /// reads them. A binary message is closed with 1003 (unsupported data); a client that
+    /// gets more messages ahead than the channel holds is closed with 1008. Once the receiver
+    /// is dropped, text messages are ignored (its owner is closing the socket).
+    Forward(mpsc::Sender<Utf8Bytes>),
 }
 
 /// How [`serve_socket`] keeps a socket alive.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SocketOptions {
     /// How often to ping.
     pub ping_every: Duration,
@@ -137,10 +142,12 @@ pub async fn serve_socket<W, R>(
             incoming = stream.next() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break Some(close(close_code::NORMAL, "")),
                 Some(Err(e)) => break Some(close_for_read_error(e)),
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => match options.client_data {
-                    ClientData::Refuse(reason) => break Some(close(close_code::POLICY, reason)),
-                    ClientData::Ignore => last_heard = tokio::time::Instant::now(),
-                },
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    match client_data(&options.client_data, message) {
+                        Ok(()) => last_heard = tokio::time::Instant::now(),
+                        Err(goodbye) => break Some(goodbye),
+                    }
+                }
                 Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
             },
             _ = ping.tick() => {
@@ -159,6 +166,31 @@ pub async fn serve_socket<W, R>(
         let _ = sink.send(frame).await;
     }
     let _ = sink.close().await;
+}
+
+/// Handles a text or binary message from the client as `policy` says; `Err` holds the close
+/// frame that ends the socket.
+fn client_data(policy: &ClientData, message: Message) -> Result<(), Message> {
+    use mpsc::error::TrySendError;
+    match (policy, message) {
+        (ClientData::Refuse(reason), _) => Err(close(close_code::POLICY, reason)),
+        (ClientData::Ignore, _) => Ok(()),
+        (ClientData::Forward(to), Message::Text(text)) => match to.try_send(text) {
+            Ok(()) | Err(TrySendError::Closed(_)) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(close(
+                close_code::POLICY,
+                &format!(
+                    "more than {} messages sent ahead of the node reading them",
+                    to.max_capacity()
+                ),
+            )),
+        },
+        // Only text and binary messages come here.
+        (ClientData::Forward(_), _) => Err(close(
+            close_code::UNSUPPORTED,
+            "this socket takes text messages only",
+        )),
+    }
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once: one write for a
@@ -297,6 +329,47 @@ mod tests {
         assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1001));
         (&mut s.task).await.expect("ends");
         assert_eq!(s.shutdown.active(), 0, "the guard is released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forwarded_text_reaches_the_owner_in_order_and_binary_or_a_flood_is_closed() {
+        let (to, mut forwarded) = mpsc::channel(2);
+        let mut s = start(SocketOptions {
+            client_data: ClientData::Forward(to.clone()),
+            ..SocketOptions::default()
+        });
+        for text in ["one", "two"] {
+            s.client
+                .unbounded_send(Ok(Message::Text(text.into())))
+                .expect("open");
+        }
+        assert_eq!(forwarded.recv().await.as_deref(), Some("one"));
+        assert_eq!(forwarded.recv().await.as_deref(), Some("two"));
+        s.server
+            .send(Outbound::Text("reply".into()))
+            .await
+            .expect("open");
+        assert_eq!(next_non_ping(&mut s).await, Message::Text("reply".into()));
+        s.client
+            .unbounded_send(Ok(Message::Binary(bytes::Bytes::from_static(b"x"))))
+            .expect("open");
+        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1003));
+        s.task.await.expect("ends");
+
+        // Nobody reads: the third message ahead of the owner closes the socket.
+        let (to, _unread) = mpsc::channel(2);
+        let mut s = start(SocketOptions {
+            client_data: ClientData::Forward(to),
+            ..SocketOptions::default()
+        });
+        for text in ["a", "b", "c"] {
+            s.client
+                .unbounded_send(Ok(Message::Text(text.into())))
+                .expect("open");
+        }
+        let closed = next_non_ping(&mut s).await;
+        assert_eq!(close_code_of(&closed), Some(1008), "{closed:?}");
+        s.task.await.expect("ends");
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,6 +33,8 @@ mod metrics;
 mod produce;
 #[cfg(feature = "server")]
 mod query;
+#[cfg(feature = "server")]
+mod reader;
 pub mod wire;
 
 #[cfg(feature = "client")]

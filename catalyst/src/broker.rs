@@ -8,6 +8,7 @@ use draft_log::LogBackend;
 
 use crate::dedup::Dedup;
 use crate::feed::Feeds;
+use crate::groups::{ControlLog, Groups};
 use crate::metrics::Metrics;
 
 /// Catalyst's settings.
@@ -21,6 +22,12 @@ pub struct CatalystConfig {
     pub max_batch_events: usize,
     /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
     pub dedup_window: Duration,
+    /// How long a consumer group's active member may owe an acknowledgement before a
+    /// standby takes over, for groups created without `timeout_ms` (default 30 s).
+    pub group_timeout: Duration,
+    /// How often consumer groups' acknowledgements are stored (one append for every group
+    /// acknowledged meanwhile; default 100 ms). A node crash redelivers at most this much.
+    pub group_commit_interval: Duration,
     /// The process's shutdown token: when it is triggered, consumers are closed with 1001
     /// (going away). Default: a token of its own, never triggered.
     pub shutdown: Shutdown,
@@ -33,6 +40,8 @@ impl Default for CatalystConfig {
             max_batch_bytes: 16 * 1024 * 1024,
             max_batch_events: 10_000,
             dedup_window: Duration::from_secs(120),
+            group_timeout: Duration::from_secs(30),
+            group_commit_interval: Duration::from_millis(100),
             shutdown: Shutdown::new(),
         }
     }
@@ -49,18 +58,32 @@ struct Inner {
     config: CatalystConfig,
     dedup: Arc<Dedup>,
     feeds: Arc<Feeds>,
+    groups: Arc<Groups>,
     metrics: Metrics,
 }
 
 impl Catalyst {
     /// A broker on `log`. Rebuilds the duplicate window from the events of the last
-    /// `dedup_window`, so a restart does not forget it.
+    /// `dedup_window`, so a restart does not forget it, and the consumer groups from the
+    /// partition `_groups`. Creating and deleting a group is recorded through `control`.
     ///
     /// # Errors
-    /// A log error while reading those events.
-    pub async fn new(log: Arc<dyn LogBackend>, config: CatalystConfig) -> draft_log::Result<Self> {
+    /// A log error while reading those events or the groups.
+    pub async fn new(
+        log: Arc<dyn LogBackend>,
+        config: CatalystConfig,
+        control: Arc<dyn ControlLog>,
+    ) -> draft_log::Result<Self> {
         let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
+        let groups = Groups::open(
+            Arc::clone(&log),
+            control,
+            config.group_timeout,
+            config.group_commit_interval,
+            &config.shutdown,
+        )
+        .await?;
         tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -68,6 +91,7 @@ impl Catalyst {
                 config,
                 dedup,
                 feeds,
+                groups,
                 metrics: Metrics::default(),
             }),
         })
@@ -93,6 +117,11 @@ impl Catalyst {
     /// Every channel's live feed.
     pub(crate) fn feeds(&self) -> Arc<Feeds> {
         Arc::clone(&self.inner.feeds)
+    }
+
+    /// The consumer groups.
+    pub(crate) fn groups(&self) -> Arc<Groups> {
+        Arc::clone(&self.inner.groups)
     }
 
     /// The process's shutdown token.

@@ -1,15 +1,17 @@
 //! Consumers: `GET /v1/channels/{channel}/consume`; replay from any position, then follow the
 //! live feed (`reader.rs`); and the WebSocket loop that delivers to one client (CloudEvents
-//! WebSocket binding, `cloudevents.json`).
+//! WebSocket binding, `cloudevents.json`). With `group=`, the connection is a member of a
+//! durable consumer group instead (`group_api.rs`, `groups/`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocketUpgrade, close_code};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::Response;
 use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
-use draft_http::{ApiError, Code, Query};
+use draft_http::{Actor, ApiError, Code, Query};
 use draft_log::{LogBackend, Offset, PartitionName};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -18,6 +20,7 @@ use crate::broker::Catalyst;
 use crate::channel;
 use crate::cloudevent::Filter;
 use crate::feed::Feeds;
+use crate::group_api::{self, Connect};
 use crate::query::{filter, resolve_start};
 use crate::reader::{Stop, read_channel};
 use crate::wire::SUBPROTOCOL;
@@ -37,11 +40,31 @@ pub(crate) async fn consume(
     State(state): State<Catalyst>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    actor: Actor,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let channel = channel::channel(&name)?;
-    let query = Query::parse(raw.as_deref(), &["from", "type", "source"])?;
+    let query = Query::parse(
+        raw.as_deref(),
+        &["from", "type", "source", "group", "timeout_ms"],
+    )?;
     let filter = filter(&query)?;
+    if let Some(group) = query.one("group")? {
+        let connect = Connect {
+            channel,
+            group,
+            query: &query,
+            actor,
+            address,
+        };
+        return group_api::consume(state, connect, upgrade).await;
+    }
+    if query.one("timeout_ms")?.is_some() {
+        return Err(ApiError::invalid_parameter(
+            "timeout_ms is a consumer group's setting: give it with group",
+        ));
+    }
     let from = query.one("from")?.unwrap_or("latest");
     let from = resolve_start(state.log(), &channel, from).await?;
     let upgrade = upgrade.map_err(|e| {

@@ -71,6 +71,12 @@ pub struct CatalystLayer {
     pub max_batch_bytes: Option<usize>,
     /// How long `source` + `id` is remembered, in seconds (default 120).
     pub dedup_window_secs: Option<u64>,
+    /// How long a consumer group's active member may owe an acknowledgement before a
+    /// standby takes over, in milliseconds, for groups created without `timeout_ms`
+    /// (default 30000).
+    pub group_timeout_ms: Option<u64>,
+    /// How often consumer groups' acknowledgements are stored, in milliseconds (default 100).
+    pub group_commit_interval_ms: Option<u64>,
 }
 
 impl Layer {
@@ -94,6 +100,10 @@ impl Layer {
                 max_event_bytes: c.max_event_bytes.or(lc.max_event_bytes),
                 max_batch_bytes: c.max_batch_bytes.or(lc.max_batch_bytes),
                 dedup_window_secs: c.dedup_window_secs.or(lc.dedup_window_secs),
+                group_timeout_ms: c.group_timeout_ms.or(lc.group_timeout_ms),
+                group_commit_interval_ms: c
+                    .group_commit_interval_ms
+                    .or(lc.group_commit_interval_ms),
             },
         }
     }
@@ -185,10 +195,26 @@ impl Settings {
             dedup_window: catalyst
                 .dedup_window_secs
                 .map_or(defaults.dedup_window, Duration::from_secs),
+            group_timeout: catalyst
+                .group_timeout_ms
+                .map_or(defaults.group_timeout, Duration::from_millis),
+            group_commit_interval: catalyst
+                .group_commit_interval_ms
+                .map_or(defaults.group_commit_interval, Duration::from_millis),
             ..defaults
         };
         if catalyst.max_event_bytes == 0 || catalyst.max_batch_bytes < catalyst.max_event_bytes {
             return invalid("max event bytes must be positive and at most max batch bytes");
+        }
+        let timeout = catalyst.group_timeout.as_millis();
+        if !(100..=3_600_000).contains(&timeout) {
+            return invalid("the group timeout must be 100 ms to 1 hour");
+        }
+        let commit = catalyst.group_commit_interval.as_millis();
+        if !(1..=10_000).contains(&commit) || commit >= timeout {
+            return invalid(
+                "the group commit interval must be 1 ms to 10 s, and shorter than the group timeout",
+            );
         }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {

@@ -97,3 +97,93 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{Commit, Settings};
+    use super::*;
+    use draft_log::{Log, LogConfig};
+
+    fn keyed(group: &str) -> Keyed {
+        Keyed {
+            channel: "orders".into(),
+            group: group.into(),
+            state: StoredGroup {
+                settings: Settings {
+                    types: vec![],
+                    sources: vec![],
+                    timeout_ms: 30_000,
+                },
+                start: 0,
+                committed: None,
+                created_nanos: 1,
+                revision: None,
+                last_ack_nanos: None,
+            },
+        }
+    }
+
+    async fn open_log(dir: &std::path::Path) -> Arc<dyn LogBackend> {
+        let config = LogConfig::new(dir);
+        let log = tokio::task::spawn_blocking(move || Log::open(config))
+            .await
+            .expect("task")
+            .expect("log");
+        Arc::new(log)
+    }
+
+    /// However many acknowledgements are stored, the partition holds one snapshot and at
+    /// most `SNAPSHOT_EVERY` records after it, and folds back into the same groups.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_partition_stays_bounded_and_reopens_to_the_same_groups() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = open_log(dir.path()).await;
+        let (store, mut model) = Store::open(Arc::clone(&log)).await.expect("open");
+        assert!(model.is_empty());
+        for name in ["a", "b"] {
+            let created = GroupRecord::Created(keyed(name));
+            store.append(&created).await.expect("append");
+            record::apply(&mut model, created);
+        }
+        let partition = PartitionName::new(GROUPS_PARTITION).expect("name");
+        for offset in 0..2_500u64 {
+            let commit = GroupRecord::Committed {
+                acks: vec![Commit {
+                    channel: "orders".into(),
+                    group: if offset % 2 == 0 { "a" } else { "b" }.into(),
+                    offset,
+                    time: offset,
+                }],
+            };
+            store.append(&commit).await.expect("append");
+            record::apply(&mut model, commit);
+            if store.snapshot_due() {
+                let groups = model
+                    .iter()
+                    .map(|((channel, group), state)| Keyed {
+                        channel: channel.clone(),
+                        group: group.clone(),
+                        state: state.clone(),
+                    })
+                    .collect();
+                store.snapshot(groups).await.expect("snapshot");
+            }
+            let head = log.head(&partition).await.expect("head").expect("exists");
+            assert!(head.count() <= SNAPSHOT_EVERY + 1, "{head:?}");
+        }
+        let first = log.read(&partition, Offset(0), 1).await.expect("read");
+        let first = GroupRecord::decode(&first[0].payload).expect("a record");
+        assert!(matches!(first, GroupRecord::Snapshot { .. }), "{first:?}");
+        drop(store);
+        let (store, reopened) = Store::open(Arc::clone(&log)).await.expect("reopen");
+        assert_eq!(reopened, model);
+        assert_eq!(
+            reopened[&("orders".into(), "a".into())].committed,
+            Some(2_498)
+        );
+        assert!(
+            !store.snapshot_due(),
+            "the count since the snapshot is rebuilt"
+        );
+    }
+}

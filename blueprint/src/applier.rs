@@ -55,6 +55,14 @@ pub(crate) enum Op {
         key: Key,
         condition: Condition,
     },
+    /// Another part of the node's control event (a type [`is_foreign_type`] accepts), for
+    /// the audit trail: always appended.
+    ///
+    /// [`is_foreign_type`]: crate::event::is_foreign_type
+    Record {
+        ty: String,
+        data: serde_json::Value,
+    },
 }
 
 /// What a write did.
@@ -118,6 +126,39 @@ fn check(condition: Condition, current: Option<u64>) -> Result<(), WriteError> {
     }
 }
 
+/// Decides a put of `key` at `revision`.
+fn decide_put(
+    state: &Projection,
+    overlay: &mut Overlay,
+    (key, value, condition): (&Key, &[u8], Condition),
+    revision: u64,
+) -> Result<Option<ControlEvent>, WriteError> {
+    check(condition, overlay.key_revision(state, key))?;
+    overlay.kv.insert(key.clone(), Some(revision));
+    Ok(Some(ControlEvent::KvPut {
+        key: key.as_str().to_owned(),
+        value: value.to_vec(),
+    }))
+}
+
+/// Decides a delete of `key`.
+fn decide_delete(
+    state: &Projection,
+    overlay: &mut Overlay,
+    key: &Key,
+    condition: Condition,
+) -> Result<Option<ControlEvent>, WriteError> {
+    let current = overlay.key_revision(state, key);
+    if current.is_none() {
+        return Err(WriteError::NotFound);
+    }
+    check(condition, current)?;
+    overlay.kv.insert(key.clone(), None);
+    Ok(Some(ControlEvent::KvDeleted {
+        key: key.as_str().to_owned(),
+    }))
+}
+
 /// Decides one write: the event to append (`None`: nothing to append), given the projection,
 /// the group's earlier decisions and the revision this event would get. Pure.
 fn decide(
@@ -131,25 +172,8 @@ fn decide(
             key,
             value,
             condition,
-        } => {
-            check(*condition, overlay.key_revision(state, key))?;
-            overlay.kv.insert(key.clone(), Some(revision));
-            Ok(Some(ControlEvent::KvPut {
-                key: key.as_str().to_owned(),
-                value: value.clone(),
-            }))
-        }
-        Op::Delete { key, condition } => {
-            let current = overlay.key_revision(state, key);
-            if current.is_none() {
-                return Err(WriteError::NotFound);
-            }
-            check(*condition, current)?;
-            overlay.kv.insert(key.clone(), None);
-            Ok(Some(ControlEvent::KvDeleted {
-                key: key.as_str().to_owned(),
-            }))
-        }
+        } => decide_put(state, overlay, (key, value, *condition), revision),
+        Op::Delete { key, condition } => decide_delete(state, overlay, key, *condition),
         Op::Register {
             service,
             instance,
@@ -197,6 +221,10 @@ fn decide(
             }
             _ => Ok(None),
         },
+        Op::Record { ty, data } => Ok(Some(ControlEvent::Other {
+            ty: ty.clone(),
+            data: data.clone(),
+        })),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
 use crate::error::{OpenError, WriteError};
-use crate::event::CONTROL_PARTITION;
+use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
@@ -201,6 +201,39 @@ impl Blueprint {
                 actor,
             )
             .await
+    }
+
+    /// Records a control event of another part of the node in `_draft` (Catalyst's
+    /// `io.draft.group.created`, say), through the same writer as Blueprint's own changes, so
+    /// every revision is one the projection has seen; returns its revision. The event is
+    /// `{"type": ty, "source": "/draft/<node>", "draftactor": actor, "data": data, ..}` and
+    /// changes nothing in the registry or the KV store.
+    ///
+    /// # Errors
+    /// [`WriteError::NotRecorded`] if `ty` is not `io.draft.*` or is in one of Blueprint's
+    /// own families (`io.draft.instance.*`, `io.draft.kv.*`); [`WriteError::Log`] if the
+    /// append fails.
+    pub async fn record(
+        &self,
+        ty: &str,
+        data: serde_json::Value,
+        actor: &str,
+    ) -> Result<Revision, WriteError> {
+        if !is_foreign_type(ty) {
+            return Err(WriteError::NotRecorded(format!(
+                "{ty:?} is not a control event type of another part of the node"
+            )));
+        }
+        let op = Op::Record {
+            ty: ty.to_owned(),
+            data,
+        };
+        match self.shared.write(op, actor).await? {
+            Outcome::Appended(revision) => Ok(revision),
+            Outcome::Unchanged => Err(WriteError::NotRecorded(format!(
+                "the writer appended no {ty} event"
+            ))),
+        }
     }
 
     /// Deletes a key, if it exists and `condition` holds.

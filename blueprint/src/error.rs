@@ -47,6 +47,10 @@ pub enum WriteError {
     /// Fatal or retryable, as the log error says: the append failed.
     #[error("log error: {0}")]
     Log(#[from] draft_log::Error),
+    /// A caller's mistake: an event that Blueprint does not record for another part of the
+    /// node (its type is not `io.draft.*`, or is in one of Blueprint's own families).
+    #[error("not recorded: {0}")]
+    NotRecorded(String),
 }
 
 /// Which kind of name a [`NameError`] refused.

@@ -9,6 +9,41 @@ use crate::wire::{Registration, base64_decode, base64_encode};
 /// The control partition.
 pub const CONTROL_PARTITION: &str = "_draft";
 
+/// The prefix of every control event's type.
+pub const CONTROL_TYPE_PREFIX: &str = "io.draft.";
+
+/// The types Blueprint itself writes (and the projection folds).
+const OWN_TYPES: [&str; 5] = [
+    "io.draft.instance.registered",
+    "io.draft.instance.deregistered",
+    "io.draft.instance.expired",
+    "io.draft.kv.put",
+    "io.draft.kv.deleted",
+];
+
+/// Prefixes of the control event types that other parts of the node record in `_draft`
+/// through [`Blueprint::record`](crate::Blueprint::record): Catalyst's consumer groups
+/// (`io.draft.group.created`, `io.draft.group.deleted`). Blueprint passes over them quietly;
+/// any other `io.draft.*` type it does not know (from a newer node, say) is passed over too,
+/// and logged once.
+pub const FOREIGN_TYPE_PREFIXES: [&str; 1] = ["io.draft.group."];
+
+/// Whether Blueprint may record an event of type `ty` for another part of the node: an
+/// `io.draft.*` type that is not one of Blueprint's own.
+#[must_use]
+pub fn is_foreign_type(ty: &str) -> bool {
+    ty.len() > CONTROL_TYPE_PREFIX.len()
+        && ty.starts_with(CONTROL_TYPE_PREFIX)
+        && !ty.starts_with("io.draft.instance.")
+        && !ty.starts_with("io.draft.kv.")
+}
+
+/// Whether `ty` is a foreign type this node expects (see [`FOREIGN_TYPE_PREFIXES`]).
+#[must_use]
+pub fn is_known_foreign_type(ty: &str) -> bool {
+    is_foreign_type(ty) && FOREIGN_TYPE_PREFIXES.iter().any(|p| ty.starts_with(p))
+}
+
 /// A change to the registry or the KV store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlEvent {
@@ -46,6 +81,15 @@ pub enum ControlEvent {
     KvDeleted {
         /// The key.
         key: String,
+    },
+    /// A control event of another part of the node (an `io.draft.*` type that is not
+    /// Blueprint's, such as `io.draft.group.created`): kept in `_draft` for the audit trail,
+    /// in order with Blueprint's own, and changing nothing in the projection but its revision.
+    Other {
+        /// Its CloudEvent `type`.
+        ty: String,
+        /// Its `data`, as stored.
+        data: serde_json::Value,
     },
 }
 
@@ -90,31 +134,34 @@ pub struct Applied {
 impl ControlEvent {
     /// The CloudEvent `type`.
     #[must_use]
-    pub fn ty(&self) -> &'static str {
+    pub fn ty(&self) -> &str {
         match self {
             Self::Registered { .. } => "io.draft.instance.registered",
             Self::Deregistered { .. } => "io.draft.instance.deregistered",
             Self::Expired { .. } => "io.draft.instance.expired",
             Self::KvPut { .. } => "io.draft.kv.put",
             Self::KvDeleted { .. } => "io.draft.kv.deleted",
+            Self::Other { ty, .. } => ty,
         }
     }
 
-    /// The path watches filter on: the key, or `services/<service>/<instance>`.
+    /// The path watches filter on: the key, or `services/<service>/<instance>` (`None` for
+    /// [`ControlEvent::Other`], which watches do not show).
     #[must_use]
-    pub fn path(&self) -> String {
+    pub fn path(&self) -> Option<String> {
         match self {
             Self::Registered {
                 service, instance, ..
             }
             | Self::Deregistered { service, instance }
-            | Self::Expired { service, instance } => format!("services/{service}/{instance}"),
-            Self::KvPut { key, .. } | Self::KvDeleted { key } => key.clone(),
+            | Self::Expired { service, instance } => Some(format!("services/{service}/{instance}")),
+            Self::KvPut { key, .. } | Self::KvDeleted { key } => Some(key.clone()),
+            Self::Other { .. } => None,
         }
     }
 
-    fn data(&self) -> Data {
-        match self.clone() {
+    fn data(&self) -> serde_json::Value {
+        let data = match self.clone() {
             Self::Registered {
                 service,
                 instance,
@@ -135,7 +182,9 @@ impl ControlEvent {
                 value_base64: base64_encode(&value),
             },
             Self::KvDeleted { key } => Data::Key { key },
-        }
+            Self::Other { data, .. } => return data,
+        };
+        serde_json::to_value(data).unwrap_or(serde_json::Value::Null)
     }
 
     /// The structured-mode CloudEvent stored in the log.
@@ -159,10 +208,12 @@ impl ControlEvent {
         })
     }
 
-    /// Reads a control event back from its stored CloudEvent; returns it with its actor.
+    /// Reads a control event back from its stored CloudEvent; returns it with its actor. An
+    /// `io.draft.*` type that is not Blueprint's is [`ControlEvent::Other`].
     ///
     /// # Errors
-    /// A description of what does not fit, if the JSON is not a control event.
+    /// A description of what does not fit, if the JSON is not a control event (or one of
+    /// Blueprint's types with data that does not fit it).
     pub fn from_cloudevent(json: &[u8]) -> Result<(Self, String), String> {
         #[derive(Deserialize)]
         struct Envelope {
@@ -170,9 +221,26 @@ impl ControlEvent {
             ty: String,
             #[serde(default)]
             draftactor: Option<String>,
+            #[serde(default)]
             data: serde_json::Value,
         }
         let envelope: Envelope = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        let actor = envelope
+            .draftactor
+            .unwrap_or_else(|| "anonymous".to_owned());
+        if is_foreign_type(&envelope.ty) {
+            let event = Self::Other {
+                ty: envelope.ty,
+                data: envelope.data,
+            };
+            return Ok((event, actor));
+        }
+        if !OWN_TYPES.contains(&envelope.ty.as_str()) {
+            return Err(format!(
+                "not a control event of a known type: {}",
+                envelope.ty
+            ));
+        }
         let data: Data = serde_json::from_value(envelope.data).map_err(|e| e.to_string())?;
         let event = match (envelope.ty.as_str(), data) {
             (
@@ -206,14 +274,9 @@ impl ControlEvent {
                 value: base64_decode(&value_base64).ok_or("value_base64 is not base64")?,
             },
             ("io.draft.kv.deleted", Data::Key { key }) => Self::KvDeleted { key },
-            (ty, _) => return Err(format!("not a control event of a known type: {ty}")),
+            (ty, _) => return Err(format!("the data does not fit a {ty} event")),
         };
-        Ok((
-            event,
-            envelope
-                .draftactor
-                .unwrap_or_else(|| "anonymous".to_owned()),
-        ))
+        Ok((event, actor))
     }
 }
 
@@ -256,6 +319,10 @@ mod tests {
             ControlEvent::KvDeleted {
                 key: "app/db".into(),
             },
+            ControlEvent::Other {
+                ty: "io.draft.group.created".into(),
+                data: serde_json::json!({"channel": "orders", "group": "billing"}),
+            },
         ];
         for event in events {
             let json = event.to_cloudevent("id-1", "node-a", "alice", "2026-01-01T00:00:00Z");
@@ -266,5 +333,35 @@ mod tests {
             assert_eq!((back, actor.as_str()), (event, "alice"));
         }
         assert!(ControlEvent::from_cloudevent(br#"{"type":"other","data":{}}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_draft_types_are_other_events_and_blueprints_own_types_stay_strict() {
+        let future = br#"{"type":"io.draft.future.thing","draftactor":"bob","data":[1,2]}"#;
+        let (event, actor) = ControlEvent::from_cloudevent(future).expect("passed over");
+        assert_eq!(actor, "bob");
+        assert_eq!(
+            event,
+            ControlEvent::Other {
+                ty: "io.draft.future.thing".into(),
+                data: serde_json::json!([1, 2]),
+            }
+        );
+        assert_eq!(event.path(), None, "watches do not show it");
+        let bad_put = br#"{"type":"io.draft.kv.put","data":{"nope":1}}"#;
+        assert!(ControlEvent::from_cloudevent(bad_put).is_err());
+        let new_kv_type = br#"{"type":"io.draft.kv.renamed","data":{}}"#;
+        assert!(
+            ControlEvent::from_cloudevent(new_kv_type).is_err(),
+            "Blueprint's own families are never passed over"
+        );
+        assert!(is_known_foreign_type("io.draft.group.created"));
+        assert!(!is_known_foreign_type("io.draft.future.thing"));
+        assert!(is_foreign_type("io.draft.future.thing"));
+        for own in OWN_TYPES {
+            assert!(!is_foreign_type(own), "{own}");
+        }
+        assert!(!is_foreign_type("io.draft."));
+        assert!(!is_foreign_type("com.example.x"));
     }
 }

@@ -60,7 +60,9 @@ impl Projection {
         self.revision = Some(revision);
         if !matches!(
             applied.event,
-            ControlEvent::KvPut { .. } | ControlEvent::KvDeleted { .. }
+            ControlEvent::KvPut { .. }
+                | ControlEvent::KvDeleted { .. }
+                | ControlEvent::Other { .. }
         ) {
             self.registry_revision = Some(revision);
         }
@@ -116,6 +118,8 @@ impl Projection {
                 self.kv.remove(key);
                 self.history.entry(key.clone()).or_default().push(revision);
             }
+            // Another part of the node's event: only the revision moves.
+            ControlEvent::Other { .. } => {}
         }
     }
 

@@ -2,32 +2,56 @@
 //! the newest checkpoint) and for reads of a past revision or time (`?at=`), which start from
 //! the nearest checkpoint at or below it (the last one loaded is cached).
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use draft_log::{LogBackend, Offset, PartitionName, Record, Timestamp};
 
 use crate::checkpoint::Checkpoints;
 use crate::error::OpenError;
-use crate::event::{Applied, ControlEvent};
+use crate::event::{Applied, ControlEvent, is_known_foreign_type};
 use crate::projection::Projection;
 use crate::shared::Shared;
 
 /// How many control events are read from the log at a time when replaying.
 const REPLAY_CHUNK: usize = 4096;
 
-fn decode(record: &Record) -> Result<Applied, OpenError> {
+/// Decodes a stored control event. One of another part of the node is passed over (it only
+/// moves the revision); a type this node has never heard of is logged, once per type.
+pub(crate) fn decode(record: &Record) -> Result<Applied, OpenError> {
     let (event, actor) =
         ControlEvent::from_cloudevent(&record.payload).map_err(|reason| OpenError::BadEvent {
             revision: record.offset.0,
             reason,
         })?;
+    if let ControlEvent::Other { ty, .. } = &event
+        && !is_known_foreign_type(ty)
+    {
+        note_unknown_type(ty, record.offset.0);
+    }
     Ok(Applied {
         revision: record.offset.0,
         time_nanos: record.time.as_unix_nanos(),
         actor,
         event,
     })
+}
+
+/// Logs a control event type this node does not know, the first time it meets it.
+fn note_unknown_type(ty: &str, revision: u64) {
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = SEEN
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(ty.to_owned());
+    if first {
+        tracing::warn!(
+            ty,
+            revision,
+            "control events of an unknown type are passed over (written by a newer node?)"
+        );
+    }
 }
 
 /// Replays control events `(from..=until)` onto `state` (all of them if `until` is `None`).

@@ -122,6 +122,11 @@ pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
             ),
         ),
         WriteError::Log(e) => log_error(&e),
+        WriteError::NotRecorded(reason) => ApiError::internal(
+            Code::Internal,
+            format!("{what} could not be recorded"),
+            reason,
+        ),
     }
 }
 

@@ -20,9 +20,9 @@ use crate::names::Revision;
 use crate::projection::Projection;
 use crate::wire::{Health, WatchMessage, base64_encode};
 
-/// The message for a logged control event.
-fn message(revision: u64, event: ControlEvent) -> WatchMessage {
-    match event {
+/// The message for a logged control event (`None` for one of another part of the node).
+fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
+    Some(match event {
         ControlEvent::KvPut { key, value } => WatchMessage::Put {
             revision,
             key,
@@ -49,7 +49,8 @@ fn message(revision: u64, event: ControlEvent) -> WatchMessage {
             service,
             instance,
         },
-    }
+        ControlEvent::Other { .. } => return None,
+    })
 }
 
 /// The current state under `prefix`, as messages.
@@ -84,12 +85,14 @@ fn snapshot(state: &Projection, prefix: &str) -> Vec<WatchMessage> {
     out
 }
 
+/// The message for a logged control event under `prefix`.
 fn decode(record: &Record, prefix: &str) -> Option<WatchMessage> {
     let (event, _) = ControlEvent::from_cloudevent(&record.payload).ok()?;
     event
-        .path()
+        .path()?
         .starts_with(prefix)
         .then(|| message(record.offset.0, event))
+        .flatten()
 }
 
 /// The handler: parameters are checked before the upgrade.

@@ -6,7 +6,7 @@
 use std::sync::{PoisonError, Weak};
 
 use bytes::Bytes;
-use draft_log::NewRecord;
+use draft_log::{NewRecord, Offset};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::warn;
@@ -96,10 +96,21 @@ impl Shared {
                 }
             })
             .collect();
+        let expected = self.revision().map_or(0, |r| r + 1);
         let ack = self.log.append(&self.control, records).await?;
         let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
+        // Something else appended to `_draft` since our last write: apply those revisions
+        // first, so the projection never skips one.
+        let skipped = if ack.first.0 > expected {
+            self.read_between(expected, ack.first.0).await
+        } else {
+            Vec::new()
+        };
         {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            for applied in &skipped {
+                state.apply(applied);
+            }
             for ((event, actor), revision) in events.iter().zip(&revisions) {
                 state.apply(&Applied {
                     revision: *revision,
@@ -112,6 +123,32 @@ impl Shared {
         self.applied
             .send_replace(revisions.last().copied().map(Revision::new));
         Ok(revisions)
+    }
+
+    /// The control events in `[from, until)`, appended by something other than this writer;
+    /// one that cannot be read or decoded is logged and left out (its revision still moves
+    /// the projection on, with the events after it).
+    async fn read_between(&self, from: u64, until: u64) -> Vec<Applied> {
+        warn!(
+            from,
+            until, "control events appended behind Blueprint's writer; applying them first"
+        );
+        let wanted = (until - from) as usize;
+        match self.log.read(&self.control, Offset(from), wanted).await {
+            Ok(records) => records
+                .iter()
+                .filter(|r| r.offset.0 < until)
+                .filter_map(|r| {
+                    crate::replay::decode(r)
+                        .inspect_err(|e| warn!(error = %e, "skipped control event"))
+                        .ok()
+                })
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the control events appended behind the writer");
+                Vec::new()
+            }
+        }
     }
 
     /// Writes a checkpoint once `checkpoint_every` control events have been appended since

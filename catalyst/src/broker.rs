@@ -8,6 +8,7 @@ use draft_log::LogBackend;
 
 use crate::dedup::Dedup;
 use crate::feed::Feeds;
+use crate::groups::{ControlLog, Groups};
 use crate::metrics::Metrics;
 
 /// Catalyst's settings.
@@ -29,6 +30,12 @@ pub struct CatalystConfig {
     /// batch). One frame is always taken, whatever its size; reading stops once either bound
     /// is reached.
     pub produce_window_bytes: usize,
+    /// How long a consumer group's active member may owe an acknowledgement before a
+    /// standby takes over, for groups created without `timeout_ms` (default 30 s).
+    pub group_timeout: Duration,
+    /// How often consumer groups' acknowledgements are stored (one append for every group
+    /// acknowledged meanwhile; default 100 ms). A node crash redelivers at most this much.
+    pub group_commit_interval: Duration,
     /// The process's shutdown token: when it is triggered, consumers are closed with 1001
     /// (going away), and WebSocket producers once what they sent is answered. Default: a token
     /// of its own, never triggered.
@@ -44,6 +51,8 @@ impl Default for CatalystConfig {
             dedup_window: Duration::from_secs(120),
             produce_window_frames: 1024,
             produce_window_bytes: 16 * 1024 * 1024,
+            group_timeout: Duration::from_secs(30),
+            group_commit_interval: Duration::from_millis(100),
             shutdown: Shutdown::new(),
         }
     }
@@ -60,18 +69,32 @@ struct Inner {
     config: CatalystConfig,
     dedup: Arc<Dedup>,
     feeds: Arc<Feeds>,
+    groups: Arc<Groups>,
     metrics: Metrics,
 }
 
 impl Catalyst {
     /// A broker on `log`. Rebuilds the duplicate window from the events of the last
-    /// `dedup_window`, so a restart does not forget it.
+    /// `dedup_window`, so a restart does not forget it, and the consumer groups from the
+    /// partition `_groups`. Creating and deleting a group is recorded through `control`.
     ///
     /// # Errors
-    /// A log error while reading those events.
-    pub async fn new(log: Arc<dyn LogBackend>, config: CatalystConfig) -> draft_log::Result<Self> {
+    /// A log error while reading those events or the groups.
+    pub async fn new(
+        log: Arc<dyn LogBackend>,
+        config: CatalystConfig,
+        control: Arc<dyn ControlLog>,
+    ) -> draft_log::Result<Self> {
         let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
+        let groups = Groups::open(
+            Arc::clone(&log),
+            control,
+            config.group_timeout,
+            config.group_commit_interval,
+            &config.shutdown,
+        )
+        .await?;
         tokio::spawn(crate::dedup::sweep(Arc::downgrade(&dedup)));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -79,6 +102,7 @@ impl Catalyst {
                 config,
                 dedup,
                 feeds,
+                groups,
                 metrics: Metrics::default(),
             }),
         })
@@ -104,6 +128,11 @@ impl Catalyst {
     /// Every channel's live feed.
     pub(crate) fn feeds(&self) -> Arc<Feeds> {
         Arc::clone(&self.inner.feeds)
+    }
+
+    /// The consumer groups.
+    pub(crate) fn groups(&self) -> Arc<Groups> {
+        Arc::clone(&self.inner.groups)
     }
 
     /// The process's shutdown token.

@@ -14,6 +14,9 @@ use crate::wire::{
 pub use draft_http::ClientError;
 pub use producer::{Producer, ProducerOptions};
 
+mod groups;
+pub use groups::GroupConsumer;
+
 /// A filter and start position for reading a channel.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {

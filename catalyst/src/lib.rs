@@ -28,6 +28,13 @@ mod error;
 #[cfg(feature = "server")]
 mod feed;
 #[cfg(feature = "server")]
+mod group_api;
+#[cfg(feature = "server")]
+mod group_session;
+mod group_wire;
+#[cfg(feature = "server")]
+mod groups;
+#[cfg(feature = "server")]
 mod metrics;
 #[cfg(feature = "server")]
 mod produce;
@@ -35,6 +42,8 @@ mod produce;
 mod produce_socket;
 #[cfg(feature = "server")]
 mod query;
+#[cfg(feature = "server")]
+mod reader;
 pub mod wire;
 
 #[cfg(feature = "client")]
@@ -48,5 +57,7 @@ pub use crate::broker::{Catalyst, CatalystConfig};
 pub use crate::channel::MAX_PAGE;
 #[cfg(feature = "server")]
 pub use crate::channel_name::{ChannelName, ChannelNameError};
+#[cfg(feature = "server")]
+pub use crate::groups::ControlLog;
 #[cfg(feature = "server")]
 pub use crate::metrics::Metrics;

@@ -26,6 +26,27 @@ pub(crate) fn filter(query: &Query) -> Result<Filter, ApiError> {
     })
 }
 
+/// Where a consumer starts on `channel`, which need not exist yet (it then waits for its
+/// first event): `from` resolved against the channel's head.
+pub(crate) async fn resolve_start(
+    log: &dyn LogBackend,
+    channel: &PartitionName,
+    from: &str,
+) -> Result<Offset, ApiError> {
+    let head = log
+        .head(channel)
+        .await
+        .map_err(|e| log_error(&e))?
+        .unwrap_or_else(|| PartitionHead {
+            partition: channel.clone(),
+            first: Offset(0),
+            next: Offset(0),
+            bytes: 0,
+            last_append: None,
+        });
+    resolve_from(log, channel, &head, from).await
+}
+
 /// Where a read starts: `earliest`, `latest` (only what comes next), an offset, or the first
 /// event at or after an RFC 3339 time.
 pub(crate) async fn resolve_from(

@@ -11,6 +11,9 @@ pub const STRUCTURED: &str = "application/cloudevents+json";
 /// Batch content mode.
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
+pub use crate::group_wire::{
+    Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED, GroupInfo, GroupList, GroupMember,
+};
 pub use draft_http::{ErrorBody, ErrorDetail};
 
 /// The answer to a produce: the channel and the offset of each event sent, in order (for a

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd::bench::args::BenchArgs;
 use crate::cmd::consume::ConsumeArgs;
+use crate::cmd::groups::GroupsArgs;
 use crate::cmd::kv::KvArgs;
 use crate::cmd::log::LogArgs;
 use crate::cmd::produce::ProduceArgs;
@@ -30,6 +31,8 @@ pub(crate) enum Command {
     Produce(ProduceArgs),
     /// Print a channel's events, one JSON object per line.
     Consume(ConsumeArgs),
+    /// List consumer groups: committed offset, lag, active member and standbys.
+    Groups(GroupsArgs),
     /// Load a node and measure it (like `nats bench`): produce, replay, latency, fan-out.
     Bench(BenchArgs),
     /// List services, or one service's instances.

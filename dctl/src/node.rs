@@ -2,6 +2,7 @@
 //! operations endpoints, the API and ingress listeners) as a value: open it, then serve it
 //! until a shutdown future resolves.
 
+mod control;
 mod ops;
 mod settings;
 
@@ -60,27 +61,29 @@ impl Node {
         Self::open_on(settings, Arc::new(log)).await
     }
 
-    /// Opens the node on `log`: rebuilds the broker's duplicate window and the registry's
-    /// projection from it, and binds both listeners.
+    /// Opens the node on `log`: rebuilds the registry's projection, the broker's duplicate
+    /// window and its consumer groups from it, and binds both listeners.
     ///
     /// # Errors
     /// [`Error::Start`] if reading the log fails, [`Error::Bind`] for a listen address.
     pub async fn open_on(settings: Settings, log: Arc<dyn LogBackend>) -> Result<Self> {
         let started = tokio::time::Instant::now();
         let shutdown = Shutdown::new();
-        let catalyst_config = draft_catalyst::CatalystConfig {
-            shutdown: shutdown.clone(),
-            ..settings.catalyst.clone()
-        };
-        let catalyst = Catalyst::new(Arc::clone(&log), catalyst_config)
-            .await
-            .map_err(|e| start_error("broker", &e))?;
         let mut blueprint_config =
             BlueprintConfig::new(&settings.name, settings.data_dir.join("checkpoints"));
         blueprint_config.shutdown = shutdown.clone();
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await
             .map_err(|e| start_error("registry", &e))?;
+        let catalyst_config = draft_catalyst::CatalystConfig {
+            shutdown: shutdown.clone(),
+            ..settings.catalyst.clone()
+        };
+        // Catalyst's control events (consumer groups) go through Blueprint's writer.
+        let control = Arc::new(control::ThroughBlueprint(blueprint.clone()));
+        let catalyst = Catalyst::new(Arc::clone(&log), catalyst_config, control)
+            .await
+            .map_err(|e| start_error("broker", &e))?;
         let api = bind("api", settings.listen).await?;
         let ingress = bind("ingress", settings.ingress).await?;
         let control_head = log

@@ -52,6 +52,16 @@ pub trait LogBackend: Send + Sync + 'static {
     /// The heads of every partition, sorted by name.
     fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>>;
 
+    /// Removes the records of `partition` before `before`, whole appends at a time (records
+    /// appended together go together, so one appended alone goes exactly); never a record at
+    /// or after `before`, and no offset changes. Returns how many records went. See
+    /// [`Log::trim_before`].
+    fn trim_before<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        before: Offset,
+    ) -> BoxFuture<'a, Result<u64>>;
+
     /// Makes everything appended so far durable (a node calls it last, on its way down; in
     /// `Buffered` mode it is what makes the last appends survive).
     fn sync(&self) -> BoxFuture<'_, Result<()>>;
@@ -110,6 +120,14 @@ impl LogBackend for Log {
 
     fn partitions(&self) -> BoxFuture<'_, Result<Vec<PartitionHead>>> {
         Box::pin(std::future::ready(Ok(Log::partitions(self))))
+    }
+
+    fn trim_before<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        before: Offset,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(Log::trim_before(self, partition, before))
     }
 
     fn sync(&self) -> BoxFuture<'_, Result<()>> {

@@ -16,7 +16,7 @@ use crate::writer::Command;
 
 /// How many items (records, or frames of records appended together) one trim command removes
 /// at most.
-const TRIM_CHUNK: usize = 10_000;
+pub(crate) const TRIM_CHUNK: usize = 10_000;
 
 /// A stop signal that background threads sleep on.
 #[derive(Default)]

@@ -230,6 +230,35 @@ impl Log {
         background::apply(&self.inner.store, self.sender()?, partition, retention)
     }
 
+    /// Removes the records of `partition` before `before`, whole appends at a time: a record
+    /// goes only with every record appended with it, so records appended together with one at
+    /// or after `before` stay (a record appended alone goes exactly). Never removes a record
+    /// at or after `before`, never changes an offset; resolves once the removal is committed
+    /// and returns how many records went. An unknown partition removes nothing.
+    ///
+    /// This is retention on demand, for a partition that keeps its own bound (a snapshot
+    /// followed by changes: everything before the newest snapshot can go).
+    pub async fn trim_before(&self, partition: &PartitionName, before: Offset) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::Trim {
+                partition: partition.clone(),
+                before,
+                max_bytes: None,
+                limit: background::TRIM_CHUNK,
+                reply,
+            };
+            self.sender()?.send(cmd).await.map_err(|_| Error::Closed)?;
+            self.inner.writer.unpark();
+            let trimmed = rx.await.map_err(|_| Error::Closed)??;
+            total += trimmed.records;
+            if !trimmed.more {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Forces an fsync of everything appended so far (useful in `Buffered` mode).
     pub fn sync(&self) -> Result<()> {
         self.inner

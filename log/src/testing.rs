@@ -103,6 +103,7 @@ macro_rules! conformance_suite {
             tail_waits_for_a_partition_that_does_not_exist_yet,
             time_lookup_finds_the_first_record_at_or_after,
             retention_removes_a_prefix_and_keeps_offsets_dense,
+            trim_before_removes_whole_appends_before_an_offset,
             many_concurrent_appenders_get_unique_dense_offsets,
             heads_report_counts_bytes_and_times,
             every_window_reads_back_across_append_sizes,

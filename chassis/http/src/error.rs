@@ -32,6 +32,8 @@ pub enum Code {
     InvalidRegistration,
     /// 400: a WebSocket endpoint was asked without a WebSocket upgrade.
     WebsocketRequired,
+    /// 400: a consumer group name is not valid.
+    InvalidGroup,
     /// 404: the channel has no events yet.
     ChannelNotFound,
     /// 404: the key, service or instance does not exist.
@@ -42,6 +44,9 @@ pub enum Code {
     NoRoute,
     /// 405: the path exists but does not take this method.
     MethodNotAllowed,
+    /// 409: the request does not fit the resource's current state (a consumer group with
+    /// other settings, or with members still connected).
+    Conflict,
     /// 412: a compare-and-set precondition did not hold.
     PreconditionFailed,
     /// 413: a body or record is over its limit.
@@ -80,11 +85,13 @@ impl Code {
             Self::InvalidPrecondition => "invalid_precondition",
             Self::InvalidRegistration => "invalid_registration",
             Self::WebsocketRequired => "websocket_required",
+            Self::InvalidGroup => "invalid_group",
             Self::ChannelNotFound => "channel_not_found",
             Self::NotFound => "not_found",
             Self::UnknownEndpoint => "unknown_endpoint",
             Self::NoRoute => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
             Self::PreconditionFailed => "precondition_failed",
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -110,11 +117,13 @@ impl Code {
             | Self::InvalidKey
             | Self::InvalidPrecondition
             | Self::InvalidRegistration
-            | Self::WebsocketRequired => StatusCode::BAD_REQUEST,
+            | Self::WebsocketRequired
+            | Self::InvalidGroup => StatusCode::BAD_REQUEST,
             Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
                 StatusCode::NOT_FOUND
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -357,11 +366,13 @@ mod tests {
             InvalidPrecondition,
             InvalidRegistration,
             WebsocketRequired,
+            InvalidGroup,
             ChannelNotFound,
             NotFound,
             UnknownEndpoint,
             NoRoute,
             MethodNotAllowed,
+            Conflict,
             PreconditionFailed,
             TooLarge,
             UnsupportedMediaType,

@@ -1,6 +1,7 @@
 //! `dctl log tail [CHANNEL] [--from ..|--since 10m] [--follow] [--type ..] [-o json]`: the
 //! audit trail (the control partition `_draft` by default) or any channel, one line an event:
-//! time, actor, type and a summary (`old -> new` for KV changes).
+//! time, actor, type and a summary (`old -> new` for KV changes, `channel/group` for consumer
+//! groups).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -114,6 +115,19 @@ impl Summaries {
                 data["instance"].as_str().unwrap_or("?"),
                 data["address"].as_str().unwrap_or("?"),
                 data["ttl_ms"]
+            ),
+            "io.draft.group.created" => format!(
+                "{}/{} from {} (offset {})",
+                data["channel"].as_str().unwrap_or("?"),
+                data["group"].as_str().unwrap_or("?"),
+                data["from"].as_str().unwrap_or("?"),
+                data["start_offset"]
+            ),
+            "io.draft.group.deleted" => format!(
+                "{}/{} (committed offset {})",
+                data["channel"].as_str().unwrap_or("?"),
+                data["group"].as_str().unwrap_or("?"),
+                data["committed_offset"]
             ),
             "io.draft.instance.deregistered" | "io.draft.instance.expired" => {
                 format!(

@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod consume;
+pub(crate) mod groups;
 pub(crate) mod kv;
 pub(crate) mod log;
 pub(crate) mod produce;
@@ -21,6 +22,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
+        Command::Groups(args) => groups::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Services(args) => services::run(args).await,
         Command::Kv(args) => kv::run(args).await,

@@ -57,6 +57,14 @@ pub(crate) struct UpArgs {
     /// How long `source` + `id` is remembered to drop duplicate events, in seconds.
     #[arg(long, env = "DRAFT_DEDUP_WINDOW_SECS")]
     pub(crate) dedup_window_secs: Option<u64>,
+    /// How long a consumer group's active member may owe an acknowledgement before a standby
+    /// takes over, in milliseconds (groups created without `timeout_ms`). Default 30000.
+    #[arg(long, env = "DRAFT_GROUP_TIMEOUT_MS")]
+    pub(crate) group_timeout_ms: Option<u64>,
+    /// How often consumer groups' acknowledgements are stored, in milliseconds: a node crash
+    /// redelivers at most this much of a group. Default 100.
+    #[arg(long, env = "DRAFT_GROUP_COMMIT_INTERVAL_MS")]
+    pub(crate) group_commit_interval_ms: Option<u64>,
 }
 
 impl UpArgs {
@@ -83,6 +91,8 @@ impl UpArgs {
                 // draft.toml only.
                 produce_window_frames: None,
                 produce_window_bytes: None,
+                group_timeout_ms: self.group_timeout_ms,
+                group_commit_interval_ms: self.group_commit_interval_ms,
             },
         }
     }

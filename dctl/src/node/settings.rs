@@ -77,6 +77,12 @@ pub struct CatalystLayer {
     /// Bytes of frames a WebSocket producer may have unacknowledged before the node stops
     /// reading it (default 16 MiB).
     pub produce_window_bytes: Option<usize>,
+    /// How long a consumer group's active member may owe an acknowledgement before a
+    /// standby takes over, in milliseconds, for groups created without `timeout_ms`
+    /// (default 30000).
+    pub group_timeout_ms: Option<u64>,
+    /// How often consumer groups' acknowledgements are stored, in milliseconds (default 100).
+    pub group_commit_interval_ms: Option<u64>,
 }
 
 impl Layer {
@@ -102,6 +108,10 @@ impl Layer {
                 dedup_window_secs: c.dedup_window_secs.or(lc.dedup_window_secs),
                 produce_window_frames: c.produce_window_frames.or(lc.produce_window_frames),
                 produce_window_bytes: c.produce_window_bytes.or(lc.produce_window_bytes),
+                group_timeout_ms: c.group_timeout_ms.or(lc.group_timeout_ms),
+                group_commit_interval_ms: c
+                    .group_commit_interval_ms
+                    .or(lc.group_commit_interval_ms),
             },
         }
     }
@@ -199,6 +209,12 @@ impl Settings {
             produce_window_bytes: catalyst
                 .produce_window_bytes
                 .unwrap_or(defaults.produce_window_bytes),
+            group_timeout: catalyst
+                .group_timeout_ms
+                .map_or(defaults.group_timeout, Duration::from_millis),
+            group_commit_interval: catalyst
+                .group_commit_interval_ms
+                .map_or(defaults.group_commit_interval, Duration::from_millis),
             ..defaults
         };
         if catalyst.max_event_bytes == 0 || catalyst.max_batch_bytes < catalyst.max_event_bytes {
@@ -206,6 +222,16 @@ impl Settings {
         }
         if catalyst.produce_window_frames == 0 || catalyst.produce_window_bytes == 0 {
             return invalid("the WebSocket producers' window must be positive");
+        }
+        let timeout = catalyst.group_timeout.as_millis();
+        if !(100..=3_600_000).contains(&timeout) {
+            return invalid("the group timeout must be 100 ms to 1 hour");
+        }
+        let commit = catalyst.group_commit_interval.as_millis();
+        if !(1..=10_000).contains(&commit) || commit >= timeout {
+            return invalid(
+                "the group commit interval must be 1 ms to 10 s, and shorter than the group timeout",
+            );
         }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {

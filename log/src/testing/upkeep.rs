@@ -85,6 +85,62 @@ pub async fn retention_removes_a_prefix_and_keeps_offsets_dense<H: Harness>(h: &
     assert_eq!(ack.first, Offset(100));
 }
 
+/// `trim_before` removes whole appends that lie before the offset, and nothing else: a batch
+/// that reaches the offset stays whole, offsets never change, reads of a removed offset start
+/// at the first kept one, and the removal survives a reopen.
+pub async fn trim_before_removes_whole_appends_before_an_offset<H: Harness>(h: &H) {
+    let (part, other) = (p("trimmed"), p("untouched"));
+    {
+        let log = h.open(Vec::new()).await.expect("open");
+        assert_eq!(
+            log.trim_before(&part, Offset(10))
+                .await
+                .expect("trim unknown"),
+            0,
+            "an unknown partition loses nothing"
+        );
+        for i in 0..5 {
+            log.append(&part, records(&format!("one{i}"), 1))
+                .await
+                .expect("append");
+        }
+        log.append(&part, records("batch", 3))
+            .await
+            .expect("append");
+        log.append(&part, records("last", 1)).await.expect("append");
+        log.append(&other, records("o", 4)).await.expect("append");
+        assert_eq!(log.trim_before(&part, Offset(0)).await.expect("trim"), 0);
+        assert_eq!(log.trim_before(&part, Offset(3)).await.expect("trim"), 3);
+        let head = log.head(&part).await.expect("head").expect("exists");
+        assert_eq!((head.first, head.next), (Offset(3), Offset(9)));
+        // Offsets 5..=7 were appended together: trimming before 6 keeps all three.
+        assert_eq!(log.trim_before(&part, Offset(6)).await.expect("trim"), 2);
+        let rest = log.read(&part, Offset(0), usize::MAX).await.expect("read");
+        assert_eq!(
+            rest.iter().map(|r| r.offset.0).collect::<Vec<_>>(),
+            vec![5, 6, 7, 8],
+            "reads start at the first kept record"
+        );
+        assert_eq!(payloads(&rest), ["batch-0", "batch-1", "batch-2", "last-0"]);
+        let ack = log
+            .append(&part, records("after", 1))
+            .await
+            .expect("append");
+        assert_eq!(ack.first, Offset(9), "offsets never rewind");
+    }
+    let log = h.open(Vec::new()).await.expect("reopen");
+    let head = log.head(&part).await.expect("head").expect("exists");
+    assert_eq!((head.first, head.next), (Offset(5), Offset(10)), "durable");
+    assert_eq!(
+        read_all(&log, &other).await.len(),
+        4,
+        "other partitions untouched"
+    );
+    assert_eq!(log.trim_before(&part, Offset(100)).await.expect("trim"), 5);
+    let head = log.head(&part).await.expect("head").expect("exists");
+    assert_eq!((head.count(), head.next), (0, Offset(10)));
+}
+
 /// Heads report first/next offsets, counts, bytes and the last append time.
 pub async fn heads_report_counts_bytes_and_times<H: Harness>(h: &H) {
     let log = h.open(vec![]).await.expect("open");

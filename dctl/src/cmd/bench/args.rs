@@ -90,6 +90,14 @@ pub(crate) struct BenchConsumeArgs {
     /// Where to start: earliest, latest or an offset (with latest, give --count).
     #[arg(long, default_value = "earliest")]
     pub(crate) from: String,
+    /// Replay as the member of this new consumer group (it must not exist yet), sending
+    /// acknowledgements: measures a group consumer against plain replay.
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// With --group: acknowledge every N events (and the last one).
+    #[arg(long, requires = "group", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) ack_every: u64,
     /// Common options.
     #[command(flatten)]
     pub(crate) common: BenchCommon,

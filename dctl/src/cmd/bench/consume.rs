@@ -1,4 +1,5 @@
-//! `dctl bench consume`: one WebSocket replaying a channel, as fast as the node sends.
+//! `dctl bench consume`: one WebSocket replaying a channel, as fast as the node sends; with
+//! `--group`, as the member of a new consumer group acknowledging every `--ack-every` events.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use tokio::time::Instant;
 
 use anyhow::bail;
 use draft_catalyst::client::{Client, ClientError};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::args::{BENCH_MAX_SECS, BenchConsumeArgs};
@@ -17,13 +18,70 @@ pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
     let target = Target::new(&args.common)?;
     target.preflight().await?;
     let from = args.from.trim().to_ascii_lowercase();
-    let from_offset = match from.as_str() {
+    let expected = expected(&target, &from, args.common.count).await?;
+    let (query, ack_every) = match &args.group {
+        Some(group) => {
+            new_group(&target, group).await?;
+            (format!("from={from}&group={group}"), Some(args.ack_every))
+        }
+        None => (format!("from={from}"), None),
+    };
+
+    let started = Instant::now();
+    let deadline = started + run_time(&args.common, BENCH_MAX_SECS);
+    let mut socket = target.consume(&query, 128 * 1024).await?;
+    let r = replay(&mut socket, expected, deadline, started, ack_every).await;
+    let elapsed = started.elapsed();
+    close(socket).await;
+
+    let how = args.group.as_ref().map_or_else(String::new, |g| {
+        format!(" as group {g} (an ack every {} events)", args.ack_every)
+    });
+    let mut summary = Summary::new(format!(
+        "dctl bench consume: one WebSocket from {from}{how}, channel {} at {}",
+        target.channel, target.base
+    ));
+    summary
+        .row("duration", format!("{:.2} s", elapsed.as_secs_f64()))
+        .row("events", thousands(r.received))
+        .row("events/s", per_sec(r.received, elapsed))
+        .row("received", mb_per_sec(r.bytes, elapsed))
+        .row(
+            "first event after",
+            r.first_event
+                .map_or_else(|| "-".to_owned(), |d| ms(d.as_nanos() as u64)),
+        )
+        .row(
+            "offsets",
+            match (r.first_offset, r.last_offset) {
+                (Some(a), Some(b)) => format!("{a}..={b}"),
+                _ => "-".to_owned(),
+            },
+        )
+        .row("out of order", thousands(r.disorder));
+    if ack_every.is_some() {
+        summary.row("acks sent", thousands(r.acks));
+    }
+    summary.print();
+    if let Some(failure) = r.failure {
+        bail!(failure);
+    }
+    if r.disorder > 0 {
+        bail!("{} events arrived out of offset order", r.disorder);
+    }
+    Ok(())
+}
+
+/// How many events a replay from `from` should receive: `--count`, else every event stored
+/// from there.
+async fn expected(target: &Target, from: &str, count: Option<u64>) -> anyhow::Result<u64> {
+    let from_offset = match from {
         "earliest" | "latest" => None,
         other => Some(other.parse::<u64>().map_err(|_| {
             anyhow::anyhow!("--from must be earliest, latest or an offset, not {other:?}")
         })?),
     };
-    let expected = match args.common.count {
+    let expected = match count {
         Some(count) => count,
         None if from == "latest" => bail!("with --from latest, say how many events with --count"),
         None => {
@@ -46,44 +104,25 @@ pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
             target.channel
         );
     }
+    Ok(expected)
+}
 
-    let started = Instant::now();
-    let deadline = started + run_time(&args.common, BENCH_MAX_SECS);
-    let mut socket = target.consume(&format!("from={from}"), 128 * 1024).await?;
-    let r = replay(&mut socket, expected, deadline, started).await;
-    let elapsed = started.elapsed();
-    close(socket).await;
-
-    let mut summary = Summary::new(format!(
-        "dctl bench consume: one WebSocket from {from}, channel {} at {}",
-        target.channel, target.base
-    ));
-    summary
-        .row("duration", format!("{:.2} s", elapsed.as_secs_f64()))
-        .row("events", thousands(r.received))
-        .row("events/s", per_sec(r.received, elapsed))
-        .row("received", mb_per_sec(r.bytes, elapsed))
-        .row(
-            "first event after",
-            r.first_event
-                .map_or_else(|| "-".to_owned(), |d| ms(d.as_nanos() as u64)),
-        )
-        .row(
-            "offsets",
-            match (r.first_offset, r.last_offset) {
-                (Some(a), Some(b)) => format!("{a}..={b}"),
-                _ => "-".to_owned(),
-            },
-        )
-        .row("out of order", thousands(r.disorder));
-    summary.print();
-    if let Some(failure) = r.failure {
-        bail!(failure);
+/// Checks that `group` does not exist yet: an existing group would resume from its own
+/// committed offset, not `--from`.
+async fn new_group(target: &Target, group: &str) -> anyhow::Result<()> {
+    match Client::new(&target.base)
+        .group(&target.channel, group)
+        .await
+    {
+        Err(ClientError::Api { status: 404, .. }) => Ok(()),
+        Ok(_) => bail!(
+            "group {group} of channel {} exists and would resume where it stopped: pick a new \
+             --group name (or delete it: DELETE /v1/channels/{}/groups/{group})",
+            target.channel,
+            target.channel
+        ),
+        Err(e) => Err(e.into()),
     }
-    if r.disorder > 0 {
-        bail!("{} events arrived out of offset order", r.disorder);
-    }
-    Ok(())
 }
 
 /// What a replay saw.
@@ -91,6 +130,8 @@ pub(super) async fn run(args: BenchConsumeArgs) -> anyhow::Result<()> {
 struct Replay {
     received: u64,
     bytes: u64,
+    /// Acknowledgements sent (group members).
+    acks: u64,
     /// Events whose offset did not follow the previous one's.
     disorder: u64,
     first_offset: Option<u64>,
@@ -100,8 +141,15 @@ struct Replay {
     failure: Option<String>,
 }
 
-/// Reads `expected` events (or until `deadline`), checking that offsets follow each other.
-async fn replay(socket: &mut Socket, expected: u64, deadline: Instant, started: Instant) -> Replay {
+/// Reads `expected` events (or until `deadline`), checking that offsets follow each other;
+/// with `ack_every`, acknowledges every that many events and the last one.
+async fn replay(
+    socket: &mut Socket,
+    expected: u64,
+    deadline: Instant,
+    started: Instant,
+    ack_every: Option<u64>,
+) -> Replay {
     let progress = Progress::new(started);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.reset();
@@ -137,6 +185,15 @@ async fn replay(socket: &mut Socket, expected: u64, deadline: Instant, started: 
                 }
                 r.first_offset = r.first_offset.or(offset);
                 r.last_offset = offset.or(r.last_offset);
+                if let (Some(every), Some(o)) = (ack_every, offset)
+                    && (r.received % every == 0 || r.received == expected)
+                {
+                    if let Err(e) = socket.send(Message::text(format!("{{\"ack\":{o}}}"))).await {
+                        r.failure = Some(format!("an acknowledgement failed: {e}"));
+                        break;
+                    }
+                    r.acks += 1;
+                }
             }
             Ok(Some(Ok(Message::Close(frame)))) => {
                 r.failure = Some(format!(

@@ -27,6 +27,8 @@ fn an_empty_layer_gives_the_defaults() {
     assert_eq!(s.catalyst.max_event_bytes, 1024 * 1024);
     assert_eq!(s.catalyst.max_batch_bytes, 16 * 1024 * 1024);
     assert_eq!(s.catalyst.dedup_window, Duration::from_secs(120));
+    assert_eq!(s.catalyst.group_timeout, Duration::from_secs(30));
+    assert_eq!(s.catalyst.group_commit_interval, Duration::from_millis(100));
 }
 
 #[test]
@@ -75,6 +77,15 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
             "max batch bytes",
         ),
         ("[node]\nname = \"a/b\"\n", "node name"),
+        ("[catalyst]\ngroup_timeout_ms = 99\n", "group timeout"),
+        (
+            "[catalyst]\ngroup_commit_interval_ms = 0\n",
+            "commit interval",
+        ),
+        (
+            "[catalyst]\ngroup_timeout_ms = 500\ngroup_commit_interval_ms = 500\n",
+            "commit interval",
+        ),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
         assert!(e.to_string().contains(says), "{toml}: {e}");
@@ -115,6 +126,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         dedup_window_secs,
         produce_window_frames,
         produce_window_bytes,
+        group_timeout_ms,
+        group_commit_interval_ms,
     } = &fixture.catalyst;
     assert!(
         name.is_none(),
@@ -126,6 +139,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());
+    assert!(group_timeout_ms.is_some() && group_commit_interval_ms.is_some());
     let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));

@@ -1,0 +1,189 @@
+//! The reserved partition `_groups`, through the [`LogBackend`] only: every change is
+//! appended as one small record (`record.rs`); every [`SNAPSHOT_EVERY`] records a snapshot of
+//! every group is appended and everything before it trimmed (`LogBackend::trim_before`), so
+//! the partition holds one full snapshot and at most that many records after it, however long
+//! the node runs. At open the records are folded from the first one kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use draft_log::{LogBackend, NewRecord, Offset, PartitionName};
+
+use super::record::{self, GroupRecord, Keyed, StoredGroup, StoredKey};
+
+/// The reserved partition that holds the groups.
+pub(crate) const GROUPS_PARTITION: &str = "_groups";
+/// Records appended after a snapshot before the next one is taken.
+pub(crate) const SNAPSHOT_EVERY: u64 = 1000;
+/// Records read at a time at open.
+const READ_CHUNK: usize = 1024;
+
+/// The groups' partition.
+pub(crate) struct Store {
+    log: Arc<dyn LogBackend>,
+    partition: PartitionName,
+    /// Records appended since the last snapshot (or since the first record kept).
+    since_snapshot: AtomicU64,
+}
+
+impl Store {
+    /// Opens `_groups` on `log` and folds what it holds into every stored group.
+    ///
+    /// # Errors
+    /// A log error, or [`draft_log::Error::Corrupt`] for a record that is not a group record.
+    pub(crate) async fn open(
+        log: Arc<dyn LogBackend>,
+    ) -> draft_log::Result<(Self, BTreeMap<StoredKey, StoredGroup>)> {
+        let partition = PartitionName::new(GROUPS_PARTITION)?;
+        let mut groups = BTreeMap::new();
+        let mut since_snapshot = 0;
+        let mut next = Offset(0);
+        loop {
+            let records = log.read(&partition, next, READ_CHUNK).await?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                break;
+            };
+            for stored in &records {
+                let record = GroupRecord::decode(&stored.payload).map_err(|reason| {
+                    draft_log::Error::Corrupt {
+                        partition: GROUPS_PARTITION.to_owned(),
+                        offset: stored.offset,
+                        reason: format!("not a consumer group record: {reason}"),
+                    }
+                })?;
+                since_snapshot = if matches!(record, GroupRecord::Snapshot { .. }) {
+                    0
+                } else {
+                    since_snapshot + 1
+                };
+                record::apply(&mut groups, record);
+            }
+            next = last.next();
+        }
+        let store = Self {
+            log,
+            partition,
+            since_snapshot: AtomicU64::new(since_snapshot),
+        };
+        Ok((store, groups))
+    }
+
+    /// Appends one record; resolves once it is durable.
+    pub(crate) async fn append(&self, record: &GroupRecord) -> draft_log::Result<Offset> {
+        let ack = self
+            .log
+            .append(
+                &self.partition,
+                vec![NewRecord::new(Bytes::from(record.encode()))],
+            )
+            .await?;
+        self.since_snapshot.fetch_add(1, Ordering::Relaxed);
+        Ok(ack.first)
+    }
+
+    /// Whether enough records were appended since the last snapshot to take another.
+    pub(crate) fn snapshot_due(&self) -> bool {
+        self.since_snapshot.load(Ordering::Relaxed) >= SNAPSHOT_EVERY
+    }
+
+    /// Appends a snapshot of `groups`, then removes every record before it. A failed trim is
+    /// retried with the next snapshot (the partition is correct meanwhile, only longer).
+    pub(crate) async fn snapshot(&self, groups: Vec<Keyed>) -> draft_log::Result<()> {
+        let at = self.append(&GroupRecord::Snapshot { groups }).await?;
+        self.since_snapshot.store(0, Ordering::Relaxed);
+        self.log.trim_before(&self.partition, at).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{Commit, Settings};
+    use super::*;
+    use draft_log::{Log, LogConfig};
+
+    fn keyed(group: &str) -> Keyed {
+        Keyed {
+            channel: "orders".into(),
+            group: group.into(),
+            state: StoredGroup {
+                settings: Settings {
+                    types: vec![],
+                    sources: vec![],
+                    timeout_ms: 30_000,
+                },
+                start: 0,
+                committed: None,
+                created_nanos: 1,
+                revision: None,
+                last_ack_nanos: None,
+            },
+        }
+    }
+
+    async fn open_log(dir: &std::path::Path) -> Arc<dyn LogBackend> {
+        let config = LogConfig::new(dir);
+        let log = tokio::task::spawn_blocking(move || Log::open(config))
+            .await
+            .expect("task")
+            .expect("log");
+        Arc::new(log)
+    }
+
+    /// However many acknowledgements are stored, the partition holds one snapshot and at
+    /// most `SNAPSHOT_EVERY` records after it, and folds back into the same groups.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_partition_stays_bounded_and_reopens_to_the_same_groups() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = open_log(dir.path()).await;
+        let (store, mut model) = Store::open(Arc::clone(&log)).await.expect("open");
+        assert!(model.is_empty());
+        for name in ["a", "b"] {
+            let created = GroupRecord::Created(keyed(name));
+            store.append(&created).await.expect("append");
+            record::apply(&mut model, created);
+        }
+        let partition = PartitionName::new(GROUPS_PARTITION).expect("name");
+        for offset in 0..2_500u64 {
+            let commit = GroupRecord::Committed {
+                acks: vec![Commit {
+                    channel: "orders".into(),
+                    group: if offset % 2 == 0 { "a" } else { "b" }.into(),
+                    offset,
+                    time: offset,
+                }],
+            };
+            store.append(&commit).await.expect("append");
+            record::apply(&mut model, commit);
+            if store.snapshot_due() {
+                let groups = model
+                    .iter()
+                    .map(|((channel, group), state)| Keyed {
+                        channel: channel.clone(),
+                        group: group.clone(),
+                        state: state.clone(),
+                    })
+                    .collect();
+                store.snapshot(groups).await.expect("snapshot");
+            }
+            let head = log.head(&partition).await.expect("head").expect("exists");
+            assert!(head.count() <= SNAPSHOT_EVERY + 1, "{head:?}");
+        }
+        let first = log.read(&partition, Offset(0), 1).await.expect("read");
+        let first = GroupRecord::decode(&first[0].payload).expect("a record");
+        assert!(matches!(first, GroupRecord::Snapshot { .. }), "{first:?}");
+        drop(store);
+        let (store, reopened) = Store::open(Arc::clone(&log)).await.expect("reopen");
+        assert_eq!(reopened, model);
+        assert_eq!(
+            reopened[&("orders".into(), "a".into())].committed,
+            Some(2_498)
+        );
+        assert!(
+            !store.snapshot_due(),
+            "the count since the snapshot is rebuilt"
+        );
+    }
+}

@@ -3,6 +3,8 @@
 //!
 //! - `publish <url> <secs>`: 64 publishers, each waiting for its acknowledgement before the next;
 //! - `pipelined <url> <secs>`: 64 publishers, each with 100 publishes awaiting acknowledgement;
+//! - `async <url> <secs>`: one publisher with 1,024 publishes awaiting acknowledgement (the
+//!   asynchronous publish of one connection, as a WebSocket producer of Catalyst pipelines);
 //! - `replay <url> <count>`: one ordered consumer reads `count` messages (at most what the stream
 //!   holds) from the start.
 //!
@@ -24,12 +26,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (mode, url, n) = match args.as_slice() {
         [_, mode, url, n] => (mode.as_str(), url.as_str(), n.parse::<u64>()?),
-        _ => return Err("usage: nats-bench publish|pipelined|replay URL SECS|COUNT".into()),
+        _ => return Err("usage: nats-bench publish|pipelined|async|replay URL SECS|COUNT".into()),
     };
     let client = async_nats::connect(url).await?;
     // Room for every publisher's window (64 x 100), so the client library never refuses one.
     let js = jetstream::ContextBuilder::new()
-        .max_ack_inflight(PUBLISHERS * 100 + 100)
+        .max_ack_inflight(PUBLISHERS * 100 + 1024)
         .backpressure_on_inflight(true)
         .build(client);
     js.get_or_create_stream(jetstream::stream::Config {
@@ -40,8 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     match mode {
-        "publish" => publish(&js, Duration::from_secs(n), 1).await,
-        "pipelined" => publish(&js, Duration::from_secs(n), 100).await,
+        "publish" => publish(&js, Duration::from_secs(n), PUBLISHERS, 1).await,
+        "pipelined" => publish(&js, Duration::from_secs(n), PUBLISHERS, 100).await,
+        "async" => publish(&js, Duration::from_secs(n), 1, 1024).await,
         "replay" => replay(&js, n).await,
         other => Err(format!("unknown mode {other}").into()),
     }
@@ -50,13 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn publish(
     js: &jetstream::Context,
     duration: Duration,
+    publishers: usize,
     window: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let payload = Bytes::from(vec![b'x'; 200]);
     let acked = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..PUBLISHERS {
+    for _ in 0..publishers {
         let (js, payload, acked) = (js.clone(), payload.clone(), Arc::clone(&acked));
         tasks.push(tokio::spawn(async move {
             let mut pending = futures::stream::FuturesOrdered::new();
@@ -85,7 +89,7 @@ async fn publish(
     #[allow(clippy::cast_precision_loss)]
     let rate = n as f64 / secs;
     println!(
-        "{PUBLISHERS} publishers x {window} in flight: {n} acknowledged in {secs:.2} s = {rate:.0} msgs/s"
+        "{publishers} publishers x {window} in flight: {n} acknowledged in {secs:.2} s = {rate:.0} msgs/s"
     );
     Ok(())
 }

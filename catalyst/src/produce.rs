@@ -130,6 +130,47 @@ pub(crate) async fn store(
     append(state, channel, events).await
 }
 
+/// [`store`] for several payloads (a WebSocket producer's frames) with one append: each payload
+/// is validated on its own (a bad one gets its own error), the events of the valid ones are
+/// appended together (each payload's events contiguous and in order), and each payload gets
+/// its offsets, or the append's error.
+pub(crate) async fn store_many(
+    state: &Catalyst,
+    channel: &ChannelName,
+    payloads: Vec<Result<Payload, ApiError>>,
+) -> Vec<Result<Vec<u64>, ApiError>> {
+    let mut results = Vec::with_capacity(payloads.len());
+    let mut events = Vec::new();
+    // (index in `results`, first event, events) of each valid payload.
+    let mut spans = Vec::new();
+    for payload in payloads {
+        match payload.and_then(|p| validate(state.config(), p)) {
+            Ok(valid) => {
+                spans.push((results.len(), events.len(), valid.len()));
+                events.extend(valid);
+                results.push(Ok(Vec::new()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    if events.is_empty() {
+        return results;
+    }
+    match append(state, channel, events).await {
+        Ok((_, offsets)) => {
+            for (i, first, n) in spans {
+                results[i] = Ok(offsets[first..first + n].to_vec());
+            }
+        }
+        Err(e) => {
+            for (i, _, _) in spans {
+                results[i] = Err(e.clone());
+            }
+        }
+    }
+    results
+}
+
 /// The events of a payload, each checked against the CloudEvents rules and the size limits.
 fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent>, ApiError> {
     let limit = payload.limit(config);

@@ -74,7 +74,7 @@ async fn serve(state: Catalyst, channel: ChannelName, socket: WebSocket) {
         frames,
         acks_tx,
         window,
-        move |frame| store_frame(Arc::clone(&target), frame),
+        move |frames| store_frames(Arc::clone(&target), frames),
         goodbye,
     ));
     let options = SocketOptions {
@@ -90,28 +90,32 @@ async fn serve(state: Catalyst, channel: ChannelName, socket: WebSocket) {
     state.metrics().producer_disconnected();
 }
 
-/// Stores one frame's events; a server error is logged here (no HTTP layer sees it).
-async fn store_frame(
+/// Stores a group of frames' events with one append; answers one result per frame. A server
+/// error is logged here (no HTTP layer sees it).
+async fn store_frames(
     target: Arc<(Catalyst, ChannelName)>,
-    frame: Inbound,
-) -> Result<Vec<u64>, ApiError> {
+    frames: Vec<Inbound>,
+) -> Vec<Result<Vec<u64>, ApiError>> {
     let (state, channel) = &*target;
-    let Inbound::Text(text) = frame else {
-        return Err(ApiError::new(
-            Code::UnsupportedMediaType,
-            "binary frames are not taken: send each event, or a JSON array of events, as a \
-             text frame",
-        ));
-    };
-    match produce::store(state, channel, Payload::of_frame(Bytes::from(text))).await {
-        Ok((_, offsets)) => Ok(offsets),
-        Err(e) => {
-            if e.status().is_server_error() {
-                let detail = e.detail().unwrap_or(e.message());
-                tracing::error!(channel = %channel, code = %e.code(), error = %detail,
-                    "produce over WebSocket failed");
-            }
-            Err(e)
-        }
+    let payloads = frames
+        .into_iter()
+        .map(|frame| match frame {
+            Inbound::Text(text) => Ok(Payload::of_frame(Bytes::from(text))),
+            Inbound::Binary(_) => Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "binary frames are not taken: send each event, or a JSON array of events, as a \
+                 text frame",
+            )),
+        })
+        .collect();
+    let results = produce::store_many(state, channel, payloads).await;
+    if let Some(e) = results
+        .iter()
+        .find_map(|r| r.as_ref().err().filter(|e| e.status().is_server_error()))
+    {
+        let detail = e.detail().unwrap_or(e.message());
+        tracing::error!(channel = %channel, code = %e.code(), error = %detail,
+            "produce over WebSocket failed");
     }
+    results
 }

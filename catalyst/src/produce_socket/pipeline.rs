@@ -79,9 +79,25 @@ fn len(frame: &Inbound) -> usize {
     }
 }
 
-/// Runs one producer: takes frames from `frames` while `window` has room, stores each with
-/// `store` (those in flight concurrently), and sends each one's acknowledgement to `acks`, in
-/// frame order. A full `acks` (a client that does not read) stops the taking of frames too.
+/// How many groups of frames one producer has being stored at once. Frames that arrive
+/// meanwhile gather into the next group, which is stored with one append: a connection that
+/// pipelines single events pays one append per group, not one per event, as the log's
+/// writer pays one fsync per group of appends.
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// A group of frames being gathered: their sequence numbers start at `first`.
+struct Gathering {
+    first: u64,
+    frames: Vec<Inbound>,
+    bytes: Vec<usize>,
+}
+
+/// Runs one producer: takes frames from `frames` while `window` has room, stores them in
+/// groups with `store` (which answers one result per frame, in order; at most
+/// [`GROUPS_IN_FLIGHT`] groups at once, the next gathering meanwhile), and sends each frame's
+/// acknowledgement to `acks`, in frame order. A full `acks` (a client that does not read)
+/// stops the taking of frames too.
+///
 /// Once `frames` ends (the client left, or the shutdown stopped the reading), answers what is
 /// in flight, then sends `goodbye`.
 ///
@@ -95,30 +111,48 @@ pub(crate) async fn run<S, F>(
     mut store: S,
     goodbye: Outbound,
 ) where
-    S: FnMut(Inbound) -> F,
-    F: Future<Output = Result<Vec<u64>, ApiError>>,
+    S: FnMut(Vec<Inbound>) -> F,
+    F: Future<Output = Vec<Result<Vec<u64>, ApiError>>>,
 {
     let mut in_flight = FuturesOrdered::new();
-    let mut next_seq = 0u64;
+    let mut next = Gathering {
+        first: 0,
+        frames: Vec::new(),
+        bytes: Vec::new(),
+    };
     let mut reading = true;
     let mut answering = true;
     loop {
+        if !next.frames.is_empty() && in_flight.len() < GROUPS_IN_FLIGHT {
+            let first = next.first + next.frames.len() as u64;
+            let group = std::mem::replace(
+                &mut next,
+                Gathering {
+                    first,
+                    frames: Vec::new(),
+                    bytes: Vec::new(),
+                },
+            );
+            let stored = store(group.frames);
+            in_flight.push_back(async move { (group.first, group.bytes, stored.await) });
+        }
         tokio::select! {
             biased;
-            Some((seq, bytes, result)) = in_flight.next() => {
-                window.answered(bytes);
-                let ack = Outbound::Text(ack_text(seq, result));
-                if answering && acks.send(ack).await.is_err() {
-                    answering = false;
+            Some((first, bytes, results)) = in_flight.next() => {
+                for (i, (bytes, result)) in bytes.into_iter().zip(results).enumerate() {
+                    window.answered(bytes);
+                    let ack = Outbound::Text(ack_text(first + i as u64, result));
+                    if answering && acks.send(ack).await.is_err() {
+                        answering = false;
+                    }
                 }
             }
             frame = frames.recv(), if reading && window.has_room() => match frame {
                 Some(frame) => {
                     let bytes = len(&frame);
                     window.take(bytes);
-                    let (seq, stored) = (next_seq, store(frame));
-                    next_seq += 1;
-                    in_flight.push_back(async move { (seq, bytes, stored.await) });
+                    next.frames.push(frame);
+                    next.bytes.push(bytes);
                 }
                 None => reading = false,
             },
@@ -192,16 +226,25 @@ mod tests {
     async fn acks_leave_in_frame_order_though_stores_finish_out_of_order() {
         let (tx, frames) = mpsc::channel(8);
         let (acks_tx, mut acks) = mpsc::channel(8);
-        // Frame "n" takes n ms to store and is stored at offset n; "bad" fails.
-        let store = |frame: Inbound| async move {
-            let Inbound::Text(t) = frame else {
-                unreachable!("text only")
-            };
-            let Ok(ms) = t.as_str().parse::<u64>() else {
-                return Err(ApiError::new(Code::InvalidEvent, "not a number"));
-            };
+        // Frame "n" takes n ms to store and is stored at offset n; "bad" fails. A group
+        // takes as long as its slowest frame.
+        let store = |frames: Vec<Inbound>| async move {
+            let parsed: Vec<Option<u64>> = frames
+                .iter()
+                .map(|f| match f {
+                    Inbound::Text(t) => t.as_str().parse::<u64>().ok(),
+                    Inbound::Binary(_) => None,
+                })
+                .collect();
+            let ms = parsed.iter().flatten().max().copied().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(vec![ms])
+            parsed
+                .into_iter()
+                .map(|n| {
+                    n.map(|n| vec![n])
+                        .ok_or_else(|| ApiError::new(Code::InvalidEvent, "not a number"))
+                })
+                .collect::<Vec<_>>()
         };
         let started = tokio::time::Instant::now();
         let goodbye = Outbound::Close(close_code::AWAY, "bye".into());
@@ -244,11 +287,11 @@ mod tests {
         let (acks_tx, mut acks) = mpsc::channel(16);
         let gate = Arc::new(Semaphore::new(0));
         let stores = Arc::clone(&gate);
-        let store = move |_| {
+        let store = move |frames: Vec<Inbound>| {
             let gate = Arc::clone(&stores);
             async move {
                 gate.acquire().await.expect("open").forget();
-                Ok(vec![0])
+                frames.iter().map(|_| Ok(vec![0])).collect::<Vec<_>>()
             }
         };
         let goodbye = Outbound::Close(close_code::AWAY, "bye".into());
@@ -282,12 +325,12 @@ mod tests {
         let (acks_tx, acks) = mpsc::channel(1);
         let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let count = Arc::clone(&stored);
-        let store = move |_| {
+        let store = move |frames: Vec<Inbound>| {
             let count = Arc::clone(&count);
             async move {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Ok(vec![0])
+                count.fetch_add(frames.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                frames.iter().map(|_| Ok(vec![0])).collect::<Vec<_>>()
             }
         };
         let goodbye = Outbound::Close(close_code::AWAY, "bye".into());
@@ -305,5 +348,42 @@ mod tests {
         drop(tx);
         task.await.expect("ends");
         assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_that_arrive_while_groups_are_stored_gather_into_one_group() {
+        let (tx, frames) = mpsc::channel(64);
+        let (acks_tx, mut acks) = mpsc::channel(64);
+        let gate = Arc::new(Semaphore::new(0));
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stores, seen) = (Arc::clone(&gate), Arc::clone(&sizes));
+        let store = move |frames: Vec<Inbound>| {
+            let gate = Arc::clone(&stores);
+            seen.lock().expect("lock").push(frames.len());
+            async move {
+                gate.acquire().await.expect("open").forget();
+                frames.iter().map(|_| Ok(vec![0])).collect::<Vec<_>>()
+            }
+        };
+        let goodbye = Outbound::Close(close_code::AWAY, "bye".into());
+        let task = tokio::spawn(run(
+            frames,
+            acks_tx,
+            Window::new(64, 1 << 20),
+            store,
+            goodbye,
+        ));
+        for _ in 0..10 {
+            tx.send(text("{}")).await.expect("open");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        gate.add_permits(3);
+        drop(tx);
+        for seq in 0..10 {
+            assert_eq!(ack(acks.recv().await.expect("ack")).seq, seq);
+        }
+        task.await.expect("ends");
+        // Two groups in flight at once; the other eight frames waited and went as one.
+        assert_eq!(*sizes.lock().expect("lock"), vec![1, 1, 8]);
     }
 }

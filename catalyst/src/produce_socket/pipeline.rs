@@ -84,6 +84,14 @@ fn len(frame: &Inbound) -> usize {
 /// pipelines single events pays one append per group, not one per event, as the log's
 /// writer pays one fsync per group of appends.
 const GROUPS_IN_FLIGHT: usize = 2;
+/// A second group goes out while the first is still being stored only once it has gathered
+/// this many frames. A busy connection so overlaps validating one group with storing the
+/// other; a connection among many, whose frames come slowly, waits and sends larger groups,
+/// so 64 connections do not make 128 small appends per commit. (Measured with the node on
+/// one core, 8 s runs: one group at a time, two of any size, and this rule all gave 160-240k
+/// events/s on one connection and 100-190k on 64, within the day's run-to-run spread; storing
+/// frames in groups at all took one connection from 106k to 224k.)
+const SECOND_GROUP_FRAMES: usize = 32;
 
 /// A group of frames being gathered: their sequence numbers start at `first`.
 struct Gathering {
@@ -123,7 +131,11 @@ pub(crate) async fn run<S, F>(
     let mut reading = true;
     let mut answering = true;
     loop {
-        if !next.frames.is_empty() && in_flight.len() < GROUPS_IN_FLIGHT {
+        let ready = match in_flight.len() {
+            0 => !next.frames.is_empty(),
+            n => n < GROUPS_IN_FLIGHT && next.frames.len() >= SECOND_GROUP_FRAMES,
+        };
+        if ready {
             let first = next.first + next.frames.len() as u64;
             let group = std::mem::replace(
                 &mut next,
@@ -373,17 +385,21 @@ mod tests {
             store,
             goodbye,
         ));
-        for _ in 0..10 {
+        for _ in 0..41 {
             tx.send(text("{}")).await.expect("open");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
         gate.add_permits(3);
         drop(tx);
-        for seq in 0..10 {
+        for seq in 0..41 {
             assert_eq!(ack(acks.recv().await.expect("ack")).seq, seq);
         }
         task.await.expect("ends");
-        // Two groups in flight at once; the other eight frames waited and went as one.
-        assert_eq!(*sizes.lock().expect("lock"), vec![1, 1, 8]);
+        // The first frame alone; a second group went out beside it once it had gathered
+        // SECOND_GROUP_FRAMES; the other eight waited for a slot and went as one.
+        assert_eq!(
+            *sizes.lock().expect("lock"),
+            vec![1, SECOND_GROUP_FRAMES, 8]
+        );
     }
 }

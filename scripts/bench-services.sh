@@ -34,31 +34,19 @@ load "$nats_bench" async "nats://127.0.0.1:$port" "$duration"
 load "$nats_bench" pipelined "nats://127.0.0.1:$port" "$duration"
 kill "${pids[-1]}"
 
-start_taskset_node() { # name: a fresh node on core 0
-  local name=$1
-  RUST_LOG=warn taskset -c 0 "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
-    --data-dir "$work/node-$name" >"$work/node-$name.out" &
-  node_pid=$!; pids+=("$node_pid")
-  local line=""
-  for _ in $(seq 1 300); do
-    line=$(grep -m1 "^listening api=" "$work/node-$name.out" 2>/dev/null || true)
-    [ -n "$line" ] && break; sleep 0.1
-  done
-  url=${line#listening api=}; url=${url%% *}
-}
-
+export NODE_CPUS=0   # start_node pins the node to core 0
 echo "== Draft (durability sync) on core 0"
-start_taskset_node ws1
+start_node ws1
 load "$dctl" bench produce --url "$url" --transport ws --connections 1 --duration "$duration" | grep -E "events/s|latency p50|latency p99 "
 stop_node
-start_taskset_node ws64
+start_node ws64
 load "$dctl" bench produce --url "$url" --transport ws --connections 64 --duration "$duration" | grep -E "events/s|latency p99 "
 echo "node RSS after 64 WebSocket producers: $(rss)"
 stop_node
-start_taskset_node latency
+start_node latency
 load "$dctl" bench latency --url "$url" --rate 1000 --duration "$duration" | grep -E "latency p50|latency p99 "
 stop_node
-start_taskset_node groups
+start_node groups
 load "$dctl" bench produce --url "$url" --channel replayed --connections 64 --batch 100 --count 1000000 --duration 60 | grep -E "events/s"
 echo "plain replay:"
 load "$dctl" bench consume --url "$url" --channel replayed --from earliest --count 1000000 | grep -E "events/s"

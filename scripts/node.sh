@@ -2,12 +2,15 @@
 # Needs $dctl (the binary), $work (a scratch directory) and a `pids` array (killed on exit).
 #
 #   start_node NAME [dctl up flags...]   sets $url, $node_pid; data in $work/node-NAME
+#                                        (with NODE_CPUS=LIST set: pinned there by taskset)
 #   stop_node                            SIGTERM, and waits for it to exit
 #   rss                                  the node's resident memory
 
 start_node() {
   local name=$1; shift
-  RUST_LOG=warn "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
+  local pin=()
+  [ -n "${NODE_CPUS:-}" ] && pin=(taskset -c "$NODE_CPUS")
+  RUST_LOG=warn "${pin[@]}" "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
     --data-dir "$work/node-$name" "$@" >"$work/node-$name.out" &
   node_pid=$!; pids+=("$node_pid")
   local line=""

@@ -12,6 +12,10 @@ use crate::wire::{
 };
 
 pub use draft_http::ClientError;
+
+/// A client WebSocket to a node.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 pub use producer::{Producer, ProducerOptions};
 
 mod groups;
@@ -96,6 +100,33 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Opens a `cloudevents.json` WebSocket to `path_and_query`; a refused upgrade is the
+    /// node's error answer.
+    pub(crate) async fn open_socket(&self, path_and_query: &str) -> Result<Socket, ClientError> {
+        let ws_base = self.base.replacen("http", "ws", 1);
+        let mut request = format!("{ws_base}{path_and_query}")
+            .into_client_request()
+            .map_err(|e| self.connect_error(&e))?;
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) => {
+                    let body = response
+                        .body()
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    ClientError::from_answer(response.status().as_u16(), &body)
+                }
+                e => self.connect_error(&e),
+            })?;
+        Ok(socket)
     }
 
     fn connect_error(&self, e: &dyn std::fmt::Display) -> ClientError {
@@ -240,31 +271,8 @@ impl Client {
         channel: &str,
         options: &ReadOptions,
     ) -> Result<BoxStream<'static, Result<String, ClientError>>, ClientError> {
-        let ws_base = self.base.replacen("http", "ws", 1);
-        let url = format!(
-            "{ws_base}/v1/channels/{channel}/consume?{}",
-            options.query(&[])
-        );
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| self.connect_error(&e))?;
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => {
-                    let body = response
-                        .body()
-                        .as_deref()
-                        .map(String::from_utf8_lossy)
-                        .unwrap_or_default();
-                    ClientError::from_answer(response.status().as_u16(), &body)
-                }
-                e => self.connect_error(&e),
-            })?;
+        let path = format!("/v1/channels/{channel}/consume?{}", options.query(&[]));
+        let socket = self.open_socket(&path).await?;
         Ok(socket
             .filter_map(|message| async move {
                 match message {

@@ -2,15 +2,10 @@
 //! acknowledgements out) and the groups endpoints.
 
 use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 
-use super::{Client, ClientError, ReadOptions};
+use super::{Client, ClientError, ReadOptions, Socket};
 use crate::group_wire::{Ack, GroupInfo, GroupList};
-use crate::wire::SUBPROTOCOL;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A member of a consumer group: the active one receives the channel's events from the
 /// group's position; a standby receives nothing until it takes over. Acknowledge what was
@@ -83,31 +78,8 @@ impl Client {
         if let Some(t) = timeout_ms {
             extra.push(("timeout_ms", t.to_string()));
         }
-        let ws_base = self.base.replacen("http", "ws", 1);
-        let url = format!(
-            "{ws_base}/v1/channels/{channel}/consume?{}",
-            options.query(&extra)
-        );
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| self.connect_error(&e))?;
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => {
-                    let body = response
-                        .body()
-                        .as_deref()
-                        .map(String::from_utf8_lossy)
-                        .unwrap_or_default();
-                    ClientError::from_answer(response.status().as_u16(), &body)
-                }
-                e => self.connect_error(&e),
-            })?;
+        let path = format!("/v1/channels/{channel}/consume?{}", options.query(&extra));
+        let socket = self.open_socket(&path).await?;
         Ok(GroupConsumer { socket })
     }
 

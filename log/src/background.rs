@@ -109,13 +109,25 @@ pub(crate) fn apply(
         }
         None => Offset(0),
     };
+    trim(tx, partition, before, retention.max_bytes)
+}
+
+/// Has the writer remove the records of `partition` before `before` (and, with `max_bytes`,
+/// the oldest ones over it), in commands of at most [`TRIM_CHUNK`] records each until none
+/// is left; returns how many went. Blocking: call it off the async workers.
+pub(crate) fn trim(
+    tx: &mpsc::Sender<Command>,
+    partition: &PartitionName,
+    before: Offset,
+    max_bytes: Option<u64>,
+) -> Result<u64> {
     let mut total = 0;
     loop {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Trim {
             partition: partition.clone(),
             before,
-            max_bytes: retention.max_bytes,
+            max_bytes,
             limit: TRIM_CHUNK,
             reply,
         };

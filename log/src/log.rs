@@ -239,24 +239,10 @@ impl Log {
     /// This is retention on demand, for a partition that keeps its own bound (a snapshot
     /// followed by changes: everything before the newest snapshot can go).
     pub async fn trim_before(&self, partition: &PartitionName, before: Offset) -> Result<u64> {
-        let mut total = 0;
-        loop {
-            let (reply, rx) = oneshot::channel();
-            let cmd = Command::Trim {
-                partition: partition.clone(),
-                before,
-                max_bytes: None,
-                limit: background::TRIM_CHUNK,
-                reply,
-            };
-            self.sender()?.send(cmd).await.map_err(|_| Error::Closed)?;
-            self.inner.writer.unpark();
-            let trimmed = rx.await.map_err(|_| Error::Closed)??;
-            total += trimmed.records;
-            if !trimmed.more {
-                return Ok(total);
-            }
-        }
+        let (tx, partition) = (self.sender()?.clone(), partition.clone());
+        tokio::task::spawn_blocking(move || background::trim(&tx, &partition, before, None))
+            .await
+            .map_err(|e| Error::Backend(format!("trim task failed: {e}")))?
     }
 
     /// Forces an fsync of everything appended so far (useful in `Buffered` mode).

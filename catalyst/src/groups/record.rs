@@ -127,6 +127,19 @@ pub(crate) fn apply(groups: &mut BTreeMap<StoredKey, StoredGroup>, record: Group
     }
 }
 
+/// Folded groups as the records of a snapshot (tests build snapshots from a model this way).
+#[cfg(test)]
+pub(crate) fn snapshot_of(groups: &BTreeMap<StoredKey, StoredGroup>) -> Vec<Keyed> {
+    groups
+        .iter()
+        .map(|((channel, group), state)| Keyed {
+            channel: channel.clone(),
+            group: group.clone(),
+            state: state.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,14 +228,7 @@ mod tests {
             !groups.contains_key(&key("a")),
             "a commit after a delete is dropped"
         );
-        let snapshot: Vec<Keyed> = groups
-            .iter()
-            .map(|((channel, group), state)| Keyed {
-                channel: channel.clone(),
-                group: group.clone(),
-                state: state.clone(),
-            })
-            .collect();
+        let snapshot = snapshot_of(&groups);
         let mut rebuilt = BTreeMap::new();
         apply(
             &mut rebuilt,

@@ -158,15 +158,10 @@ mod tests {
             store.append(&commit).await.expect("append");
             record::apply(&mut model, commit);
             if store.snapshot_due() {
-                let groups = model
-                    .iter()
-                    .map(|((channel, group), state)| Keyed {
-                        channel: channel.clone(),
-                        group: group.clone(),
-                        state: state.clone(),
-                    })
-                    .collect();
-                store.snapshot(groups).await.expect("snapshot");
+                store
+                    .snapshot(record::snapshot_of(&model))
+                    .await
+                    .expect("snapshot");
             }
             let head = log.head(&partition).await.expect("head").expect("exists");
             assert!(head.count() <= SNAPSHOT_EVERY + 1, "{head:?}");

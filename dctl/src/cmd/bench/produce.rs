@@ -33,6 +33,15 @@ struct Plan {
     acked: AtomicU64,
 }
 
+impl Plan {
+    /// Claims the next request's events: the first one's sequence number and how many, or
+    /// `None` once the count is reached.
+    fn claim(&self) -> Option<(u64, u64)> {
+        let first = self.next.fetch_add(self.batch, Ordering::Relaxed);
+        (first < self.limit).then(|| (first, self.batch.min(self.limit - first)))
+    }
+}
+
 /// One connection's tally.
 #[derive(Default)]
 struct Tally {
@@ -166,11 +175,9 @@ fn report(
 async fn connection(plan: Arc<Plan>, mut conn: Conn) -> Tally {
     let mut tally = Tally::default();
     while Instant::now() < plan.deadline {
-        let first = plan.next.fetch_add(plan.batch, Ordering::Relaxed);
-        if first >= plan.limit {
+        let Some((first, n)) = plan.claim() else {
             break;
-        }
-        let n = plan.batch.min(plan.limit - first);
+        };
         let (body, content_type) = plan.events.body(first, n, plan.batch > 1, plan.started);
         let bytes = body.len() as u64;
         let sent = Instant::now();
@@ -226,11 +233,9 @@ async fn pipelined(plan: Arc<Plan>, producer: Producer, window: usize) -> Tally 
     let mut in_flight = FuturesOrdered::new();
     loop {
         while in_flight.len() < window && Instant::now() < plan.deadline {
-            let first = plan.next.fetch_add(plan.batch, Ordering::Relaxed);
-            if first >= plan.limit {
+            let Some((first, n)) = plan.claim() else {
                 break;
-            }
-            let n = plan.batch.min(plan.limit - first);
+            };
             let (body, _) = plan.events.body(first, n, plan.batch > 1, plan.started);
             let bytes = body.len() as u64;
             let sent = Instant::now();

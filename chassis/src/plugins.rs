@@ -1,0 +1,1 @@
+//! The plugins that ship with Chassis, each behind its feature.

@@ -1,6 +1,6 @@
 //! A client of Blueprint's HTTP API (feature `client`; no fjall).
 
-use crate::wire::{KvHistory, KvList, ServiceInfo, ServiceList};
+use crate::wire::{KvHistory, KvList, Registration, ServiceInfo, ServiceList};
 
 pub use draft_http::ClientError;
 
@@ -171,6 +171,70 @@ impl Client {
     pub async fn history(&self, key: &str, at: Option<&str>) -> Result<KvHistory, ClientError> {
         self.json(&format!("/v1/kv/{}/history?{}", encode(key), at_query(at)))
             .await
+    }
+
+    /// `PUT /v1/services/{service}/instances/{instance}`: registers (or replaces) an
+    /// instance and starts its lease; returns the registration's revision.
+    pub async fn register(
+        &self,
+        service: &str,
+        instance: &str,
+        registration: &Registration,
+    ) -> Result<u64, ClientError> {
+        let url = format!(
+            "{}/v1/services/{}/instances/{}",
+            self.base,
+            encode(service),
+            encode(instance)
+        );
+        let body: serde_json::Value = self
+            .send(self.http.put(url).json(registration))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body["revision"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("missing revision".into()))
+    }
+
+    /// `POST /v1/services/{service}/instances/{instance}/heartbeat`: renews the lease.
+    /// `Ok(false)` when the node does not know the instance (never registered, or its lease
+    /// lapsed): register again.
+    pub async fn heartbeat(&self, service: &str, instance: &str) -> Result<bool, ClientError> {
+        let url = format!(
+            "{}/v1/services/{}/instances/{}/heartbeat",
+            self.base,
+            encode(service),
+            encode(instance)
+        );
+        match self.send(self.http.post(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /v1/services/{service}/instances/{instance}`; `Ok(false)` if it was not
+    /// registered.
+    pub async fn deregister(&self, service: &str, instance: &str) -> Result<bool, ClientError> {
+        let url = format!(
+            "{}/v1/services/{}/instances/{}",
+            self.base,
+            encode(service),
+            encode(instance)
+        );
+        match self.send(self.http.delete(url)).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The base URL of the node (without a trailing `/`).
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// `GET /v1/status`.

@@ -1,0 +1,60 @@
+//! The service's link to its node: the HTTP clients of Blueprint and Catalyst, and WebSockets
+//! opened with the service's token.
+
+use draft_http::ClientError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// A WebSocket to the node.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where the node is and how to talk to it.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeLink {
+    pub(crate) url: String,
+    pub(crate) token: Option<String>,
+    pub(crate) blueprint: draft_blueprint::client::Client,
+    pub(crate) catalyst: draft_catalyst::client::Client,
+}
+
+impl NodeLink {
+    pub(crate) fn new(url: &str, token: Option<String>) -> Self {
+        Self {
+            url: url.to_owned(),
+            token,
+            blueprint: draft_blueprint::client::Client::new(url),
+            catalyst: draft_catalyst::client::Client::new(url),
+        }
+    }
+
+    /// Opens a WebSocket to `path_and_query` (with the bearer token, if any).
+    pub(crate) async fn websocket(&self, path_and_query: &str) -> Result<Socket, ClientError> {
+        let url = format!("{}{path_and_query}", self.url.replacen("http", "ws", 1));
+        let connect_error = |reason: String| ClientError::Connect {
+            url: self.url.clone(),
+            reason,
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| connect_error(e.to_string()))?;
+        if let Some(token) = &self.token
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            request.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async_with_config(request, None, true).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                Err(ClientError::from_answer(response.status().as_u16(), &body))
+            }
+            Err(e) => Err(connect_error(e.to_string())),
+        }
+    }
+}

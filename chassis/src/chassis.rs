@@ -42,6 +42,9 @@ use crate::registration::Registrar;
 use crate::shared::Shared;
 use crate::signals;
 
+/// How long `serve` waits for the first registration before it announces itself anyway.
+const FIRST_REGISTRATION: Duration = Duration::from_secs(2);
+
 /// The durations a service runs by.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -214,7 +217,7 @@ impl Chassis {
     /// Serves `router` (with `/healthz`, `/readyz` and `/metrics` added), registers, runs
     /// the hooks and follows the configuration until SIGTERM or SIGINT, then shuts down in
     /// order (see the module docs). Prints `listening http://ADDR instance=ID` on stdout once
-    /// it accepts requests.
+    /// it accepts requests and the first attempt to register is answered.
     ///
     /// # Errors
     /// None today once built; the signature leaves room for failures that must stop the
@@ -265,14 +268,19 @@ impl Chassis {
                 tokio::spawn(runner.run())
             })
             .collect();
+        let (first, registered) = tokio::sync::oneshot::channel();
         let registrar = tokio::spawn(
             Registrar {
                 shared: Arc::clone(&shared),
                 registration: self.registration,
+                first: Some(first),
             }
             .run(lease_stop.clone()),
         );
         shared.serving.store(true, Ordering::Release);
+        // Announce once registered (or once the first attempt failed: the registrar keeps
+        // trying), so whoever waits for the line can route to the service.
+        let _ = tokio::time::timeout(FIRST_REGISTRATION, registered).await;
         println!(
             "listening http://{} instance={}",
             self.local_addr, shared.instance

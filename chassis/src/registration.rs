@@ -20,6 +20,8 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Registrar {
     pub(crate) shared: Arc<Shared>,
     pub(crate) registration: Registration,
+    /// Told the outcome of the first attempt to register.
+    pub(crate) first: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// The pause between heartbeats: a third of the TTL, less up to a quarter of jitter.
@@ -29,7 +31,7 @@ pub(crate) fn heartbeat_interval(ttl: Duration, fraction: f64) -> Duration {
 
 impl Registrar {
     /// Registers, then keeps the lease alive until `stop` is triggered.
-    pub(crate) async fn run(self, stop: Shutdown) {
+    pub(crate) async fn run(mut self, stop: Shutdown) {
         let (service, instance) = (&self.shared.service, &self.shared.instance);
         let blueprint = &self.shared.node.blueprint;
         let ttl = Duration::from_millis(self.registration.ttl_ms);
@@ -52,10 +54,13 @@ impl Registrar {
                     }
                 }
             } else {
-                match blueprint
+                let outcome = blueprint
                     .register(service, instance, &self.registration)
-                    .await
-                {
+                    .await;
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(outcome.is_ok());
+                }
+                match outcome {
                     Ok(revision) => {
                         info!(%service, %instance, address = %self.registration.address, revision, "registered");
                         registered = true;

@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod service;
+
 /// How long a node may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 

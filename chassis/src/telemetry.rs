@@ -3,7 +3,7 @@
 //! Logs: one `tracing` subscriber for the process, filtered by `RUST_LOG` (default `info`),
 //! JSON lines when `DRAFT_LOG_FORMAT=json`.
 //!
-//! Trace context: the W3C `traceparent` (<https://www.w3.org/TR/trace-context/>) of the work
+//! Trace context: the W3C Trace Context `traceparent` of the work
 //! in progress, kept per task. An HTTP request carries it in (or starts a new trace), a
 //! consumed CloudEvent carries it in through the distributed-tracing extension (the
 //! `traceparent` attribute), and every event the service produces while handling them

@@ -4,13 +4,15 @@
 //!   CHANNEL (which must hold COUNT events); prints the rate from the first event handled to
 //!   the group's acknowledgement of the last one.
 //! - `bench produce CHANNEL COUNT [IN_FLIGHT]`: sends COUNT events through the chassis
-//!   producer (pipelined WebSocket, `sync` durability on the node), IN_FLIGHT at a time
+//!   producer (pipelined WebSocket, `sync` durability on the node), `IN_FLIGHT` at a time
 //!   (default 1,024); prints the rate.
 //!
 //! `DRAFT_URL` points at the node, as for any service.
 
 // A load generator measures wall time: the standard clock is the right one here.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+// Rates are printed to a few digits.
+#![allow(clippy::cast_precision_loss)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +97,10 @@ async fn produce(channel: &str, count: u64, in_flight: usize) {
     let failed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     for i in 0..count {
-        let permit = Arc::clone(&window).acquire_owned().await.expect("open semaphore");
+        let permit = Arc::clone(&window)
+            .acquire_owned()
+            .await
+            .expect("open semaphore");
         let event = NewEvent::new("bench.event", serde_json::json!({"n": i}));
         let sent = producer.send(&event);
         let failed = Arc::clone(&failed);

@@ -48,8 +48,9 @@ pub(crate) fn jittered(delay: Duration, fraction: f64) -> Duration {
 
 /// A number in 0..1 that differs between calls and processes (random enough for jitter).
 pub(crate) fn jitter_fraction() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64;
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+    // 32 random bits are plenty for jitter, and convert to f64 exactly.
+    let bits = (uuid::Uuid::new_v4().as_u128() as u64) >> 32;
+    f64::from(bits as u32) / f64::from(u32::MAX).next_up()
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl Registrar {
             .deregister(&shared.service, &shared.instance);
         match tokio::time::timeout(DEREGISTER_TIMEOUT, call).await {
             Ok(Ok(_)) => {
-                info!(service = %shared.service, instance = %shared.instance, "deregistered")
+                info!(service = %shared.service, instance = %shared.instance, "deregistered");
             }
             Ok(Err(e)) => warn!(error = %e, "deregistering failed; the lease will lapse"),
             Err(_) => warn!("deregistering timed out; the lease will lapse"),

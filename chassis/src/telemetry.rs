@@ -33,12 +33,6 @@ impl TraceContext {
         let mut parts = traceparent.trim().split('-');
         let (version, trace, span, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        fn hex(s: &str, len: usize) -> Option<&str> {
-            (s.len() == len
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            .then_some(s)
-        }
         hex(version, 2).filter(|v| *v != "ff")?;
         if version == "00" && parts.next().is_some() {
             return None;
@@ -107,6 +101,14 @@ impl TraceContext {
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
     }
+}
+
+/// `s` if it is `len` lower-case hex digits.
+fn hex(s: &str, len: usize) -> Option<&str> {
+    (s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(s)
 }
 
 fn new_span_id() -> u64 {

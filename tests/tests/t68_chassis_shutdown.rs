@@ -197,7 +197,7 @@ async fn a_rolling_restart_of_two_replicas_shows_no_5xx_through_the_ingress() {
                 match client.get(&hello).send().await {
                     Ok(r) if r.status().is_success() => ok += 1,
                     Ok(r) => failed.push(r.status().as_u16()),
-                    Err(e) => failed.push(if e.is_connect() { 1 } else { 0 }),
+                    Err(e) => failed.push(u16::from(e.is_connect())),
                 }
             }
             (ok, failed)

@@ -33,10 +33,10 @@ pub(crate) struct Follower {
 impl Follower {
     /// Connects and applies the current values, up to the caught-up marker.
     pub(crate) async fn sync(&mut self) -> Result<Socket, String> {
-        let mut query = format!("prefix={}", self.prefix);
-        if let Some(r) = self.revision {
-            query.push_str(&format!("&from={r}"));
-        }
+        let query = match self.revision {
+            Some(r) => format!("prefix={}&from={r}", self.prefix),
+            None => format!("prefix={}", self.prefix),
+        };
         let mut socket = self
             .node
             .websocket(&format!("/v1/watch?{query}"))
@@ -62,30 +62,28 @@ impl Follower {
         let mut stop = std::pin::pin!(stop);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
-            let current = match socket.take() {
-                Some(s) => s,
-                None => {
-                    let attempt = tokio::select! {
-                        () = &mut stop => return,
-                        attempt = self.sync() => attempt,
-                    };
-                    match attempt {
-                        Ok(s) => {
-                            info!(prefix = %self.prefix, revision = ?self.revision, "config watch connected");
-                            backoff.reset();
-                            s
-                        }
-                        Err(reason) => {
-                            debug!(%reason, "config watch: cannot connect");
-                            tokio::select! {
-                                () = &mut stop => return,
-                                () = tokio::time::sleep(backoff.next_delay()) => continue,
-                            }
+            let mut current = if let Some(s) = socket.take() {
+                s
+            } else {
+                let attempt = tokio::select! {
+                    () = &mut stop => return,
+                    attempt = self.sync() => attempt,
+                };
+                match attempt {
+                    Ok(s) => {
+                        info!(prefix = %self.prefix, revision = ?self.revision, "config watch connected");
+                        backoff.reset();
+                        s
+                    }
+                    Err(reason) => {
+                        debug!(%reason, "config watch: cannot connect");
+                        tokio::select! {
+                            () = &mut stop => return,
+                            () = tokio::time::sleep(backoff.next_delay()) => continue,
                         }
                     }
                 }
             };
-            let mut current = current;
             let outcome = loop {
                 tokio::select! {
                     () = &mut stop => return,

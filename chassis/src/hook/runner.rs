@@ -45,7 +45,7 @@ pub(crate) struct Runner {
 
 /// Where the events come from.
 enum Intake {
-    Group(GroupConsumer),
+    Group(Box<GroupConsumer>),
     Plain(BoxStream<'static, Result<String, ClientError>>),
 }
 
@@ -66,7 +66,7 @@ impl Intake {
 
     async fn close(self) {
         if let Self::Group(g) = self {
-            g.close().await;
+            (*g).close().await;
         }
     }
 }
@@ -164,24 +164,20 @@ impl Runner {
             types: hook.types.clone(),
             sources: hook.sources.clone(),
         };
-        match &hook.group {
-            Some(group) => {
-                let timeout = hook.timeout.map(|t| t.as_millis() as u64);
-                catalyst
-                    .consume_group(&hook.channel, group, &options, timeout)
-                    .await
-                    .map(Intake::Group)
-            }
-            None => {
-                if let Some(next) = resume_from {
-                    options.from = Some(next.to_string());
-                }
-                catalyst
-                    .consume(&hook.channel, &options)
-                    .await
-                    .map(Intake::Plain)
-            }
+        if let Some(group) = &hook.group {
+            let timeout = hook.timeout.map(|t| t.as_millis() as u64);
+            return catalyst
+                .consume_group(&hook.channel, group, &options, timeout)
+                .await
+                .map(|g| Intake::Group(Box::new(g)));
         }
+        if let Some(next) = resume_from {
+            options.from = Some(next.to_string());
+        }
+        catalyst
+            .consume(&hook.channel, &options)
+            .await
+            .map(Intake::Plain)
     }
 
     async fn consume(&self, intake: &mut Intake, resume_from: &mut Option<u64>) -> End {

@@ -13,6 +13,13 @@ pub(crate) fn redact_password(url: &str) -> String {
     redact(url, false)
 }
 
+/// `url` with everything before its `@` (a `user:password` or a token, as in
+/// `nats://token@host`) replaced by `***`.
+#[cfg(feature = "nats")]
+pub(crate) fn redact_credentials(url: &str) -> String {
+    redact(url, true)
+}
+
 fn redact(url: &str, lone_user_is_secret: bool) -> String {
     // Without a scheme (`user:pw@host:4222`, which NATS takes), the credentials start the string.
     let (scheme, rest) = url
@@ -93,6 +100,24 @@ mod tests {
         for (url, expected) in cases {
             assert_eq!(redact_password(url), expected, "{url}");
         }
+    }
+
+    #[cfg(feature = "nats")]
+    #[test]
+    fn nats_tokens_and_passwords_are_hidden() {
+        assert_eq!(
+            redact_credentials("nats://t0ken@nats:4222"),
+            "nats://***@nats:4222"
+        );
+        assert_eq!(
+            redact_credentials("nats://u:p@nats:4222"),
+            "nats://***@nats:4222"
+        );
+        assert_eq!(
+            redact_credentials("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(redact_credentials("t0ken@nats:4222"), "***@nats:4222");
     }
 
     #[derive(Debug, thiserror::Error)]

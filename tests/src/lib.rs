@@ -1,11 +1,16 @@
 //! End-to-end tests of Draft: each test under `tests/tests/` starts real `dctl up` processes
 //! on free ports and talks to them over HTTP and WebSocket as a user would. This library is
-//! their harness.
+//! their harness; [`servers`] starts the real PostgreSQL and NATS servers the chassis plugins
+//! are tested against.
 
 // The harness drives processes from plain threads (waits for output, SIGTERM, exit), not from
 // async code: the standard clock and sleep are right here (`clippy.toml` bans them in async
 // code).
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+pub mod servers;
+
+pub use servers::{NatsServer, Postgres};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@ use crate::event::Event;
 use crate::hook::{Handler, Hook, HookContext, HookResult};
 use crate::metrics::Metrics;
 use crate::node::NodeLink;
-use crate::plugin::{ErasedPlugin, Plugin, PluginContext, start_all};
+use crate::plugin::{Declared, Plugin, PluginContext, start_all};
 use crate::telemetry::init_logging;
 
 /// How long `build` waits for the KV configuration before it starts with the lower layers
@@ -49,7 +49,7 @@ pub struct Builder {
     drain_delay: Duration,
     shutdown_timeout: Duration,
     hooks: Vec<(Hook, Handler)>,
-    plugins: Vec<Arc<dyn ErasedPlugin>>,
+    plugins: Vec<Declared>,
     config: ConfigInit,
     environment: Option<Environment>,
 }
@@ -155,7 +155,21 @@ impl Builder {
     /// Adds a plugin; plugins start in the order they were added.
     #[must_use]
     pub fn plugin(mut self, plugin: impl Plugin) -> Self {
-        self.plugins.push(Arc::new(plugin));
+        self.plugins.push(Declared {
+            plugin: Arc::new(plugin),
+            only_with: None,
+        });
+        self
+    }
+
+    /// Adds a plugin that starts only when the configuration has the section `section` (for
+    /// example a database the service can run without).
+    #[must_use]
+    pub fn plugin_if_configured(mut self, section: &str, plugin: impl Plugin) -> Self {
+        self.plugins.push(Declared {
+            plugin: Arc::new(plugin),
+            only_with: Some(section.to_owned()),
+        });
         self
     }
 

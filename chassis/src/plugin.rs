@@ -117,14 +117,27 @@ pub(crate) struct Started {
     pub(crate) handle: Arc<dyn Any + Send + Sync>,
 }
 
-/// Starts `plugins` in order; on a failure stops those already started (in reverse) and
-/// returns the failing plugin's name and error.
+/// A plugin as declared: started always, or only when a config section is present.
+pub(crate) struct Declared {
+    pub(crate) plugin: Arc<dyn ErasedPlugin>,
+    /// Start only if this configuration section is present.
+    pub(crate) only_with: Option<String>,
+}
+
+/// Starts `plugins` in order (skipping those whose section is absent); on a failure stops
+/// those already started (in reverse) and returns the failing plugin's name and error.
 pub(crate) async fn start_all(
-    plugins: &[Arc<dyn ErasedPlugin>],
+    plugins: &[Declared],
     ctx: &PluginContext,
 ) -> Result<Vec<Started>, (String, PluginError)> {
     let mut started = Vec::with_capacity(plugins.len());
-    for plugin in plugins {
+    for Declared { plugin, only_with } in plugins {
+        if let Some(section) = only_with
+            && ctx.section(section).is_none()
+        {
+            tracing::info!(plugin = plugin.name(), section, "plugin not configured; not started");
+            continue;
+        }
         tracing::info!(plugin = plugin.name(), "starting plugin");
         match plugin.start(ctx).await {
             Ok(handle) => started.push(Started {

@@ -9,6 +9,7 @@ use crate::cmd::kv::KvArgs;
 use crate::cmd::log::LogArgs;
 use crate::cmd::produce::ProduceArgs;
 use crate::cmd::routes::RoutesArgs;
+use crate::cmd::run::RunArgs;
 use crate::cmd::services::ServicesArgs;
 use crate::cmd::status::StatusArgs;
 use crate::cmd::up::UpArgs;
@@ -27,6 +28,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a Draft node: the log, the broker and the API in one process.
     Up(UpArgs),
+    /// Run a manifest's services beside a node, their output prefixed (like foreman).
+    Run(RunArgs),
     /// Send one CloudEvent to a channel and print its offset.
     Produce(ProduceArgs),
     /// Print a channel's events, one JSON object per line.

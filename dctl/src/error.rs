@@ -1,10 +1,12 @@
-//! [`Error`]: why a node could not start or stop cleanly.
+//! [`Error`]: why a node could not start or stop cleanly, or `dctl run` could not start its
+//! services.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Why a node could not start, or did not stop cleanly. Every variant is fatal for the node:
-/// it is reported (one line) and the process exits 1.
+/// Why a node could not start, or did not stop cleanly, or `dctl run` could not start its
+/// services. Every variant is fatal for the process: it is reported (one line) and the
+/// process exits 1.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,6 +18,26 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Bad input: `dctl run`'s manifest cannot be read or is not valid; nothing was started.
+    #[error("invalid manifest {}: {reason}", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// Why, on one line.
+        reason: String,
+    },
+    /// A process (the node or a service of `dctl run`) could not be started: its command is
+    /// not found or not executable, or its folder does not exist.
+    #[error("cannot start {what}: {reason}")]
+    Spawn {
+        /// `the node` or `service NAME`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The process cannot handle SIGINT or SIGTERM, so it could not stop its children.
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
     /// Bad input: a setting is out of range.
     #[error("invalid settings: {0}")]
     Settings(String),

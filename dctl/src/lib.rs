@@ -1,6 +1,7 @@
 //! `dctl` as a library: [`node`], a whole Draft node (Catalyst, Blueprint and Fuse over one
 //! `LogBackend`, the operations endpoints, two listeners, one shutdown), which `dctl up`
-//! runs and tests can start in-process.
+//! runs and tests can start in-process; and [`run`], the supervisor behind `dctl run` (a
+//! manifest's services beside a node, each in its own process group).
 //!
 //! ```no_run
 //! # async fn run() -> dctl::Result<()> {
@@ -15,5 +16,6 @@
 
 mod error;
 pub mod node;
+pub mod run;
 
 pub use crate::error::{Error, Result};

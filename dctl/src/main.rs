@@ -1,5 +1,6 @@
-//! `dctl`: the Draft command-line tool. `dctl up` runs a whole node; the other commands talk
-//! to one. Exit code 0 on success, 1 on error with one line on stderr.
+//! `dctl`: the Draft command-line tool. `dctl up` runs a whole node; `dctl run` runs a
+//! manifest's services beside one; the other commands talk to one. Exit code 0 on success, 1
+//! on error with one line on stderr.
 
 mod cli;
 mod cmd;

@@ -7,6 +7,7 @@ pub(crate) mod kv;
 pub(crate) mod log;
 pub(crate) mod produce;
 pub(crate) mod routes;
+pub(crate) mod run;
 pub(crate) mod services;
 pub(crate) mod status;
 pub(crate) mod up;
@@ -20,6 +21,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing();
             up::run(args).await
         }
+        Command::Run(args) => run::run(args).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
         Command::Groups(args) => groups::run(args).await,

@@ -28,8 +28,11 @@ pub enum DurabilityChoice {
 }
 
 /// One source of settings (`draft.toml`, flags, variables): every field optional.
+///
+/// As a file it also accepts a `[services]` table, and ignores it: `dctl run` reads it from
+/// the same `draft.toml` (see [`crate::run::manifest`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "FileLayer")]
 pub struct Layer {
     /// `[node]`.
     #[serde(default)]
@@ -37,6 +40,28 @@ pub struct Layer {
     /// `[catalyst]`.
     #[serde(default)]
     pub catalyst: CatalystLayer,
+}
+
+/// `draft.toml` as the node reads it: its sections, and `dctl run`'s services beside them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    #[serde(default)]
+    node: NodeLayer,
+    #[serde(default)]
+    catalyst: CatalystLayer,
+    /// `dctl run`'s, checked by it; a table here, whatever it holds.
+    #[serde(default, rename = "services")]
+    _services: Option<toml::Table>,
+}
+
+impl From<FileLayer> for Layer {
+    fn from(file: FileLayer) -> Self {
+        Self {
+            node: file.node,
+            catalyst: file.catalyst,
+        }
+    }
 }
 
 /// `[node]`: the process, its listeners and its log.

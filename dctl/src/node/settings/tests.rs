@@ -144,3 +144,12 @@ fn the_fixture_lists_every_setting_at_its_default() {
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));
 }
+
+#[test]
+fn the_services_of_dctl_run_are_ignored_but_must_be_a_table() {
+    let with = layer(
+        "[node]\nlisten = \"127.0.0.1:1\"\n[services.web]\ncommand = \"web\"\nanything = 1\n",
+    );
+    assert_eq!(with, layer("[node]\nlisten = \"127.0.0.1:1\"\n"));
+    assert!(Layer::from_toml("services = 1\n", Path::new("draft.toml")).is_err());
+}

@@ -1,0 +1,103 @@
+//! The node the services talk to: where to look for one ([`default_url`]), whether it answers
+//! ([`answers`]), and, for the `dctl up` that `dctl run` starts, the address it reports
+//! ([`listening_url`]) and the wait until it answers ([`until_healthy`]).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// The URL of a node started without `[node] listen`.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
+
+/// How long one `GET /healthz` may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a starting node is asked whether it answers yet.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Where a node configured with `listen` answers: `None` for port 0 (no address to try
+/// before it starts), [`DEFAULT_URL`] when `listen` is not set.
+#[must_use]
+pub fn default_url(listen: Option<SocketAddr>) -> Option<String> {
+    match listen {
+        None => Some(DEFAULT_URL.to_owned()),
+        Some(addr) if addr.port() == 0 => None,
+        Some(addr) => Some(url_of(addr)),
+    }
+}
+
+/// The URL a node reports in its first line (`listening api=http://ADDR ingress=…`), for
+/// clients: an unspecified address (`0.0.0.0`, `::`) becomes the loopback one.
+#[must_use]
+pub fn listening_url(line: &[u8]) -> Option<String> {
+    let line = std::str::from_utf8(line).ok()?;
+    let rest = line.strip_prefix("listening api=http://")?;
+    let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
+    Some(url_of(addr))
+}
+
+/// `http://ADDR`, with an unspecified IP replaced by the loopback address of its family.
+fn url_of(mut addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Whether a node answers `GET <url>/healthz` with 200 within a second.
+pub async fn answers(url: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() else {
+        return false;
+    };
+    let health = format!("{}/healthz", url.trim_end_matches('/'));
+    client
+        .get(health)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+}
+
+/// Resolves once the node at `url` answers; the caller bounds the wait.
+pub async fn until_healthy(url: &str) {
+    while !answers(url).await {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_to_try_follows_the_manifest() {
+        assert_eq!(default_url(None).as_deref(), Some(DEFAULT_URL));
+        let at = |s: &str| default_url(Some(s.parse().expect("addr")));
+        assert_eq!(
+            at("127.0.0.1:7171").as_deref(),
+            Some("http://127.0.0.1:7171")
+        );
+        assert_eq!(at("0.0.0.0:7171").as_deref(), Some("http://127.0.0.1:7171"));
+        assert_eq!(
+            at("127.0.0.1:0"),
+            None,
+            "port 0 is only known once it listens"
+        );
+    }
+
+    #[test]
+    fn the_reported_address_is_read_from_the_first_line() {
+        let url = |s: &str| listening_url(s.as_bytes());
+        assert_eq!(
+            url("listening api=http://127.0.0.1:40123 ingress=http://127.0.0.1:40124").as_deref(),
+            Some("http://127.0.0.1:40123")
+        );
+        assert_eq!(
+            url("listening api=http://[::]:7070 ingress=http://[::]:8080").as_deref(),
+            Some("http://[::1]:7070")
+        );
+        assert_eq!(url("2026-01-01 INFO opened"), None);
+        assert_eq!(url("listening api=http://nowhere"), None);
+    }
+}

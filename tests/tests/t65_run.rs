@@ -477,3 +477,42 @@ fn a_bad_manifest_exits_1_with_one_line_and_starts_nothing() {
         assert!(out.is_empty(), "{case}: nothing started:\n{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_service_runs_beside_the_node_and_stops_with_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (api, ingress) = (free_port(), free_port());
+    let manifest = format!(
+        "[node]\nlisten = \"127.0.0.1:{api}\"\ningress = \"127.0.0.1:{ingress}\"\ndata_dir = \"{}\"\n\n\
+         [services.orders]\ncommand = \"{}\"\nenv = {{ RUST_LOG = \"info\" }}\n",
+        dir.path().join("data").display(),
+        draft_tests::service::binary("orders").display()
+    );
+    std::fs::write(dir.path().join("draft.toml"), manifest).expect("write manifest");
+    let run = Run::start(&dir.path().join("draft.toml"), &[]);
+    tokio::task::block_in_place(|| {
+        poll("the service to listen", || {
+            run.stdout().contains("orders | listening http://").then_some(())
+        });
+    });
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let created = loop {
+        let r = client
+            .post(format!("http://127.0.0.1:{ingress}/orders"))
+            .json(&serde_json::json!({"item": "book", "amount": 12}))
+            .send()
+            .await
+            .expect("POST through the ingress");
+        if r.status().as_u16() == 201 {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never routed: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(created.status().as_u16(), 201);
+    run.signal("-TERM");
+    let (status, out, err) = tokio::task::block_in_place(|| run.finish());
+    assert!(status.success(), "{status}: {err}\n{out}");
+    assert!(out.lines().any(|l| l.starts_with("orders | ") && l.contains("deregistered")), "{out}");
+}

@@ -135,7 +135,11 @@ pub(crate) async fn start_all(
         if let Some(section) = only_with
             && ctx.section(section).is_none()
         {
-            tracing::info!(plugin = plugin.name(), section, "plugin not configured; not started");
+            tracing::info!(
+                plugin = plugin.name(),
+                section,
+                "plugin not configured; not started"
+            );
             continue;
         }
         tracing::info!(plugin = plugin.name(), "starting plugin");

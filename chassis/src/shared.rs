@@ -37,8 +37,14 @@ impl Shared {
         if !self.serving.load(Ordering::Acquire) {
             reasons.push("not serving (starting or shutting down)".to_owned());
         }
+        // The KV watch reads its socket all the time, so it sees the node go away at once,
+        // while a hook whose handler is busy only notices when it reads next.
+        let node_up = self.metrics.config_connected.get() == 1;
+        if !node_up {
+            reasons.push(format!("not connected to the node at {}", self.node.url));
+        }
         for (name, connected) in &self.hooks {
-            if !connected.load(Ordering::Acquire) {
+            if !node_up || !connected.load(Ordering::Acquire) {
                 reasons.push(format!("hook {name} is not connected"));
             }
         }

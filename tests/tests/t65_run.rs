@@ -492,7 +492,9 @@ async fn the_example_service_runs_beside_the_node_and_stops_with_it() {
     let run = Run::start(&dir.path().join("draft.toml"), &[]);
     tokio::task::block_in_place(|| {
         poll("the service to listen", || {
-            run.stdout().contains("orders | listening http://").then_some(())
+            run.stdout()
+                .contains("orders | listening http://")
+                .then_some(())
         });
     });
     let client = reqwest::Client::new();
@@ -507,12 +509,20 @@ async fn the_example_service_runs_beside_the_node_and_stops_with_it() {
         if r.status().as_u16() == 201 {
             break r;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never routed: {}", r.status());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never routed: {}",
+            r.status()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(created.status().as_u16(), 201);
     run.signal("-TERM");
     let (status, out, err) = tokio::task::block_in_place(|| run.finish());
     assert!(status.success(), "{status}: {err}\n{out}");
-    assert!(out.lines().any(|l| l.starts_with("orders | ") && l.contains("deregistered")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("orders | ") && l.contains("deregistered")),
+        "{out}"
+    );
 }

@@ -125,7 +125,29 @@ async fn every_payment_once_across_a_service_kill_and_a_node_restart() {
     assert!(until_count(&node, 2500 + 100, Duration::from_secs(60)).await);
     let status = node.terminate();
     assert!(status.success(), "node exit {status}");
+    // While the node is away the service keeps serving, but says its hooks are down.
+    let readyz = format!("{}/readyz", svc.url());
+    let down = eventually(Duration::from_secs(5), || async {
+        let r = reqwest::get(&readyz).await.ok()?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.ok()?;
+        let why = body["error"]["message"].as_str().unwrap_or_default();
+        (status == 503 && why.contains("hook payments/orders-payments is not connected"))
+            .then_some(body)
+    })
+    .await
+    .expect("/readyz turns 503, naming the hook, while the node is away");
+    assert_eq!(down["error"]["code"], "not_ready");
     node = Node::start_listening(&data, &listen, &[]);
+    let up = eventually(Duration::from_secs(10), || async {
+        let r = reqwest::get(&readyz).await.ok()?;
+        (r.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "/readyz did not recover after the node came back"
+    );
     assert!(
         until_count(&node, 3000, Duration::from_secs(60)).await,
         "the hook did not reconnect after the node restart:\n{}",

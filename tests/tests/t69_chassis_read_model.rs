@@ -16,9 +16,16 @@ async fn rows(url: &str) -> Vec<(String, String, i64, String)> {
     };
     tokio::spawn(connection);
     client
-        .query("SELECT id, item, amount, status FROM orders ORDER BY item", &[])
+        .query(
+            "SELECT id, item, amount, status FROM orders ORDER BY item",
+            &[],
+        )
         .await
-        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+        .map(|rows| {
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -29,7 +36,11 @@ async fn orders_are_kept_in_postgres_when_configured() {
     let node = Node::start(&dir.path().join("node"), &[]);
     let envs = [("ORDERS_POSTGRES__URL", pg.url.as_str())];
     let mut svc = Service::start(&binary("orders"), &node.url, &envs, dir.path());
-    assert!(svc.log_text().contains("starting plugin"), "{}", svc.log_text());
+    assert!(
+        svc.log_text().contains("starting plugin"),
+        "{}",
+        svc.log_text()
+    );
 
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
@@ -41,14 +52,30 @@ async fn orders_are_kept_in_postgres_when_configured() {
             .await
             .expect("POST");
         assert_eq!(r.status().as_u16(), 201);
-        ids.push(r.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned());
+        ids.push(
+            r.json::<Value>().await.expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
     }
     let payment = json!({"specversion": "1.0", "id": "pay-1", "source": "/bank",
         "type": "com.example.payment.received", "data": {"order": ids[1], "amount": 3}});
-    let (status, _) = post(&node, "payments", "application/cloudevents+json", payment.to_string()).await;
+    let (status, _) = post(
+        &node,
+        "payments",
+        "application/cloudevents+json",
+        payment.to_string(),
+    )
+    .await;
     assert_eq!(status, 201);
     let want = vec![
-        (ids[0].clone(), "a-book".to_owned(), 12, "created".to_owned()),
+        (
+            ids[0].clone(),
+            "a-book".to_owned(),
+            12,
+            "created".to_owned(),
+        ),
         (ids[1].clone(), "b-pen".to_owned(), 3, "paid".to_owned()),
     ];
     let seen = eventually(Duration::from_secs(10), || async {
@@ -68,7 +95,10 @@ async fn orders_are_kept_in_postgres_when_configured() {
 async fn an_unreachable_database_stops_the_start_before_registration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::start(&dir.path().join("node"), &[]);
-    let url = format!("postgres://draft:secret@127.0.0.1:{}/postgres", draft_tests::free_port());
+    let url = format!(
+        "postgres://draft:secret@127.0.0.1:{}/postgres",
+        draft_tests::free_port()
+    );
     let (status, stderr) = Service::run_to_exit(
         &binary("orders"),
         &node.url,
@@ -76,9 +106,15 @@ async fn an_unreachable_database_stops_the_start_before_registration() {
         dir.path(),
     );
     assert_eq!(status.code(), Some(1), "{stderr}");
-    let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("plugin postgres failed to start"), "{stderr}");
+    assert!(
+        errors[0].contains("plugin postgres failed to start"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("secret"), "the password leaked: {stderr}");
     let services: Value = reqwest::get(format!("{}/v1/services", node.url))
         .await

@@ -209,7 +209,35 @@ impl Runner {
                 Err(e) => return End::Lost(format!("unreadable delivery: {e}")),
             };
             let offset = event.offset;
-            if let Outcome::Again(reason) = self.handle(event).await {
+            // While the handler runs, keep reading the socket (one event ahead), so a
+            // connection that drops meanwhile shows in `/readyz` at once.
+            let mut lost = None;
+            let outcome = {
+                let handling = self.handle(event);
+                let mut handling = std::pin::pin!(handling);
+                loop {
+                    if ahead.is_some() || lost.is_some() {
+                        break handling.await;
+                    }
+                    tokio::select! {
+                        outcome = &mut handling => break outcome,
+                        next = intake.next() => match next {
+                            Some(Ok(text)) => ahead = Some(text),
+                            None => lost = Some("closed by the node".to_owned()),
+                            Some(Err(e)) => lost = Some(e.to_string()),
+                        },
+                    }
+                    if lost.is_some() {
+                        self.set_connected(false);
+                    }
+                }
+            };
+            if let Outcome::Again(reason) = outcome {
+                return End::Lost(reason);
+            }
+            if let Some(reason) = lost {
+                // Handled, but the acknowledgement cannot reach the node: the event comes
+                // again to whoever holds the group next (at least once).
                 return End::Lost(reason);
             }
             *resume_from = Some(offset + 1);
@@ -222,11 +250,13 @@ impl Runner {
                 };
             }
             // Read ahead without waiting: acknowledge now only if nothing else is waiting.
-            match intake.next().now_or_never() {
-                None => {}
-                Some(Some(Ok(text))) => ahead = Some(text),
-                Some(None) => return End::Lost("closed by the node".to_owned()),
-                Some(Some(Err(e))) => return End::Lost(e.to_string()),
+            if ahead.is_none() {
+                match intake.next().now_or_never() {
+                    None => {}
+                    Some(Some(Ok(text))) => ahead = Some(text),
+                    Some(None) => return End::Lost("closed by the node".to_owned()),
+                    Some(Some(Err(e))) => return End::Lost(e.to_string()),
+                }
             }
             if ahead.is_none() || since_ack >= ACK_EVERY {
                 if let Some(offset) = unacked.take()

@@ -192,7 +192,7 @@ impl Builder {
             Some(env) => env,
             None => Environment::from_process()?,
         };
-        init_logging(env.json_logs);
+        init_logging(&self.name, env.json_logs);
         check_name(&self.name)?;
         check_hooks(&self.hooks)?;
         let node = NodeLink::new(&env.url, env.token.clone());

@@ -327,8 +327,9 @@ impl Chassis {
         let _ = follower.await;
         // 7. Plugins, in reverse order.
         stop_all(&shared.plugins).await;
-        // 8. Done.
+        // 8. Flush telemetry; done.
         info!("stopped");
+        crate::telemetry::flush();
         Ok(())
     }
 }

@@ -8,7 +8,8 @@ use crate::telemetry::TraceContext;
 /// A CloudEvent to produce. The chassis fills in what is left out: `id` (a UUID v7),
 /// `source` (`/services/<service>`: the same for every replica, so an id chosen from the
 /// data, like `paid-<order>`, is deduplicated by the broker whichever replica sends it),
-/// `specversion`, `time`, `datacontenttype`, and `traceparent` from the current trace.
+/// `specversion`, `time`, `datacontenttype`, and `traceparent`: the current span's context
+/// (the request's or the hook's), so a consumer's span is that span's child.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     ty: String,
@@ -91,7 +92,7 @@ impl NewEvent {
         if let Some(trace) = trace
             && !out.contains_key("traceparent")
         {
-            out.insert("traceparent".into(), trace.child().traceparent().into());
+            out.insert("traceparent".into(), trace.traceparent().into());
         }
         out.insert("datacontenttype".into(), "application/json".into());
         out.insert("data".into(), self.data.clone());

@@ -62,13 +62,14 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let trace = request
+    let parent = request
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map_or_else(TraceContext::root, |t| t.child());
-    let span = tracing::info_span!("request", %method, %route, trace_id = %trace.trace_id_hex());
+        .and_then(TraceContext::parse);
+    let span = tracing::info_span!("request", %method, %route, trace_id = tracing::field::Empty);
+    let trace = crate::telemetry::enter(&span, parent);
+    span.record("trace_id", trace.trace_id_hex());
     let mut response = trace.scope(next.run(request)).instrument(span).await;
     let status = response.status();
     if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {

@@ -11,6 +11,9 @@
 
 use std::fmt::Write as _;
 
+#[cfg(feature = "otel")]
+mod otel;
+
 tokio::task_local! {
     static CURRENT: TraceContext;
 }
@@ -115,18 +118,62 @@ fn new_span_id() -> u64 {
     (uuid::Uuid::new_v4().as_u128() as u64).max(1)
 }
 
-/// Sets up logging once for the process (later calls do nothing).
-pub fn init_logging(json: bool) {
+/// Sets up logging once for the process (later calls do nothing): `RUST_LOG` (default
+/// `info`), JSON lines if `json`; with the feature `otel` and `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// set, spans are also exported over OTLP as `service`.
+pub fn init_logging(service: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (plain, structured) = if json {
+        (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        )
     } else {
-        builder.try_init()
+        (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        )
     };
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(plain)
+        .with(structured);
+    #[cfg(feature = "otel")]
+    let registry = registry.with(otel::layer(service));
+    #[cfg(not(feature = "otel"))]
+    let _ = service;
+    let _ = registry.try_init();
+}
+
+/// Flushes exported telemetry (with the feature `otel`); the last step of a shutdown.
+pub(crate) fn flush() {
+    #[cfg(feature = "otel")]
+    otel::flush();
+}
+
+/// The trace context of the work `span` stands for: it continues `parent` (a request's or a
+/// consumed event's context) with a new span, or starts a trace. With OpenTelemetry export on,
+/// `span` itself joins `parent` and its exported ids are the ones returned, so what is
+/// propagated names spans the collector has.
+pub(crate) fn enter(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+    #[cfg(feature = "otel")]
+    if let Some(own) = otel::join(span, parent) {
+        return own;
+    }
+    let _ = span;
+    parent.map_or_else(TraceContext::root, |p| p.child())
 }
 
 #[cfg(test)]

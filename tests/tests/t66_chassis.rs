@@ -356,3 +356,142 @@ async fn bad_settings_exit_1_with_one_line_and_never_register() {
     let (_, body) = get_json(&format!("{}/v1/services", node.url)).await;
     assert_eq!(body["services"].as_array().map(Vec::len), Some(0), "{body}");
 }
+
+/// A collector that keeps every OTLP/HTTP JSON body posted to `/v1/traces`.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&bodies);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let sink = std::sync::Arc::clone(&sink);
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    sink.lock().expect("lock").push(v);
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), bodies)
+}
+
+/// Every exported span, flattened: (name, traceId, spanId, parentSpanId).
+fn spans(bodies: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for body in bodies {
+        for rs in body["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    let field = |k: &str| s[k].as_str().unwrap_or_default().to_lowercase();
+                    out.push((
+                        field("name"),
+                        field("traceId"),
+                        field("spanId"),
+                        field("parentSpanId"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+// Multi-threaded: the collector must answer while the test waits for the service to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_and_match_the_propagated_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(&dir.path().join("node"), &[]);
+    let (collector, bodies) = otlp_receiver().await;
+    let mut svc = orders(
+        &node,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+        dir.path(),
+    );
+    let trace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let r = reqwest::Client::new()
+        .post(format!("{}/orders", svc.url()))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&json!({"item": "pen", "amount": 3}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let pay_trace = "1af7651916cd43dd8448eb211c80319c";
+    let payment = json!({"specversion": "1.0", "id": "pay-otel", "source": "/bank",
+        "type": "com.example.payment.received",
+        "traceparent": format!("00-{pay_trace}-b7ad6b7169203331-01"),
+        "data": {"order": id, "amount": 3}});
+    let (status, _) = draft_tests::post(
+        &node,
+        "payments",
+        "application/cloudevents+json",
+        payment.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let paid = eventually(Duration::from_secs(10), || async {
+        stored(&node, "orders")
+            .await
+            .into_iter()
+            .find(|e| e["type"] == "com.example.order.paid")
+    })
+    .await
+    .expect("order.paid");
+    svc.signal("TERM");
+    let exit = svc.wait_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "{exit:?}: {}",
+        svc.log_text()
+    );
+
+    let all = spans(&bodies.lock().expect("lock"));
+    let request = all
+        .iter()
+        .find(|s| s.0 == "request" && s.1 == trace)
+        .unwrap_or_else(|| panic!("no request span in trace {trace}: {all:?}"));
+    assert_eq!(
+        request.3, "00f067aa0ba902b7",
+        "the request span's parent is the caller's span"
+    );
+    let hook = all
+        .iter()
+        .find(|s| s.0 == "hook" && s.1 == pay_trace)
+        .unwrap_or_else(|| panic!("no hook span in trace {pay_trace}: {all:?}"));
+    assert_eq!(
+        hook.3, "b7ad6b7169203331",
+        "the hook span's parent is the payment's span"
+    );
+    // The event the hook produced names the hook's exported span as its parent.
+    let tp = paid["traceparent"].as_str().expect("traceparent");
+    let parent_of_paid = TraceParts::of(tp);
+    assert_eq!(parent_of_paid.0, pay_trace);
+    assert_eq!(parent_of_paid.1, hook.2, "{tp}");
+    let created = stored(&node, "orders").await;
+    let tp = created[0]["traceparent"].as_str().expect("traceparent");
+    assert_eq!(TraceParts::of(tp), (trace.to_owned(), request.2.clone()));
+}
+
+/// `(trace id, parent id)` of a `traceparent`.
+struct TraceParts;
+
+impl TraceParts {
+    fn of(traceparent: &str) -> (String, String) {
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        (parts[1].to_owned(), parts[2].to_owned())
+    }
+}

@@ -273,15 +273,16 @@ impl Runner {
     async fn handle(&self, event: Event) -> Outcome {
         let labels = self.labels();
         let metrics = &self.shared.metrics;
-        let trace = event.trace().map_or_else(TraceContext::root, |t| t.child());
         let span = info_span!(
             "hook",
             channel = %self.hook.channel,
             group = self.hook.group.as_deref().unwrap_or(""),
             offset = event.offset,
             event_id = event.id(),
-            trace_id = %trace.trace_id_hex(),
+            trace_id = tracing::field::Empty,
         );
+        let trace = crate::telemetry::enter(&span, event.trace());
+        span.record("trace_id", trace.trace_id_hex());
         let retry = self.hook.retry;
         let attempts = retry.attempts.max(1);
         let mut last = HookError::retry("not run");

@@ -40,7 +40,10 @@
 //! Environment: `DRAFT_URL` (the node, default `http://127.0.0.1:7070`), `DRAFT_TOKEN`,
 //! `DRAFT_SERVICE_ADDR` (listen, default `127.0.0.1:0`), `DRAFT_ADVERTISE`, `DRAFT_INSTANCE`,
 //! `DRAFT_CONFIG`, `DRAFT_TTL_MS`, `DRAFT_DRAIN_DELAY_MS`, `DRAFT_SHUTDOWN_TIMEOUT_MS`,
-//! `DRAFT_LOG_FORMAT=json`, and `RUST_LOG`.
+//! `DRAFT_LOG_FORMAT=json`, and `RUST_LOG`; with the feature `otel`,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (spans exported over OTLP/HTTP).
+//!
+//! Features: `postgres` and `nats` (the plugins in [`plugins`]), `otel` (OpenTelemetry).
 
 mod backoff;
 mod builder;

@@ -195,6 +195,7 @@ impl Builder {
         init_logging(&self.name, env.json_logs);
         check_name(&self.name)?;
         check_hooks(&self.hooks)?;
+        check_lease(env.ttl.unwrap_or(self.ttl), env.instance.as_deref())?;
         let node = NodeLink::new(&env.url, env.token.clone());
         let metrics = Arc::new(Metrics::new());
 
@@ -216,6 +217,7 @@ impl Builder {
             apply: Arc::new(Mutex::new(apply)),
             metrics: Arc::clone(&metrics),
             revision: None,
+            in_snapshot: false,
         };
         let watch_socket = match tokio::time::timeout(FIRST_SYNC, follower.sync()).await {
             Ok(Ok(socket)) => Some(socket),
@@ -326,6 +328,29 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// What Blueprint accepts for a lease: a TTL of 100 ms to 24 h, an instance id by the name
+/// rule. Checked at start, so a bad one exits 1 instead of being refused for ever.
+fn check_lease(ttl: std::time::Duration, instance: Option<&str>) -> Result<(), Error> {
+    let ms = ttl.as_millis();
+    if !(100..=86_400_000).contains(&ms) {
+        return Err(Error::Setting {
+            variable: "DRAFT_TTL_MS".to_owned(),
+            value: ms.to_string(),
+            reason: "the lease TTL must be 100 ms to 24 h".to_owned(),
+        });
+    }
+    if let Some(id) = instance
+        && check_name(id).is_err()
+    {
+        return Err(Error::Setting {
+            variable: "DRAFT_INSTANCE".to_owned(),
+            value: id.to_owned(),
+            reason: "must be 1-128 of [A-Za-z0-9._-]".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn check_hooks(hooks: &[(Hook, Handler)]) -> Result<(), Error> {
     let mut seen = std::collections::HashSet::new();
     for (hook, _) in hooks {
@@ -361,6 +386,15 @@ mod tests {
         assert!(check_name("").is_err());
         assert!(check_name("a/b").is_err());
         assert!(check_name(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn leases_follow_blueprint() {
+        use std::time::Duration;
+        assert!(check_lease(Duration::from_secs(10), Some("i-1")).is_ok());
+        assert!(check_lease(Duration::from_millis(50), None).is_err());
+        assert!(check_lease(Duration::from_secs(86_401), None).is_err());
+        assert!(check_lease(Duration::from_secs(10), Some("a b")).is_err());
     }
 
     #[test]

@@ -1,16 +1,7 @@
 //! [`Chassis`]: a built service, and [`Chassis::serve`], which runs it until a signal and
-//! then shuts it down in order:
-//!
-//! 1. readiness false;
-//! 2. deregister;
-//! 3. the drain delay (the ingress stops sending);
-//! 4. stop accepting; in-flight requests and WebSockets finish until the deadline;
-//! 5. stop hook intake; the running handlers finish (and are acknowledged) until the deadline;
-//! 6. close the producers (what was sent is acknowledged), stop the KV follower;
-//! 7. stop plugins in reverse order;
-//! 8. flush the logs and return, so `main` exits 0.
-//!
-//! A second SIGTERM or SIGINT during all this exits at once (status 1).
+//! then shuts it down in order (`shutdown.rs`: unready, deregister, drain delay, drain
+//! requests and WebSockets, finish the running hook handlers, close producers, stop plugins
+//! in reverse, flush). A second SIGTERM or SIGINT during all this exits at once (status 1).
 
 use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
@@ -24,8 +15,7 @@ use draft_blueprint::wire::{Registration, Route};
 use draft_http::{Limits, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::builder::Builder;
 use crate::config::Config;
@@ -36,10 +26,11 @@ use crate::hook::runner::Runner;
 use crate::hook::{Handler, Hook};
 use crate::metrics::Metrics;
 use crate::node::{NodeLink, Socket};
-use crate::plugin::{Started, stop_all};
+use crate::plugin::Started;
 use crate::producer::{Producer, Producers};
 use crate::registration::Registrar;
 use crate::shared::Shared;
+use crate::shutdown::{Running, Stops};
 use crate::signals;
 
 /// How long `serve` waits for the first registration before it announces itself anyway.
@@ -81,6 +72,8 @@ pub struct Chassis {
     config: (TypeId, Box<dyn Any + Send + Sync>),
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The token the listener and the service's WebSockets drain by.
+    http_stop: Shutdown,
 }
 
 impl std::fmt::Debug for Chassis {
@@ -156,6 +149,7 @@ impl Chassis {
             config: parts.config,
             listener: parts.listener,
             local_addr,
+            http_stop: Shutdown::new(),
         }
     }
 
@@ -175,6 +169,14 @@ impl Chassis {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The token the service's HTTP side shuts down by: a WebSocket handler passes it to
+    /// `draft_http::ws::serve_socket` (or holds a `guard()` and watches `triggered()`), so
+    /// its sockets close with 1001 during the drain and the shutdown waits for them.
+    #[must_use]
+    pub fn shutdown(&self) -> Shutdown {
+        self.http_stop.clone()
     }
 
     /// The live configuration, if `T` is the type given to [`Builder::config`] (without
@@ -238,20 +240,17 @@ impl Chassis {
     ) -> Result<(), Error> {
         let shared = Arc::clone(&self.shared);
         let app = crate::ops::wrap(router, Arc::clone(&shared));
-        let (http_stop, hooks_stop, watch_stop, lease_stop) = (
-            Shutdown::new(),
-            Shutdown::new(),
-            Shutdown::new(),
-            Shutdown::new(),
-        );
+        let stops = Stops::default();
+        let armed = Shutdown::new();
+        tokio::spawn(signals::second_exits(armed.triggered()));
         let http = tokio::spawn(draft_http::serve(
             self.listener,
             app,
             Limits::default(),
-            http_stop.clone(),
+            self.http_stop.clone(),
         ));
         let follower = {
-            let stop = watch_stop.triggered();
+            let stop = stops.watch.triggered();
             tokio::spawn(self.follower.follow(self.watch_socket, stop))
         };
         let runners: Vec<_> = self
@@ -263,7 +262,7 @@ impl Chassis {
                     handler,
                     shared: Arc::clone(&shared),
                     connected,
-                    stop: hooks_stop.clone(),
+                    stop: stops.hooks.clone(),
                 };
                 tokio::spawn(runner.run())
             })
@@ -275,7 +274,7 @@ impl Chassis {
                 registration: self.registration,
                 first: Some(first),
             }
-            .run(lease_stop.clone()),
+            .run(stops.lease.clone()),
         );
         shared.serving.store(true, Ordering::Release);
         // Announce once registered (or once the first attempt failed: the registrar keeps
@@ -288,48 +287,19 @@ impl Chassis {
         info!(service = %shared.service, instance = %shared.instance, addr = %self.local_addr, "serving");
 
         stop.await;
-        tokio::spawn(signals::second_exits());
-        let timing = self.timing;
-        info!("shutting down");
-        // 1. Not ready.
-        shared.serving.store(false, Ordering::Release);
-        // 2. Deregister.
-        lease_stop.trigger();
-        let _ = registrar.await;
-        Registrar::deregister(&shared).await;
-        // 3. Let the ingress stop sending.
-        tokio::time::sleep(timing.drain_delay).await;
-        let deadline = Instant::now() + timing.shutdown_timeout;
-        // 4. Drain HTTP and WebSockets.
-        http_stop.trigger();
-        if tokio::time::timeout_at(deadline, http).await.is_err() {
-            warn!("requests still in flight at the shutdown deadline");
+        armed.trigger();
+        Running {
+            shared,
+            timing: self.timing,
+            stops,
+            http_stop: self.http_stop,
+            http,
+            follower,
+            runners,
+            registrar,
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !http_stop.drain(left).await {
-            warn!("WebSockets still open at the shutdown deadline");
-        }
-        // 5. Stop hook intake; running handlers finish and are acknowledged.
-        hooks_stop.trigger();
-        for runner in runners {
-            if tokio::time::timeout_at(deadline, runner).await.is_err() {
-                warn!("a hook handler was still running at the shutdown deadline");
-            }
-        }
-        // 6. Producers and the KV follower.
-        if tokio::time::timeout_at(deadline, shared.producers.close())
-            .await
-            .is_err()
-        {
-            warn!("produced events still unacknowledged at the shutdown deadline");
-        }
-        watch_stop.trigger();
-        let _ = follower.await;
-        // 7. Plugins, in reverse order.
-        stop_all(&shared.plugins).await;
-        // 8. Flush telemetry; done.
-        info!("stopped");
-        crate::telemetry::flush();
+        .shut_down()
+        .await;
         Ok(())
     }
 }

@@ -130,6 +130,11 @@ impl<T: DeserializeOwned + Serialize + Default> Layers<T> {
         doc
     }
 
+    /// Drops every KV value (the node's state is read again from scratch).
+    pub(crate) fn clear_kv(&mut self) {
+        self.kv.clear();
+    }
+
     /// The typed configuration of the current layers.
     pub(crate) fn resolve(&self) -> Result<T, String> {
         serde_json::from_value(self.document()).map_err(|e| e.to_string())
@@ -251,6 +256,8 @@ pub(crate) trait Apply: Send {
     fn apply(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), String>;
     /// The merged document now.
     fn document(&self) -> Value;
+    /// Forgets every KV value (before a fresh snapshot).
+    fn reset_kv(&mut self);
 }
 
 impl<T> Apply for Live<T>
@@ -266,6 +273,13 @@ where
 
     fn document(&self) -> Value {
         self.layers.document()
+    }
+
+    fn reset_kv(&mut self) {
+        self.layers.clear_kv();
+        if let Ok(config) = self.layers.resolve() {
+            self.tx.send_replace(Arc::new(config));
+        }
     }
 }
 

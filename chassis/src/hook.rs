@@ -12,6 +12,7 @@
 //! attempt, or at once for a permanent error, the event goes to the dead-letter channel
 //! (default `<channel>.dlq`) with the original event, its offset and the reason.
 
+mod acks;
 pub(crate) mod runner;
 
 use std::sync::Arc;

@@ -61,6 +61,7 @@ pub mod plugins;
 mod producer;
 mod registration;
 mod shared;
+mod shutdown;
 mod signals;
 mod telemetry;
 

@@ -61,7 +61,11 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // A known method, or `other`: the label's values stay few whatever clients send.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let parent = request
         .headers()
         .get("traceparent")

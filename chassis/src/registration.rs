@@ -24,6 +24,10 @@ pub(crate) struct Registrar {
     pub(crate) first: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
+fn timed_out(limit: Duration) -> draft_http::ClientError {
+    draft_http::ClientError::Protocol(format!("no answer within {limit:?}"))
+}
+
 /// The pause between heartbeats: a third of the TTL, less up to a quarter of jitter.
 pub(crate) fn heartbeat_interval(ttl: Duration, fraction: f64) -> Duration {
     jittered(ttl / 3, fraction)
@@ -35,13 +39,23 @@ impl Registrar {
         let (service, instance) = (&self.shared.service, &self.shared.instance);
         let blueprint = &self.shared.node.blueprint;
         let ttl = Duration::from_millis(self.registration.ttl_ms);
-        let mut backoff = Backoff::new(Duration::from_millis(100), ttl.min(Duration::from_secs(5)));
+        // Retries come well inside the TTL, and no request outlives a heartbeat interval.
+        let retry_cap = (ttl / 6).max(Duration::from_millis(50));
+        let mut backoff = Backoff::new(Duration::from_millis(50).min(retry_cap), retry_cap);
+        let limit = (ttl / 3).max(Duration::from_millis(100));
         let mut registered = false;
         let mut complained = false;
         loop {
             let pause = if registered {
-                match blueprint.heartbeat(service, instance).await {
-                    Ok(true) => heartbeat_interval(ttl, jitter_fraction()),
+                let beat = tokio::select! {
+                    () = stop.triggered() => return,
+                    beat = tokio::time::timeout(limit, blueprint.heartbeat(service, instance)) => beat,
+                };
+                match beat.unwrap_or_else(|_| Err(timed_out(limit))) {
+                    Ok(true) => {
+                        backoff.reset();
+                        heartbeat_interval(ttl, jitter_fraction())
+                    }
                     Ok(false) => {
                         warn!(%service, %instance, "the lease lapsed; registering again");
                         registered = false;
@@ -54,9 +68,13 @@ impl Registrar {
                     }
                 }
             } else {
-                let outcome = blueprint
-                    .register(service, instance, &self.registration)
-                    .await;
+                let outcome = tokio::select! {
+                    () = stop.triggered() => return,
+                    outcome = tokio::time::timeout(
+                        limit,
+                        blueprint.register(service, instance, &self.registration),
+                    ) => outcome.unwrap_or_else(|_| Err(timed_out(limit))),
+                };
                 if let Some(first) = self.first.take() {
                     let _ = first.send(outcome.is_ok());
                 }

@@ -38,11 +38,9 @@ impl Shared {
             reasons.push("not serving (starting or shutting down)".to_owned());
         }
         // The KV watch reads its socket all the time, so it sees the node go away at once,
-        // while a hook whose handler is busy only notices when it reads next.
+        // while a hook whose handler is busy only notices when it reads next. (A service
+        // without hooks stays ready: it serves without the node.)
         let node_up = self.metrics.config_connected.get() == 1;
-        if !node_up {
-            reasons.push(format!("not connected to the node at {}", self.node.url));
-        }
         for (name, connected) in &self.hooks {
             if !node_up || !connected.load(Ordering::Acquire) {
                 reasons.push(format!("hook {name} is not connected"));

@@ -300,7 +300,7 @@ async fn trace_context_travels_and_failed_payments_are_dead_lettered() {
     assert_eq!(unknown["type"], "io.draft.deadletter");
     assert_eq!(unknown["data"]["event"]["id"], "pay-2");
     assert_eq!(unknown["data"]["channel"], "payments");
-    assert_eq!(unknown["data"]["attempts"], 6);
+    assert_eq!(unknown["data"]["attempts"], 8);
     assert!(
         unknown["data"]["reason"]
             .as_str()
@@ -494,4 +494,57 @@ impl TraceParts {
         let parts: Vec<&str> = traceparent.split('-').collect();
         (parts[1].to_owned(), parts[2].to_owned())
     }
+}
+
+#[tokio::test]
+async fn the_config_watch_resumes_after_a_node_restart_and_starts_over_on_a_new_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{}", draft_tests::free_port());
+    let mut node = Node::start_listening(&dir.path().join("node"), &listen, &[]);
+    let svc = orders(&node, &[], dir.path());
+    let config = || async { get_json(&format!("{}/config", svc.url())).await.1 };
+    let shows = |currency: &'static str| {
+        let config = &config;
+        async move {
+            eventually(Duration::from_secs(10), || async {
+                (config().await["currency"] == currency).then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    let kv = draft_blueprint::client::Client::new(&node.url);
+    kv.put("config/orders/currency", b"\"USD\"".to_vec(), None)
+        .await
+        .expect("put");
+    assert!(shows("USD").await);
+
+    // The same node again: the watch resumes from the revision it saw.
+    assert!(node.terminate().success());
+    node = Node::start_listening(&dir.path().join("node"), &listen, &[]);
+    let kv = draft_blueprint::client::Client::new(&node.url);
+    kv.put("config/orders/currency", b"\"JPY\"".to_vec(), None)
+        .await
+        .expect("put");
+    assert!(shows("JPY").await, "no change after the node restart");
+
+    // A new node on the same address (its log does not reach that revision): the watch starts
+    // over from the new node's state, and the old KV value no longer applies.
+    assert!(node.terminate().success());
+    drop(node);
+    let node = Node::start_listening(&dir.path().join("other"), &listen, &[]);
+    assert!(
+        shows("EUR").await,
+        "the old node's value stuck: {}",
+        config().await
+    );
+    let kv = draft_blueprint::client::Client::new(&node.url);
+    kv.put("config/orders/currency", b"\"CHF\"".to_vec(), None)
+        .await
+        .expect("put");
+    assert!(
+        shows("CHF").await,
+        "no change from the new node: {}",
+        svc.log_text()
+    );
 }

@@ -139,6 +139,11 @@ async fn every_payment_once_across_a_service_kill_and_a_node_restart() {
     .expect("/readyz turns 503, naming the hook, while the node is away");
     assert_eq!(down["error"]["code"], "not_ready");
     node = Node::start_listening(&data, &listen, &[]);
+    let at_restart = count(&node, "orders").await;
+    assert!(
+        at_restart < 3000,
+        "the node stopped after every payment was handled ({at_restart})"
+    );
     let up = eventually(Duration::from_secs(10), || async {
         let r = reqwest::get(&readyz).await.ok()?;
         (r.status().as_u16() == 200).then_some(())

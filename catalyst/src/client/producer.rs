@@ -91,10 +91,10 @@ impl Producer {
     /// (from the future) [`ClientError::Api`] if the node refused the event (its code and
     /// message, as HTTP produce answers), [`ClientError::Connect`] if the node stayed out of
     /// reach for `reconnect_for`.
-    pub fn send(
+    pub fn send<S: Into<String>>(
         &self,
-        event_json: impl Into<String>,
-    ) -> impl Future<Output = Result<u64, ClientError>> + Send + 'static {
+        event_json: S,
+    ) -> impl Future<Output = Result<u64, ClientError>> + Send + 'static + use<S> {
         let offsets = self.frame(event_json.into());
         async move {
             match offsets.await?.as_slice() {
@@ -108,17 +108,17 @@ impl Producer {
     }
 
     /// Sends a JSON array of events, appended atomically; resolves to their offsets.
-    pub fn send_batch(
+    pub fn send_batch<S: Into<String>>(
         &self,
-        events_json: impl Into<String>,
-    ) -> impl Future<Output = Result<Vec<u64>, ClientError>> + Send + 'static {
+        events_json: S,
+    ) -> impl Future<Output = Result<Vec<u64>, ClientError>> + Send + 'static + use<S> {
         self.frame(events_json.into())
     }
 
     fn frame(
         &self,
         text: String,
-    ) -> impl Future<Output = Result<Vec<u64>, ClientError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u64>, ClientError>> + Send + 'static + use<> {
         let (reply, answer) = oneshot::channel();
         let text = Utf8Bytes::from(text);
         let queued = self.queue.send(Pending { text, reply }).is_ok();
@@ -128,6 +128,13 @@ impl Producer {
             }
             answer.await.unwrap_or_else(|_| Err(stopped()))
         }
+    }
+
+    /// Whether the producer has stopped for good (the node stayed out of reach past
+    /// `reconnect_for`): every send fails from then on, so open a new one.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
     }
 
     /// Waits until every frame sent is acknowledged (or has failed), then closes.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use draft_blueprint::wire::{WatchMessage, base64_decode};
+use draft_http::ClientError;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
@@ -28,20 +29,30 @@ pub(crate) struct Follower {
     pub(crate) metrics: Arc<Metrics>,
     /// The last revision seen (`None`: none yet, so the next connection asks for a snapshot).
     pub(crate) revision: Option<u64>,
+    /// Receiving a snapshot: its entries come in key order, each with its own revision, so
+    /// only the caught-up marker says how far it reaches.
+    pub(crate) in_snapshot: bool,
 }
 
 impl Follower {
     /// Connects and applies the current values, up to the caught-up marker.
     pub(crate) async fn sync(&mut self) -> Result<Socket, String> {
-        let query = match self.revision {
-            Some(r) => format!("prefix={}&from={r}", self.prefix),
-            None => format!("prefix={}", self.prefix),
+        let mut socket = match self.open().await {
+            Err(ClientError::Api {
+                status, message, ..
+            }) if (400..500).contains(&status) && self.revision.is_some() => {
+                // The node has no such revision (a new data directory, another node): start
+                // over from its current state.
+                warn!(revision = ?self.revision, %message, "the node cannot resume the config watch; taking its current state");
+                self.revision = None;
+                self.apply
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .reset_kv();
+                self.open().await.map_err(|e| e.to_string())?
+            }
+            other => other.map_err(|e| e.to_string())?,
         };
-        let mut socket = self
-            .node
-            .websocket(&format!("/v1/watch?{query}"))
-            .await
-            .map_err(|e| e.to_string())?;
         loop {
             match self.next(&mut socket).await? {
                 Some(true) => break,
@@ -51,6 +62,16 @@ impl Follower {
         }
         self.metrics.config_connected.set(1);
         Ok(socket)
+    }
+
+    /// Opens the watch: a snapshot, or the changes after the last revision seen.
+    async fn open(&mut self) -> Result<Socket, ClientError> {
+        self.in_snapshot = self.revision.is_none();
+        let query = match self.revision {
+            Some(r) => format!("prefix={}&from={r}", self.prefix),
+            None => format!("prefix={}", self.prefix),
+        };
+        self.node.websocket(&format!("/v1/watch?{query}")).await
     }
 
     /// Follows changes until `stop` resolves, reconnecting as needed.
@@ -126,22 +147,28 @@ impl Follower {
                 revision,
                 key,
                 value_base64,
-            } => (
-                revision,
-                key,
-                Some(base64_decode(&value_base64).unwrap_or_default()),
-            ),
+            } => {
+                let Some(value) = base64_decode(&value_base64) else {
+                    self.metrics.config_rejections.inc();
+                    warn!(%key, revision, "config value with bad base64 from the node; ignored");
+                    return false;
+                };
+                (revision, key, Some(value))
+            }
             WatchMessage::Deleted { revision, key } => (revision, key, None),
             WatchMessage::CaughtUp { revision } => {
                 if let Some(r) = revision {
                     self.seen(r);
                 }
+                self.in_snapshot = false;
                 return true;
             }
             // Registry changes are not configuration.
             _ => return false,
         };
-        self.seen(revision);
+        if !self.in_snapshot {
+            self.seen(revision);
+        }
         let outcome = self
             .apply
             .lock()

@@ -17,8 +17,10 @@ use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use serde_json::json;
-use tracing::{Instrument as _, debug, info, info_span, warn};
+use tokio::time::Instant;
+use tracing::{Instrument as _, info, info_span, warn};
 
+use super::acks::Acks;
 use super::{Handler, Hook, HookContext, HookError};
 use crate::backoff::{Backoff, jitter_fraction, jittered, nth_delay};
 use crate::event::{Event, NewEvent};
@@ -26,8 +28,8 @@ use crate::metrics::HookLabels;
 use crate::shared::Shared;
 use crate::telemetry::TraceContext;
 
-/// Handled events acknowledged together at most, while more are waiting.
-const ACK_EVERY: u32 = 128;
+/// The node's default group timeout, assumed for a hook that does not set its own.
+const DEFAULT_GROUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a group hook's lag is read from the node.
 const LAG_EVERY: Duration = Duration::from_secs(5);
@@ -107,6 +109,7 @@ impl Runner {
         // For a hook without a group: the next offset to ask for after a reconnect.
         let mut resume_from: Option<u64> = None;
         let name = self.hook.name();
+        let mut last_failure: Option<String> = None;
         loop {
             let connected = tokio::select! {
                 () = self.stop.triggered() => break,
@@ -115,7 +118,12 @@ impl Runner {
             let mut intake = match connected {
                 Ok(intake) => intake,
                 Err(e) => {
-                    debug!(hook = %name, error = %e, "hook cannot connect");
+                    // Said once per kind of failure, not on every retry.
+                    let reason = e.to_string();
+                    if last_failure.as_deref() != Some(reason.as_str()) {
+                        warn!(hook = %name, error = %reason, "hook cannot connect; retrying with back-off");
+                        last_failure = Some(reason);
+                    }
                     tokio::select! {
                         () = self.stop.triggered() => break,
                         () = tokio::time::sleep(backoff.next_delay()) => continue,
@@ -123,6 +131,7 @@ impl Runner {
                 }
             };
             info!(hook = %name, "hook connected");
+            last_failure = None;
             self.set_connected(true);
             backoff.reset();
             let end = self.consume(&mut intake, &mut resume_from).await;
@@ -181,19 +190,16 @@ impl Runner {
     }
 
     async fn consume(&self, intake: &mut Intake, resume_from: &mut Option<u64>) -> End {
+        let timeout = self.hook.timeout.unwrap_or(DEFAULT_GROUP_TIMEOUT);
+        let mut acks = Acks::new(Acks::max_wait_for(timeout));
         let mut ahead: Option<String> = None;
-        let mut unacked: Option<u64> = None;
-        let mut since_ack = 0;
         loop {
             let text = if let Some(text) = ahead.take() {
                 text
             } else {
-                if let Some(offset) = unacked.take()
-                    && let Err(e) = intake.ack(offset).await
-                {
+                if let Err(e) = flush(intake, &mut acks).await {
                     return End::Lost(e.to_string());
                 }
-                since_ack = 0;
                 tokio::select! {
                     biased;
                     () = self.stop.triggered() => return End::Stopped,
@@ -209,47 +215,29 @@ impl Runner {
                 Err(e) => return End::Lost(format!("unreadable delivery: {e}")),
             };
             let offset = event.offset;
-            // While the handler runs, keep reading the socket (one event ahead), so a
-            // connection that drops meanwhile shows in `/readyz` at once.
-            let mut lost = None;
-            let outcome = {
-                let handling = self.handle(event);
-                let mut handling = std::pin::pin!(handling);
-                loop {
-                    if ahead.is_some() || lost.is_some() {
-                        break handling.await;
-                    }
-                    tokio::select! {
-                        outcome = &mut handling => break outcome,
-                        next = intake.next() => match next {
-                            Some(Ok(text)) => ahead = Some(text),
-                            None => lost = Some("closed by the node".to_owned()),
-                            Some(Err(e)) => lost = Some(e.to_string()),
-                        },
-                    }
-                    if lost.is_some() {
-                        self.set_connected(false);
-                    }
-                }
-            };
-            if let Outcome::Again(reason) = outcome {
+            let (outcome, lost) = self.handle_reading_ahead(event, intake, &mut ahead).await;
+            if let Some(reason) = lost {
+                // The acknowledgement cannot reach the node: what is pending comes again to
+                // whoever holds the group next (at least once).
                 return End::Lost(reason);
             }
-            if let Some(reason) = lost {
-                // Handled, but the acknowledgement cannot reach the node: the event comes
-                // again to whoever holds the group next (at least once).
-                return End::Lost(reason);
+            if let Outcome::Again(reason) = outcome {
+                // This event is not done, but those before it are.
+                let flushed = flush(intake, &mut acks).await;
+                return match (self.stop.is_triggered(), flushed) {
+                    (true, Ok(())) => End::Stopped,
+                    _ => End::Lost(reason),
+                };
             }
             *resume_from = Some(offset + 1);
-            unacked = Some(offset);
-            since_ack += 1;
+            acks.handled(offset, Instant::now());
             if self.stop.is_triggered() {
-                return match intake.ack(offset).await {
+                return match flush(intake, &mut acks).await {
                     Ok(()) => End::Stopped,
                     Err(e) => End::Lost(e.to_string()),
                 };
             }
-            // Read ahead without waiting: acknowledge now only if nothing else is waiting.
+            // Read ahead without waiting, to know whether more events are waiting.
             if ahead.is_none() {
                 match intake.next().now_or_never() {
                     None => {}
@@ -258,13 +246,40 @@ impl Runner {
                     Some(Some(Err(e))) => return End::Lost(e.to_string()),
                 }
             }
-            if ahead.is_none() || since_ack >= ACK_EVERY {
-                if let Some(offset) = unacked.take()
-                    && let Err(e) = intake.ack(offset).await
-                {
-                    return End::Lost(e.to_string());
-                }
-                since_ack = 0;
+            if acks.due(ahead.is_some(), Instant::now())
+                && let Err(e) = flush(intake, &mut acks).await
+            {
+                return End::Lost(e.to_string());
+            }
+        }
+    }
+
+    /// Handles `event` while reading the socket one event ahead, so a connection that drops
+    /// meanwhile shows in `/readyz` at once. Returns the outcome, and why the connection was
+    /// lost meanwhile (if it was).
+    async fn handle_reading_ahead(
+        &self,
+        event: Event,
+        intake: &mut Intake,
+        ahead: &mut Option<String>,
+    ) -> (Outcome, Option<String>) {
+        let mut lost = None;
+        let handling = self.handle(event);
+        let mut handling = std::pin::pin!(handling);
+        loop {
+            if ahead.is_some() || lost.is_some() {
+                return (handling.await, lost);
+            }
+            tokio::select! {
+                outcome = &mut handling => return (outcome, lost),
+                next = intake.next() => match next {
+                    Some(Ok(text)) => *ahead = Some(text),
+                    None => lost = Some("closed by the node".to_owned()),
+                    Some(Err(e)) => lost = Some(e.to_string()),
+                },
+            }
+            if lost.is_some() {
+                self.set_connected(false);
             }
         }
     }
@@ -286,7 +301,9 @@ impl Runner {
         let retry = self.hook.retry;
         let attempts = retry.attempts.max(1);
         let mut last = HookError::retry("not run");
+        let mut used = 0;
         for attempt in 1..=attempts {
+            used = attempt;
             let context = HookContext {
                 attempt,
                 shared: Arc::clone(&self.shared),
@@ -324,12 +341,18 @@ impl Runner {
                 }
             }
         }
-        self.dead_letter(&event, &last, trace)
+        self.dead_letter(&event, &last, used, trace)
             .instrument(span)
             .await
     }
 
-    async fn dead_letter(&self, event: &Event, error: &HookError, trace: TraceContext) -> Outcome {
+    async fn dead_letter(
+        &self,
+        event: &Event,
+        error: &HookError,
+        attempts: u32,
+        trace: TraceContext,
+    ) -> Outcome {
         let channel = self.hook.dead_letter_channel();
         let who = self.hook.group.as_deref().unwrap_or(&self.shared.service);
         let letter = NewEvent::new(
@@ -340,7 +363,7 @@ impl Runner {
                 "offset": event.offset,
                 "reason": error.to_string(),
                 "permanent": matches!(error, HookError::Permanent(_)),
-                "attempts": if matches!(error, HookError::Permanent(_)) { 1 } else { self.hook.retry.attempts.max(1) },
+                "attempts": attempts,
                 "event": event.json(),
             }),
         )
@@ -381,5 +404,13 @@ impl Runner {
                 tokio::time::sleep(LAG_EVERY).await;
             }
         }
+    }
+}
+
+/// Sends the pending acknowledgement, if any.
+async fn flush(intake: &mut Intake, acks: &mut Acks) -> Result<(), ClientError> {
+    match acks.take() {
+        Some(offset) => intake.ack(offset).await,
+        None => Ok(()),
     }
 }

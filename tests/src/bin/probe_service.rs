@@ -6,7 +6,8 @@
 //!   `/<name>/hello` (which answers the instance id).
 //! - `PROBE_PLUGINS=a,b,c`: plugins started in that order; each logs `plugin start NAME` and
 //!   `plugin stop NAME`; `PROBE_FAIL_PLUGIN=b` makes `b` fail to start.
-//! - `PROBE_HOOK=channel/group`: a hook that logs `handled OFFSET` after `PROBE_HOOK_SLOW_MS`.
+//! - `PROBE_HOOK=channel/group`: a hook that logs `handling OFFSET`, waits
+//!   `PROBE_HOOK_SLOW_MS`, then logs `handled OFFSET`.
 
 use std::time::Duration;
 
@@ -73,6 +74,7 @@ async fn main() {
                 .unwrap_or(0),
         );
         builder = builder.hook(Hook::on(channel).group(group), move |event, _| async move {
+            eprintln!("handling {}", event.offset);
             tokio::time::sleep(slow).await;
             eprintln!("handled {}", event.offset);
             Ok(())

@@ -372,6 +372,19 @@ fn check_hooks(hooks: &[(Hook, Handler)]) -> Result<(), Error> {
                 reason: "retry attempts must be at least 1".to_owned(),
             });
         }
+        // Retrying one event past the group's timeout hands it to a standby meanwhile.
+        let worst = hook.retry.max_delay * hook.retry.attempts.saturating_sub(1);
+        if let Some(timeout) = hook.timeout
+            && hook.group.is_some()
+            && worst >= timeout
+        {
+            return Err(Error::Hook {
+                channel: hook.channel.clone(),
+                reason: format!(
+                    "retries may take {worst:?}, not less than the group timeout of {timeout:?}"
+                ),
+            });
+        }
     }
     Ok(())
 }
@@ -401,7 +414,17 @@ mod tests {
     fn a_group_is_declared_once() {
         let handler: Handler = Arc::new(|_, _| Box::pin(async { Ok(()) }));
         let hook = Hook::on("payments").group("g");
-        let twice = vec![(hook.clone(), Arc::clone(&handler)), (hook, handler)];
+        let twice = vec![(hook.clone(), Arc::clone(&handler)), (hook, Arc::clone(&handler))];
         assert!(check_hooks(&twice).is_err());
+        let slow = Hook::on("p")
+            .group("g")
+            .timeout(std::time::Duration::from_secs(5))
+            .retry(crate::Retry {
+                attempts: 3,
+                ..crate::Retry::default()
+            });
+        assert!(check_hooks(&[(slow.clone(), Arc::clone(&handler))]).is_err());
+        let fits = slow.timeout(std::time::Duration::from_secs(11));
+        assert!(check_hooks(&[(fits, handler)]).is_ok());
     }
 }

@@ -10,6 +10,7 @@ use crate::error::Error;
 
 /// The settings a service takes from `DRAFT_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Environment {
     /// `DRAFT_URL`: the node's API (default `http://127.0.0.1:7070`).
     pub url: String,
@@ -19,7 +20,7 @@ pub struct Environment {
     pub listen: SocketAddr,
     /// `DRAFT_ADVERTISE`: the `host:port` registered (default: the bound address).
     pub advertise: Option<String>,
-    /// `DRAFT_INSTANCE`: the instance id (default generated: `<host>-<pid>-<random>`).
+    /// `DRAFT_INSTANCE`: the instance id (default generated: `<service>-<pid>-<random>`).
     pub instance: Option<String>,
     /// `DRAFT_CONFIG`: the config file (default `<service>.toml`, if it exists).
     pub config_file: Option<PathBuf>,

@@ -110,6 +110,9 @@ impl Runner {
         let mut resume_from: Option<u64> = None;
         let name = self.hook.name();
         let mut last_failure: Option<String> = None;
+        if self.hook.group.is_none() {
+            info!(hook = %name, "hook without a group: every replica reads the whole channel, nothing is acknowledged");
+        }
         loop {
             let connected = tokio::select! {
                 () = self.stop.triggered() => break,

@@ -414,7 +414,10 @@ mod tests {
     fn a_group_is_declared_once() {
         let handler: Handler = Arc::new(|_, _| Box::pin(async { Ok(()) }));
         let hook = Hook::on("payments").group("g");
-        let twice = vec![(hook.clone(), Arc::clone(&handler)), (hook, Arc::clone(&handler))];
+        let twice = vec![
+            (hook.clone(), Arc::clone(&handler)),
+            (hook, Arc::clone(&handler)),
+        ];
         assert!(check_hooks(&twice).is_err());
         let slow = Hook::on("p")
             .group("g")

@@ -196,9 +196,9 @@ async fn two_replicas_one_active_and_a_standby_that_takes_over_in_order() {
         .unwrap_or_default()
         .to_owned();
 
-    let ids = create_orders(&a.url(), 400).await;
+    let ids = create_orders(&a.url(), 600).await;
     pay(&node, &ids[..200], "first").await;
-    assert!(until_count(&node, 600, Duration::from_secs(30)).await);
+    assert!(until_count(&node, 800, Duration::from_secs(30)).await);
     // One replica handled all of them.
     let handled = |s: &Service| s.log_text().matches("order paid").count();
     let (ha, hb) = (handled(&a), handled(&b));
@@ -208,17 +208,28 @@ async fn two_replicas_one_active_and_a_standby_that_takes_over_in_order() {
     );
     let (mut active, standby) = if ha == 200 { (a, b) } else { (b, a) };
 
-    active.kill9();
+    // Killed in the middle of the next 400.
     pay(&node, &ids[200..], "second").await;
+    assert!(until_count(&node, 850, Duration::from_secs(30)).await);
+    active.kill9();
+    let at_kill = count(&node, "orders").await;
     assert!(
-        until_count(&node, 800, Duration::from_secs(60)).await,
+        at_kill < 1200,
+        "the kill came after every payment was handled ({at_kill})"
+    );
+    assert!(
+        until_count(&node, 1200, Duration::from_secs(60)).await,
         "the standby did not take over"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let all = paid(&node).await;
-    assert_eq!(all.len(), 400);
+    assert_eq!(all.len(), 600);
     exactly_once(&all, &ids);
     // In payment order: each payment was handled after the one before it.
     assert_eq!(all, ids, "order.paid events out of payment order");
-    assert!(handled(&standby) >= 200);
+    assert!(
+        handled(&standby) >= 600 - (at_kill as usize - 600),
+        "{}",
+        handled(&standby)
+    );
 }

@@ -203,7 +203,29 @@ fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent
 
 /// Appends the events that are not duplicates, atomically; answers 201 if anything was
 /// stored, 200 if every event was a duplicate.
+/// Appends `events` (those not already stored) and answers with every event's offset.
+///
+/// The work runs in a task of its own: when a client disconnects mid-request, hyper drops
+/// the handler, but an append already queued still commits, and its duplicate-window entry
+/// must then record the offset, or the client's retry would be stored a second time.
 async fn append(
+    state: &Catalyst,
+    channel: &ChannelName,
+    events: Vec<ParsedEvent>,
+) -> Result<(StatusCode, Vec<u64>), ApiError> {
+    let (state, channel) = (state.clone(), channel.clone());
+    tokio::spawn(async move { append_to_completion(&state, &channel, events).await })
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::internal(
+                Code::Internal,
+                "the append failed",
+                format!("append task: {e}"),
+            ))
+        })
+}
+
+async fn append_to_completion(
     state: &Catalyst,
     channel: &ChannelName,
     events: Vec<ParsedEvent>,

@@ -14,6 +14,7 @@
 //! consumers receive and `filter.rs` holds their filters.
 
 mod deliver;
+mod depth;
 mod event;
 mod fast;
 mod filter;

@@ -208,3 +208,75 @@ fn bad_cases() -> Vec<(&'static str, &'static str, String, u16, &'static str)> {
         ),
     ]
 }
+
+#[tokio::test]
+async fn events_nested_past_the_limit_are_refused_in_every_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(dir.path(), &[]);
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let event = |id: &str, data: &str, escaped: bool| {
+        // An escaped attribute name sends the event down the SDK's path instead of the fast one.
+        let ty = if escaped {
+            r#""typ\u0065""#
+        } else {
+            r#""type""#
+        };
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/deep",{ty}:"t","data":{data}}}"#)
+    };
+    for escaped in [false, true] {
+        let (status, body) = post(
+            &node,
+            "deep",
+            "application/cloudevents+json",
+            event("ok", &nested(100), escaped),
+        )
+        .await;
+        assert!(status == 201 || status == 200, "{status} {body}");
+        for depth in [127, 100_000] {
+            let (status, body) = post(
+                &node,
+                "deep",
+                "application/cloudevents+json",
+                event("deep", &nested(depth), escaped),
+            )
+            .await;
+            assert_eq!(status, 400, "depth {depth}, escaped {escaped}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_event");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("data") && message.contains("nested deeper"),
+                "{message}"
+            );
+        }
+    }
+    let batch = format!(
+        "[{},{}]",
+        event("b1", "1", false),
+        event("b2", &nested(5000), false)
+    );
+    let (status, body) = post(&node, "deep", "application/cloudevents-batch+json", batch).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nested deeper")),
+        "{body}"
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/channels/deep/events", node.url))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "bin")
+        .header("ce-source", "/deep")
+        .header("ce-type", "t")
+        .header("content-type", "application/json")
+        .body(nested(5000))
+        .send()
+        .await
+        .expect("binary produce");
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        count(&node, "deep").await,
+        1,
+        "only the shallow event is stored"
+    );
+}

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use cloudevents::{AttributesReader, Event};
 use serde_json::value::RawValue;
 
+use super::depth::{MAX_DEPTH, deeper_than};
 use super::event::ParsedEvent;
 use super::fast;
 use super::validate::{EventError, check, diagnose, sdk_error};
@@ -21,10 +22,21 @@ pub fn parse_structured(body: &Bytes) -> Result<ParsedEvent, EventError> {
             "a structured-mode event must be a JSON object",
         ));
     }
+    if deeper_than(&trimmed, MAX_DEPTH) {
+        return Err(too_deep());
+    }
     if let Some(event) = fast::parse(&trimmed) {
         return Ok(event);
     }
     parse_with_sdk(trimmed)
+}
+
+/// The error for an event nested past [`MAX_DEPTH`] (in practice, its `data`).
+fn too_deep() -> EventError {
+    EventError::new(
+        Some("data"),
+        format!("data is nested deeper than {MAX_DEPTH} levels (the event itself counting as one)"),
+    )
 }
 
 /// The SDK's own parse of one structured event (`trimmed` starts with `{`): what decides
@@ -45,7 +57,10 @@ fn parsed(event: &Event, json: Bytes) -> ParsedEvent {
 /// fast path; any other is read element by element, the SDK deciding where the fast path
 /// cannot, so that errors name the event and attribute at fault.
 pub fn parse_batch(body: &Bytes, max_events: usize) -> Result<Vec<ParsedEvent>, EventError> {
-    if let Some(events) = fast::parse_batch(body, max_events) {
+    // Too deep somewhere: the element-by-element path names the event.
+    if !deeper_than(body, MAX_DEPTH + 1)
+        && let Some(events) = fast::parse_batch(body, max_events)
+    {
         return Ok(events);
     }
     let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
@@ -83,6 +98,10 @@ pub fn parse_binary(
     let mut event = cloudevents::binding::http::to_event(headers, body.to_vec())
         .map_err(|e| EventError::new(None, format!("invalid binary-mode CloudEvent: {e}")))?;
     check(&event)?;
+    // The body becomes `data` inside the event object, one level down.
+    if deeper_than(body, MAX_DEPTH - 1) {
+        return Err(too_deep());
+    }
     let content_type = event.datacontenttype().map(str::to_owned);
     event.take_data();
     let attributes = serde_json::to_string(&event)

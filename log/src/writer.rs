@@ -186,11 +186,20 @@ impl Writer {
         }
     }
 
-    /// `SyncAll` (fsync). `SyncData` (fdatasync) would be as durable on Linux for this
+    /// `Sync`: `SyncAll` (fsync). `SyncData` (fdatasync) would be as durable on Linux for this
     /// preallocated journal, but measured no faster here: nearly every group commit allocates
     /// journal blocks, which fdatasync must write as well.
+    ///
+    /// `Buffered`: `Buffer`, the journal's in-process buffer handed to the OS at every commit
+    /// (fjall otherwise keeps up to 8 KiB of it until the periodic fsync), so a crash of the
+    /// process loses nothing acknowledged; only a power cut or an OS crash may lose up to the
+    /// flush interval.
     fn durability(&self) -> Option<PersistMode> {
-        self.sync.then_some(PersistMode::SyncAll)
+        Some(if self.sync {
+            PersistMode::SyncAll
+        } else {
+            PersistMode::Buffer
+        })
     }
 
     /// Writes every append of the group in one batch with one fsync, then acknowledges each.

@@ -8,6 +8,7 @@ use draft_log::{Offset, PartitionHead, PartitionName};
 
 use crate::broker::Catalyst;
 use crate::cloudevent::Filter;
+use crate::read_size::{READ_BYTES, ReadSize};
 use draft_http::{ApiError, Query, rfc3339};
 
 use crate::error::{channel_not_found, invalid_channel, log_error};
@@ -103,8 +104,9 @@ pub(crate) async fn events(
     Ok(response)
 }
 
-/// Reads up to `limit` matching events from `next`; with a filter, scans at most
-/// `10 × limit` records so one request stays bounded.
+/// Reads up to `limit` matching events from `next`, and about [`READ_BYTES`] of them at
+/// most (a page of large events ends early; the next offset says where to go on); with a
+/// filter, scans at most `10 × limit` records so one request stays bounded.
 async fn read_page(
     state: &Catalyst,
     channel: &PartitionName,
@@ -113,8 +115,10 @@ async fn read_page(
     filter: &Filter,
 ) -> Result<(Vec<String>, Offset), ApiError> {
     let mut page = Vec::new();
+    let mut page_bytes = 0usize;
     let mut budget = limit.saturating_mul(10);
-    while page.len() < limit && budget > 0 {
+    let mut size = ReadSize::new(1024, READ_BYTES);
+    'reading: while page.len() < limit && budget > 0 {
         let want = if filter.is_empty() {
             limit - page.len()
         } else {
@@ -122,17 +126,23 @@ async fn read_page(
         };
         let records = state
             .log()
-            .read(channel, *next, want)
+            .read(channel, *next, want.min(size.next()))
             .await
             .map_err(|e| log_error(&e))?;
+        size.observe(records.len(), records.iter().map(|r| r.payload.len()).sum());
         let Some(last) = records.last().map(|r| r.offset) else {
             break;
         };
         for record in &records {
+            if !page.is_empty() && page_bytes + record.payload.len() > READ_BYTES {
+                break 'reading;
+            }
             *next = record.offset.next();
             budget -= 1;
             if filter.matches_key(record.key.as_deref()) {
-                page.push(delivered_text(channel, record).to_string());
+                let text = delivered_text(channel, record).to_string();
+                page_bytes += text.len();
+                page.push(text);
                 if page.len() == limit {
                     break;
                 }

@@ -43,6 +43,8 @@ mod produce_socket;
 #[cfg(feature = "server")]
 mod query;
 #[cfg(feature = "server")]
+mod read_size;
+#[cfg(feature = "server")]
 mod reader;
 pub mod wire;
 

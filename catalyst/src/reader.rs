@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::cloudevent::Filter;
 use crate::feed::{Feeds, delivered_text};
+use crate::read_size::{READ_BYTES, ReadSize};
 
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;
@@ -56,13 +57,15 @@ pub(crate) async fn read_channel(
     // Subscribe before replaying: whatever is appended meanwhile is in the feed, and the
     // offsets tell the replay and the feed apart.
     let mut live = feed.subscribe();
+    let mut size = ReadSize::new(REPLAY_CHUNK, READ_BYTES);
     loop {
         // Replay from the log until it has nothing more.
         loop {
-            let records = match log.read(&channel, next, REPLAY_CHUNK).await {
+            let records = match log.read(&channel, next, size.next()).await {
                 Ok(records) => records,
                 Err(e) => return Stop::Failed(e.to_string()),
             };
+            size.observe(records.len(), records.iter().map(|r| r.payload.len()).sum());
             let Some(last) = records.last().map(|r| r.offset) else {
                 break;
             };

@@ -194,12 +194,12 @@ impl Writer {
     /// (fjall otherwise keeps up to 8 KiB of it until the periodic fsync), so a crash of the
     /// process loses nothing acknowledged; only a power cut or an OS crash may lose up to the
     /// flush interval.
-    fn durability(&self) -> Option<PersistMode> {
-        Some(if self.sync {
+    fn durability(&self) -> PersistMode {
+        if self.sync {
             PersistMode::SyncAll
         } else {
             PersistMode::Buffer
-        })
+        }
     }
 
     /// Writes every append of the group in one batch with one fsync, then acknowledges each.
@@ -215,7 +215,7 @@ impl Writer {
         let now = Timestamp::now();
         let items = appends.iter().map(|(_, r, _)| r.len() + 1).sum();
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.store.db.clone(), items)
-            .durability(self.durability());
+            .durability(Some(self.durability()));
         let mut touched: HashMap<PartitionName, PartState> = HashMap::new();
         let mut next_pid = self.next_pid;
         let mut acks = Vec::with_capacity(appends.len());
@@ -354,7 +354,7 @@ impl Writer {
         let mut state = old;
         let range =
             codec::record_key(state.pid, state.first())..codec::record_key(state.pid, state.next());
-        let mut batch = self.store.db.batch().durability(self.durability());
+        let mut batch = self.store.db.batch().durability(Some(self.durability()));
         let (mut items, mut freed) = (0, 0u64);
         // Whole items only: a frame goes once all its records are before `before` (time-based
         // retention never splits one: its records share their append time) or while the

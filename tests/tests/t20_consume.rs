@@ -194,3 +194,70 @@ async fn bad_consume_parameters_are_a_400_before_the_upgrade() {
         .expect("refused");
     assert!(err.to_string().contains("400"), "{err}");
 }
+
+#[tokio::test]
+async fn a_page_of_large_events_ends_at_its_byte_budget_and_replay_still_gets_them_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(dir.path(), &[]);
+    let blob = "x".repeat(900 << 10);
+    for i in 0..24 {
+        let e = serde_json::json!({"specversion": "1.0", "id": format!("big-{i}"), "source": "/big",
+            "type": "t", "data": blob});
+        let (status, body) = post(&node, "big", STRUCTURED, e.to_string()).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let client = reqwest::Client::new();
+    let (mut from, mut pages, mut seen) = (0u64, 0, 0);
+    while seen < 24 {
+        let r = client
+            .get(format!(
+                "{}/v1/channels/big/events?from={from}&limit=10000",
+                node.url
+            ))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(r.status().as_u16(), 200);
+        let next: u64 = r.headers()["draft-next-offset"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("offset");
+        let page: Vec<Value> = r.json().await.expect("batch");
+        assert!(
+            !page.is_empty() && page.len() <= 5,
+            "{} events of 900 KiB in one page",
+            page.len()
+        );
+        assert_eq!(
+            next,
+            from + page.len() as u64,
+            "the next page starts after this one"
+        );
+        seen += page.len();
+        from = next;
+        pages += 1;
+    }
+    assert_eq!(seen, 24);
+    assert!(pages >= 5, "pages: {pages}");
+    // A replay over a WebSocket delivers every one of them, in order.
+    let mut stream = Client::new(&node.url)
+        .consume(
+            "big",
+            &ReadOptions {
+                from: Some("earliest".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("consume");
+    for i in 0..24u64 {
+        let text = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("event");
+        let e: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(e["draftoffset"], i);
+    }
+}

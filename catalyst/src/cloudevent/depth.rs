@@ -1,11 +1,11 @@
 //! How deeply a JSON text nests, without parsing it: every consumer's parser has a limit
-//! (serde_json's is 128, Go's decoder stops at 10,000, Python's `json` at its recursion
+//! (`serde_json`'s is 128, Go's decoder stops at 10,000, Python's `json` at its recursion
 //! limit), so an event nested past the common one is refused at the door instead of stored
 //! for every reader to fail on.
 
-/// The deepest an event may nest, the event object itself counting as one: what serde_json
+/// The deepest an event may nest, the event object itself counting as one: what `serde_json`
 /// accepts by default (its recursion limit of 128 allows 127 levels), so the fast path and
-/// the SDK's path (serde_json) refuse exactly the same events.
+/// the SDK's path (`serde_json`) refuse exactly the same events.
 pub(crate) const MAX_DEPTH: usize = 127;
 
 /// Whether `json` nests arrays and objects more than `limit` deep (brackets inside strings
@@ -64,13 +64,13 @@ mod tests {
     }
 
     proptest! {
-        /// The scan agrees with serde_json's own limit on every depth around it.
+        /// The scan agrees with `serde_json`'s own limit on every depth around it.
         #[test]
         fn agrees_with_serde_json(depth in 1usize..300, object in any::<bool>()) {
             let text = if object {
                 let mut t = String::new();
                 for _ in 0..depth { t.push_str("{\"k\":"); }
-                t.push_str("1");
+                t.push('1');
                 for _ in 0..depth { t.push('}'); }
                 t
             } else {

@@ -237,7 +237,17 @@ impl Dedup {
     /// # Errors
     /// A log error while reading those events.
     pub(crate) async fn rebuild(log: &dyn LogBackend, window: Duration) -> draft_log::Result<Self> {
-        let dedup = Self::new(window);
+        Self::rebuild_with_cap(log, window, MAX_ENTRIES).await
+    }
+
+    /// [`Dedup::rebuild`] with a cap of `max_entries` per channel, which the rebuilt window
+    /// keeps too (the newest events).
+    pub(crate) async fn rebuild_with_cap(
+        log: &dyn LogBackend,
+        window: Duration,
+        max_entries: usize,
+    ) -> draft_log::Result<Self> {
+        let dedup = Self::with_cap(window, max_entries);
         let since = Timestamp::now().saturating_sub(window);
         let now = Instant::now();
         for head in log.partitions().await? {
@@ -287,6 +297,7 @@ impl Dedup {
         let window = channels.entry(channel.to_owned()).or_default();
         window.order.push_back((at, key, offset));
         window.done.insert(key, offset);
+        expire(window, self.window, self.max_entries);
     }
 
     /// Decides for each key whether to append it, waiting while another request holds one.
@@ -518,6 +529,28 @@ mod tests {
             ),
             (24, 40),
             "map and queue entries stay small"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rebuilt_window_keeps_its_cap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = draft_log::Log::open(draft_log::LogConfig::new(dir.path())).expect("open");
+        let channel = PartitionName::new("c").expect("name");
+        let records: Vec<_> = (0..300u64)
+            .map(|i| draft_log::NewRecord {
+                key: Some(draft_log::event_key("t", "/src", &i.to_string())),
+                payload: bytes::Bytes::from_static(b"{}"),
+            })
+            .collect();
+        log.append(&channel, records).await.expect("append");
+        let dedup = Dedup::rebuild_with_cap(&log, Duration::from_secs(120), 100)
+            .await
+            .expect("rebuild");
+        let remembered = dedup.lock().get("c").map_or(0, |w| w.order.len());
+        assert_eq!(
+            remembered, 100,
+            "the rebuilt window is capped as a live one is"
         );
     }
 

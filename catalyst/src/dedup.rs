@@ -211,6 +211,8 @@ pub(crate) struct Reservation<'a> {
 }
 
 impl Dedup {
+    /// A window with the default cap ([`MAX_ENTRIES`] events per channel).
+    #[cfg(test)]
     pub(crate) fn new(window: Duration) -> Self {
         Self::with_cap(window, MAX_ENTRIES)
     }

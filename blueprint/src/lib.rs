@@ -46,6 +46,8 @@ mod respond;
 #[cfg(feature = "server")]
 mod shared;
 #[cfg(feature = "server")]
+pub mod upstream;
+#[cfg(feature = "server")]
 mod watch;
 #[cfg(feature = "server")]
 mod writer;
@@ -68,3 +70,5 @@ pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
 pub use crate::projection::{Instance, KvValue, Projection};
 #[cfg(feature = "server")]
 pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at};
+#[cfg(feature = "server")]
+pub use crate::upstream::{Refusal, UpstreamPolicy};

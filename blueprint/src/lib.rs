@@ -36,6 +36,8 @@ mod lease;
 #[cfg(feature = "server")]
 mod names;
 #[cfg(feature = "server")]
+pub mod ownership;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
@@ -66,6 +68,8 @@ pub use crate::error::{NameError, NameKind, OpenError, WriteError};
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
 pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
+#[cfg(feature = "server")]
+pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvValue, Projection};
 #[cfg(feature = "server")]

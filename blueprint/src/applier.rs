@@ -3,13 +3,14 @@
 //! accepted events to `_draft` as one atomic batch (one fsync for the group), applies them to
 //! the projection and answers every writer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::WriteError;
 use crate::event::ControlEvent;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
+use crate::ownership::{self, Claim, ClaimDecision, ClaimStore, Claimant, RouteKey, may_take_over};
 use crate::projection::Projection;
 use crate::wire::{Health, Registration};
 
@@ -87,6 +88,48 @@ struct Overlay {
     kv: HashMap<Key, Option<u64>>,
     /// Instance -> its state after this group's earlier writes (`None`: deregistered).
     instances: HashMap<(ServiceName, InstanceId), Option<(Registration, Health)>>,
+    /// Route -> its claim after this group's earlier writes (`None`: released).
+    claims: HashMap<RouteKey, Option<Claim>>,
+}
+
+/// The route claims as the group sees them: the group's earlier writes over the projection.
+struct Claims<'a> {
+    state: &'a Projection,
+    overlay: &'a mut HashMap<RouteKey, Option<Claim>>,
+}
+
+impl ClaimStore for Claims<'_> {
+    fn claim(&self, key: &RouteKey) -> Option<Claim> {
+        match self.overlay.get(key) {
+            Some(claim) => claim.clone(),
+            None => self.state.route_claims().get(key).cloned(),
+        }
+    }
+
+    fn set_claim(&mut self, key: &RouteKey, claim: Option<Claim>) {
+        self.overlay.insert(key.clone(), claim);
+    }
+}
+
+/// Refuses a registration that lists a route another service owns, unless the seam
+/// ([`may_take_over`]) lets the claimant take it.
+fn check_claims(
+    claims: &Claims<'_>,
+    claimant: &Claimant<'_>,
+    routes: &BTreeSet<RouteKey>,
+) -> Result<(), WriteError> {
+    for route in routes {
+        if let Some(claim) = claims.claim(route)
+            && claim.owner != claimant.service
+            && may_take_over(claimant, route, &claim.owner) == ClaimDecision::Deny
+        {
+            return Err(WriteError::RouteOwned {
+                route: route.to_string(),
+                owner: claim.owner,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Overlay {
@@ -159,12 +202,78 @@ fn decide_delete(
     }))
 }
 
-/// Decides one write: the event to append (`None`: nothing to append), given the projection,
-/// the group's earlier decisions and the revision this event would get. Pure.
+/// Decides a registration: unchanged, refused (a route another service owns), or the event.
+fn decide_register(
+    state: &Projection,
+    overlay: &mut Overlay,
+    (service, instance, registration): (&ServiceName, &InstanceId, &Registration),
+    (actor, revision): (&str, u64),
+) -> Result<Option<ControlEvent>, WriteError> {
+    let current = overlay.instance(state, service, instance);
+    if current
+        .as_ref()
+        .is_some_and(|(r, h)| r == registration && *h == Health::Passing)
+    {
+        return Ok(None);
+    }
+    let before = current
+        .as_ref()
+        .map_or_else(BTreeSet::new, |(r, _)| RouteKey::all(r));
+    let after = RouteKey::all(registration);
+    let mut claims = Claims {
+        state,
+        overlay: &mut overlay.claims,
+    };
+    let claimant = Claimant {
+        service: service.as_str(),
+        actor,
+    };
+    check_claims(&claims, &claimant, &after)?;
+    let who = (service.as_str(), instance.as_str());
+    ownership::change(&mut claims, who, &before, &after, revision);
+    overlay.instances.insert(
+        (service.clone(), instance.clone()),
+        Some((registration.clone(), Health::Passing)),
+    );
+    Ok(Some(ControlEvent::Registered {
+        service: service.as_str().to_owned(),
+        instance: instance.as_str().to_owned(),
+        registration: registration.clone(),
+    }))
+}
+
+/// Decides a deregistration: not found, or the event (which releases the instance's claims).
+fn decide_deregister(
+    state: &Projection,
+    overlay: &mut Overlay,
+    (service, instance): (&ServiceName, &InstanceId),
+    revision: u64,
+) -> Result<Option<ControlEvent>, WriteError> {
+    let Some((registration, _)) = overlay.instance(state, service, instance) else {
+        return Err(WriteError::NotFound);
+    };
+    let mut claims = Claims {
+        state,
+        overlay: &mut overlay.claims,
+    };
+    let who = (service.as_str(), instance.as_str());
+    let before = RouteKey::all(&registration);
+    ownership::change(&mut claims, who, &before, &BTreeSet::new(), revision);
+    overlay
+        .instances
+        .insert((service.clone(), instance.clone()), None);
+    Ok(Some(ControlEvent::Deregistered {
+        service: service.as_str().to_owned(),
+        instance: instance.as_str().to_owned(),
+    }))
+}
+
+/// Decides one write by `actor`: the event to append (`None`: nothing to append), given the
+/// projection, the group's earlier decisions and the revision this event would get. Pure.
 fn decide(
     state: &Projection,
     overlay: &mut Overlay,
-    op: &Op,
+    (op, actor): (&Op, &str),
     revision: u64,
 ) -> Result<Option<ControlEvent>, WriteError> {
     match op {
@@ -178,35 +287,14 @@ fn decide(
             service,
             instance,
             registration,
-        } => {
-            let current = overlay.instance(state, service, instance);
-            if current
-                .as_ref()
-                .is_some_and(|(r, h)| r == registration && *h == Health::Passing)
-            {
-                return Ok(None);
-            }
-            overlay.instances.insert(
-                (service.clone(), instance.clone()),
-                Some((registration.clone(), Health::Passing)),
-            );
-            Ok(Some(ControlEvent::Registered {
-                service: service.as_str().to_owned(),
-                instance: instance.as_str().to_owned(),
-                registration: registration.clone(),
-            }))
-        }
+        } => decide_register(
+            state,
+            overlay,
+            (service, instance, registration),
+            (actor, revision),
+        ),
         Op::Deregister { service, instance } => {
-            if overlay.instance(state, service, instance).is_none() {
-                return Err(WriteError::NotFound);
-            }
-            overlay
-                .instances
-                .insert((service.clone(), instance.clone()), None);
-            Ok(Some(ControlEvent::Deregistered {
-                service: service.as_str().to_owned(),
-                instance: instance.as_str().to_owned(),
-            }))
+            decide_deregister(state, overlay, (service, instance), revision)
         }
         Op::Expire { service, instance } => match overlay.instance(state, service, instance) {
             Some((registration, Health::Passing)) => {
@@ -266,7 +354,7 @@ pub(crate) fn decide_group(
         }
         let revision = next_revision + events.len() as u64;
         decisions.push(
-            decide(state, &mut overlay, &request.op, revision).map(|event| {
+            decide(state, &mut overlay, (&request.op, &request.actor), revision).map(|event| {
                 event.map(|e| {
                     events.push((e, request.actor.clone()));
                     events.len() - 1
@@ -282,118 +370,4 @@ pub(crate) fn decide_group(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Applied;
-
-    fn request(op: Op) -> WriteRequest {
-        let (reply, _) = oneshot::channel();
-        WriteRequest {
-            op,
-            actor: "a".into(),
-            reply,
-        }
-    }
-
-    fn key(key: &str) -> Key {
-        Key::parse(key).expect("key")
-    }
-
-    fn put(key: &str, condition: Condition) -> Op {
-        Op::Put {
-            key: self::key(key),
-            value: b"v".to_vec(),
-            condition,
-        }
-    }
-
-    #[test]
-    fn compare_and_set_sees_earlier_writes_of_the_same_group() {
-        let mut state = Projection::default();
-        state.apply(&Applied {
-            revision: 4,
-            time_nanos: 0,
-            actor: "a".into(),
-            event: ControlEvent::KvPut {
-                key: "k".into(),
-                value: vec![],
-            },
-        });
-        let group = decide_group(
-            &state,
-            5,
-            vec![
-                request(put("k", Condition::IfMatch(4))), // ok -> revision 5
-                request(put("k", Condition::IfMatch(4))), // stale now
-                request(put("k", Condition::IfMatch(5))), // sees the first
-                request(put("new", Condition::IfAbsent)),
-                request(put("new", Condition::IfAbsent)), // exists now
-                request(Op::Delete {
-                    key: key("gone"),
-                    condition: Condition::None,
-                }),
-            ],
-            |_| true,
-        );
-        let shape: Vec<String> = group.decisions.iter().map(|d| format!("{d:?}")).collect();
-        assert_eq!(group.events.len(), 3, "{shape:?}");
-        assert!(matches!(group.decisions[0], Ok(Some(0))));
-        assert!(matches!(
-            group.decisions[1],
-            Err(WriteError::PreconditionFailed { current: Some(5) })
-        ));
-        assert!(matches!(group.decisions[2], Ok(Some(1))));
-        assert!(matches!(
-            group.decisions[4],
-            Err(WriteError::PreconditionFailed { current: Some(_) })
-        ));
-        assert!(matches!(group.decisions[5], Err(WriteError::NotFound)));
-    }
-
-    #[test]
-    fn same_registration_appends_nothing_and_expiry_needs_a_passing_instance() {
-        let registration = Registration {
-            address: "a:1".into(),
-            routes: vec![],
-            metadata: std::collections::BTreeMap::default(),
-            ttl_ms: 100,
-        };
-        let service = ServiceName::parse("s").expect("service");
-        let instance = InstanceId::parse("i").expect("instance");
-        let reg = || Op::Register {
-            service: service.clone(),
-            instance: instance.clone(),
-            registration: registration.clone(),
-        };
-        let expire = || Op::Expire {
-            service: service.clone(),
-            instance: instance.clone(),
-        };
-        let group = decide_group(
-            &Projection::default(),
-            0,
-            vec![
-                request(reg()),
-                request(reg()),
-                request(expire()),
-                request(expire()),
-                request(reg()),
-            ],
-            |_| true,
-        );
-        let kinds: Vec<_> = group.events.iter().map(|(e, _)| e.ty()).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                "io.draft.instance.registered",
-                "io.draft.instance.expired",
-                "io.draft.instance.registered"
-            ]
-        );
-        assert!(
-            matches!(group.decisions[1], Ok(None)),
-            "same body: unchanged"
-        );
-        assert!(matches!(group.decisions[3], Ok(None)), "already critical");
-    }
-}
+mod tests;

@@ -84,7 +84,10 @@ impl Checkpoints {
 
 fn read(path: &Path) -> std::io::Result<Projection> {
     let bytes = std::fs::read(path)?;
-    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    let mut projection: Projection =
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+    projection.fill_missing_claims();
+    Ok(projection)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use draft_http::Shutdown;
 
+use crate::upstream::UpstreamPolicy;
+
 /// Blueprint's settings.
 #[derive(Debug, Clone)]
 pub struct BlueprintConfig {
@@ -21,6 +23,9 @@ pub struct BlueprintConfig {
     /// The process's shutdown token: when it is triggered, watches are closed with 1001
     /// (going away). Default: a token of its own, never triggered.
     pub shutdown: Shutdown,
+    /// Which addresses instances may register (default: the built-in refusals only; the
+    /// node adds its own listeners and `--upstream-allow`).
+    pub upstream: UpstreamPolicy,
 }
 
 impl BlueprintConfig {
@@ -33,6 +38,7 @@ impl BlueprintConfig {
             max_value_bytes: 1024 * 1024,
             lease_check: Duration::from_millis(100),
             shutdown: Shutdown::new(),
+            upstream: UpstreamPolicy::default(),
         }
     }
 }

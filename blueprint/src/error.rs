@@ -44,6 +44,15 @@ pub enum WriteError {
         /// The key's current revision (`None`: absent).
         current: Option<u64>,
     },
+    /// Conflict: the registration lists a route that another service owns (see
+    /// [`ownership`](crate::ownership)).
+    #[error("route {route} is owned by service {owner}")]
+    RouteOwned {
+        /// The route, as `host/prefix` or `/prefix (any host)`.
+        route: String,
+        /// The service that owns it.
+        owner: String,
+    },
     /// Fatal or retryable, as the log error says: the append failed.
     #[error("log error: {0}")]
     Log(#[from] draft_log::Error),

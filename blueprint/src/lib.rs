@@ -36,6 +36,8 @@ mod lease;
 #[cfg(feature = "server")]
 mod names;
 #[cfg(feature = "server")]
+pub mod ownership;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod registry;
@@ -45,6 +47,8 @@ mod replay;
 mod respond;
 #[cfg(feature = "server")]
 mod shared;
+#[cfg(feature = "server")]
+pub mod upstream;
 #[cfg(feature = "server")]
 mod watch;
 #[cfg(feature = "server")]
@@ -65,6 +69,10 @@ pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
 pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
 #[cfg(feature = "server")]
+pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
+#[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvValue, Projection};
 #[cfg(feature = "server")]
 pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at};
+#[cfg(feature = "server")]
+pub use crate::upstream::{Refusal, UpstreamPolicy};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Applied, ControlEvent};
+use crate::ownership::{self, RouteClaims, RouteKey};
 use crate::wire::{Health, Registration};
 
 /// A registered instance.
@@ -47,6 +48,10 @@ pub struct Projection {
     kv: BTreeMap<String, KvValue>,
     /// The revisions of every change of every key ever written (deleted keys included).
     history: BTreeMap<String, Vec<u64>>,
+    /// Who owns each route (see [`ownership`]). Absent from checkpoints written before
+    /// routes had owners: [`Projection::fill_missing_claims`] derives it then.
+    #[serde(default)]
+    routes: RouteClaims,
 }
 
 impl Projection {
@@ -73,7 +78,7 @@ impl Projection {
                 registration,
             } => {
                 let instances = self.services.entry(service.clone()).or_default();
-                instances.insert(
+                let before = instances.insert(
                     instance.clone(),
                     Instance {
                         registration: registration.clone(),
@@ -81,10 +86,30 @@ impl Projection {
                         revision,
                     },
                 );
+                let before =
+                    before.map_or_else(Default::default, |i| RouteKey::all(&i.registration));
+                let after = RouteKey::all(registration);
+                ownership::change(
+                    &mut self.routes,
+                    (service, instance),
+                    &before,
+                    &after,
+                    revision,
+                );
             }
             ControlEvent::Deregistered { service, instance } => {
                 if let Some(instances) = self.services.get_mut(service) {
-                    instances.remove(instance);
+                    if let Some(gone) = instances.remove(instance) {
+                        let before = RouteKey::all(&gone.registration);
+                        let after = std::collections::BTreeSet::new();
+                        ownership::change(
+                            &mut self.routes,
+                            (service, instance),
+                            &before,
+                            &after,
+                            revision,
+                        );
+                    }
                     if instances.is_empty() {
                         self.services.remove(service);
                     }
@@ -180,6 +205,44 @@ impl Projection {
     #[must_use]
     pub fn history(&self, key: &str) -> &[u64] {
         self.history.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Who owns each route.
+    #[must_use]
+    pub fn route_claims(&self) -> &RouteClaims {
+        &self.routes
+    }
+
+    /// Derives route ownership from the registry for a checkpoint written before routes had
+    /// owners (it has instances with routes, and no claims): instances claim in the order of
+    /// their last registration, as replaying the log would have.
+    pub(crate) fn fill_missing_claims(&mut self) {
+        if !self.routes.is_empty() {
+            return;
+        }
+        let mut instances: Vec<_> = self
+            .instances()
+            .filter(|(_, _, i)| !i.registration.routes.is_empty())
+            .map(|(s, id, i)| {
+                (
+                    i.revision,
+                    s.clone(),
+                    id.clone(),
+                    RouteKey::all(&i.registration),
+                )
+            })
+            .collect();
+        instances.sort();
+        let none = std::collections::BTreeSet::new();
+        for (revision, service, instance, keys) in instances {
+            ownership::change(
+                &mut self.routes,
+                (&service, &instance),
+                &none,
+                &keys,
+                revision,
+            );
+        }
     }
 
     /// Every instance with its service, for lease bookkeeping.
@@ -287,6 +350,49 @@ mod tests {
             },
         ));
         assert_eq!(p.revision(), Some(6));
+    }
+
+    #[test]
+    fn routes_are_owned_and_checkpoints_from_before_owners_get_them_back() {
+        let mut p = Projection::default();
+        let mut web = registered("web", "w1", "a:1");
+        if let ControlEvent::Registered { registration, .. } = &mut web {
+            registration.routes = vec![crate::wire::Route {
+                prefix: "/api/".into(),
+                host: None,
+                strip_prefix: false,
+                timeout_ms: None,
+            }];
+        }
+        p.apply(&at(0, web));
+        p.apply(&at(1, put("k", "v")));
+        let key = RouteKey {
+            host: None,
+            prefix: "/api".into(),
+        };
+        assert_eq!(
+            p.route_claims()
+                .get(&key)
+                .map(|c| (c.owner.as_str(), c.since)),
+            Some(("web", 0))
+        );
+        let mut old = serde_json::to_value(&p).expect("json");
+        old.as_object_mut().expect("object").remove("routes");
+        let mut old: Projection = serde_json::from_value(old).expect("an old checkpoint");
+        assert!(old.route_claims().is_empty());
+        old.fill_missing_claims();
+        assert_eq!(old, p);
+        p.apply(&at(
+            2,
+            ControlEvent::Deregistered {
+                service: "web".into(),
+                instance: "w1".into(),
+            },
+        ));
+        assert!(
+            p.route_claims().is_empty(),
+            "released with the last instance"
+        );
     }
 
     #[test]

@@ -124,6 +124,11 @@ pub(crate) async fn register(
     let registration: Registration = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(Code::InvalidRegistration, format!("registration body: {e}")))?;
     check_registration(&registration)?;
+    bp.config()
+        .upstream
+        .check_address(&registration.address)
+        .await
+        .map_err(|m| ApiError::new(Code::InvalidRegistration, m))?;
     let outcome = bp
         .register(&service, &instance, registration, actor.name())
         .await

@@ -121,6 +121,14 @@ pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
                 current.map_or("none (absent)".to_owned(), |c| c.to_string())
             ),
         ),
+        WriteError::RouteOwned { route, owner } => ApiError::new(
+            Code::Conflict,
+            format!(
+                "route {route} is owned by service {owner}; another service cannot claim it \
+                 while an instance of {owner} lists it (deregistered, or registered again \
+                 without it, releases it)"
+            ),
+        ),
         WriteError::Log(e) => log_error(&e),
         WriteError::NotRecorded(reason) => ApiError::internal(
             Code::Internal,

@@ -166,6 +166,54 @@ async fn registry_endpoints_and_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_another_service_owns_and_a_refused_address_are_400_and_409() {
+    let h = open(10_000).await;
+    let r = call(&h, "PUT", "/v1/services/web/instances/w1", &[], REG).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let claim = r#"{"address":"127.0.0.1:9666","routes":[{"prefix":"/api/","host":"A.example:80"}],"ttl_ms":60000}"#;
+    let r = call(&h, "PUT", "/v1/services/evil/instances/e1", &[], claim).await;
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{message}"
+    );
+    assert!(
+        message.contains("a.example/api") && message.contains("service web"),
+        "{message}"
+    );
+    for (address, says) in [
+        ("169.254.169.254:80", "link-local"),
+        ("[::ffff:169.254.169.254]:80", "link-local"),
+        ("0.0.0.0:9000", "unspecified"),
+        ("224.0.0.1:9000", "multicast"),
+    ] {
+        let body = format!(r#"{{"address":"{address}","ttl_ms":60000}}"#);
+        let r = call(&h, "PUT", "/v1/services/evil/instances/e2", &[], body).await;
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_registration"),
+            "{address}"
+        );
+        assert!(message.contains(says), "{address}: {message}");
+    }
+    assert_eq!(
+        h.blueprint.revision(),
+        Some(Revision::new(0)),
+        "nothing appended"
+    );
+    let r = call(&h, "GET", "/v1/services/evil", &[], "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_endpoints_compare_and_set_and_errors() {
     let h = open(10_000).await;
     let r = call(&h, "PUT", "/v1/kv/app/db/url", &[], "one").await;

@@ -12,15 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use draft_blueprint::{Blueprint, BlueprintConfig, Revision};
+use draft_blueprint::{Blueprint, BlueprintConfig, Revision, UpstreamPolicy};
 use draft_catalyst::Catalyst;
-use draft_fuse::Fuse;
+use draft_fuse::{Fuse, FuseConfig};
 use draft_http::{ApiError, Code, Shutdown, serve};
 use draft_log::{Log, LogBackend, LogConfig};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-pub use self::settings::{CatalystLayer, DurabilityChoice, Layer, NodeLayer, Settings, host_name};
+pub use self::settings::{
+    CatalystLayer, DurabilityChoice, FuseLayer, Layer, NodeLayer, Settings, host_name,
+};
 use crate::error::{Error, Result};
 
 /// The log writer thread's nice value (see `LogConfig::writer_nice`).
@@ -69,9 +71,14 @@ impl Node {
     pub async fn open_on(settings: Settings, log: Arc<dyn LogBackend>) -> Result<Self> {
         let started = tokio::time::Instant::now();
         let shutdown = Shutdown::new();
+        // Bound first: the upstream policy refuses instances at the node's own listeners, so
+        // it needs their addresses (the ports, when the settings say 0).
+        let api = bind("api", settings.listen).await?;
+        let ingress = bind("ingress", settings.ingress).await?;
         let mut blueprint_config =
             BlueprintConfig::new(&settings.name, settings.data_dir.join("checkpoints"));
         blueprint_config.shutdown = shutdown.clone();
+        blueprint_config.upstream = upstream_policy(&settings, &api, &ingress)?;
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await
             .map_err(|e| start_error("registry", &e))?;
@@ -84,13 +91,16 @@ impl Node {
         let catalyst = Catalyst::new(Arc::clone(&log), catalyst_config, control)
             .await
             .map_err(|e| start_error("broker", &e))?;
-        let api = bind("api", settings.listen).await?;
-        let ingress = bind("ingress", settings.ingress).await?;
         let control_head = log
             .head(blueprint.control())
             .await
             .map_err(|e| start_error("registry", &e))?;
-        let fuse = Fuse::new(&blueprint);
+        let fuse = Fuse::new(
+            &blueprint,
+            FuseConfig {
+                trusted_proxies: settings.trusted_proxies.clone(),
+            },
+        );
         let parts = ops::Parts {
             name: settings.name.clone(),
             log,
@@ -201,6 +211,23 @@ fn start_error(service: &'static str, e: &dyn std::fmt::Display) -> Error {
         service,
         reason: e.to_string(),
     }
+}
+
+/// The upstream policy: `--upstream-allow`, and the node's own two listeners, where they
+/// are bound.
+fn upstream_policy(
+    settings: &Settings,
+    api: &TcpListener,
+    ingress: &TcpListener,
+) -> Result<UpstreamPolicy> {
+    let at = |what: &'static str, listener: &TcpListener, addr: SocketAddr| {
+        listener
+            .local_addr()
+            .map_err(|source| Error::Bind { what, addr, source })
+    };
+    Ok(UpstreamPolicy::new(settings.upstream_allow.clone())
+        .with_listener("API", at("api", api, settings.listen)?)
+        .with_listener("ingress", at("ingress", ingress, settings.ingress)?))
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {

@@ -1,4 +1,5 @@
-//! The ingress reverse proxy: route, pick an instance round robin, forward, fail over.
+//! The ingress reverse proxy: refuse loops and ambiguous paths, route, pick an instance round
+//! robin, forward with the edge headers, fail over.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,11 +10,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use draft_blueprint::Blueprint;
-use draft_http::{ApiError, Code};
+use draft_http::{ApiError, Cidr, Code};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,24 +22,25 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::metrics::Metrics;
+use crate::connector::GuardedConnector;
+use crate::forwarding::{Forwarding, is_websocket_upgrade, strip_response};
+use crate::hop::{Hop, Loop};
+use crate::metrics::{Metrics, Refused};
+use crate::path::check_path;
 use crate::route::upstream_path;
 use crate::table::{RouteEntry, RouteTable};
 
 /// The largest request body Fuse buffers (it buffers so a failed connect can be retried).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Headers that belong to one hop (RFC 9110 §7.6.1) and are not forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Fuse's settings (the node's name comes from Blueprint's, the upstream policy from
+/// Blueprint's too).
+#[derive(Debug, Clone, Default)]
+pub struct FuseConfig {
+    /// Peers whose forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`) are kept
+    /// and appended to (`--trusted-proxies`); everyone else's are replaced.
+    pub trusted_proxies: Vec<Cidr>,
+}
 
 /// The router: its table, upstream connections, counters.
 #[derive(Clone)]
@@ -48,7 +50,9 @@ pub struct Fuse {
 
 struct Inner {
     table: RwLock<Arc<RouteTable>>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<GuardedConnector, Full<Bytes>>,
+    hop: Hop,
+    forwarding: Forwarding,
     /// Round-robin positions by route.
     cursors: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     metrics: Metrics,
@@ -59,12 +63,15 @@ fn route_key(route: &RouteEntry) -> String {
 }
 
 impl Fuse {
-    /// A router whose table follows `blueprint`'s registry: rebuilt on every registry change.
+    /// A router whose table follows `blueprint`'s registry (rebuilt on every registry
+    /// change), which names itself by Blueprint's node name in `Draft-Hop` and dials only
+    /// what Blueprint's upstream policy allows.
     #[must_use]
-    pub fn new(blueprint: &Blueprint) -> Self {
+    pub fn new(blueprint: &Blueprint, config: FuseConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let connector = GuardedConnector::new(connector, blueprint.config().upstream.clone());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
@@ -73,6 +80,8 @@ impl Fuse {
             inner: Arc::new(Inner {
                 table: RwLock::new(Arc::new(blueprint.read(RouteTable::build))),
                 client,
+                hop: Hop::new(&blueprint.config().node),
+                forwarding: Forwarding::new(config.trusted_proxies),
                 cursors: Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
             }),
@@ -147,50 +156,38 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get(header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-}
-
-/// The headers sent upstream: the client's, less hop-by-hop ones (kept for an upgrade), plus
-/// `X-Forwarded-For`, `-Proto` and `-Host`.
-fn forwarded_headers(headers: &HeaderMap, peer: SocketAddr, upgrade: bool) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len() + 3);
-    for (name, value) in headers {
-        let hop = HOP_BY_HOP.contains(&name.as_str());
-        if !hop || (upgrade && (name == header::CONNECTION || name == header::UPGRADE)) {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        out.insert(HeaderName::from_static("x-forwarded-for"), v);
-    }
-    out.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(host) = headers.get(header::HOST) {
-        out.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
-    }
-    out
-}
-
 /// The handler for every ingress request.
 async fn proxy(
     State(fuse): State<Fuse>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
 ) -> Response {
+    if let Err(why) = fuse.inner.hop.check(request.headers()) {
+        fuse.metrics().refused(Refused::Loop);
+        let message = match why {
+            Loop::Revisited => format!(
+                "the request has already passed through this node ({}): its route leads \
+                 back here, so it is not forwarded again",
+                fuse.inner.hop.name()
+            ),
+            Loop::TooManyHops => format!(
+                "the request has passed through {} ingresses already",
+                crate::hop::MAX_HOPS
+            ),
+        };
+        return error(Code::LoopDetected, message);
+    }
+    if let Err(why) = check_path(request.uri().path()) {
+        fuse.metrics().refused(Refused::Path);
+        return error(
+            Code::InvalidPath,
+            format!(
+                "the path {:?} has {why}; the ingress does not route ambiguous paths: resolve \
+                 them before sending",
+                request.uri().path()
+            ),
+        );
+    }
     let host = request
         .headers()
         .get(header::HOST)
@@ -213,8 +210,12 @@ async fn proxy(
             format!("service {} has no passing instance", route.service),
         );
     }
-    let upgrade = is_upgrade(request.headers());
-    let headers = forwarded_headers(request.headers(), peer, upgrade);
+    let upgrade = is_websocket_upgrade(request.headers());
+    let hop = fuse.inner.hop.next(request.headers());
+    let headers = fuse
+        .inner
+        .forwarding
+        .request_headers(request.headers(), peer, upgrade, hop);
     let method = request.method().clone();
     let path_and_query = request
         .uri()
@@ -281,13 +282,13 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
                 let elapsed = began.elapsed();
                 fuse.metrics()
                     .record(key, response.status().as_u16(), Some(elapsed));
-                if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) =
-                    (client_upgrade, response.status())
-                {
+                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                if let (Some(client_side), true) = (client_upgrade, switching) {
                     let upstream_side = hyper::upgrade::on(&mut response);
                     tokio::spawn(splice(client_side, upstream_side));
                 }
-                let (parts, incoming) = response.into_parts();
+                let (mut parts, incoming) = response.into_parts();
+                strip_response(&mut parts.headers, switching);
                 return Response::from_parts(parts, Body::new(incoming));
             }
             Ok(Err(e)) if e.is_connect() => {

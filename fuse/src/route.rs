@@ -1,16 +1,9 @@
 //! Matching one request against one route: host and path prefix.
 
-/// The host of a request, lowercased and without its port (`Example.com:8080` → `example.com`).
-#[must_use]
-pub fn normalize_host(host: &str) -> String {
-    let host = host.trim();
-    let without_port = match host.rsplit_once(':') {
-        // IPv6 literals keep their brackets: `[::1]:80` → `[::1]`.
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
-        _ => host,
-    };
-    without_port.to_ascii_lowercase()
-}
+/// The host of a request, lowercased and without its port or a final dot
+/// (`Example.com.:8080` → `example.com`): Blueprint's, so that routes are owned and matched
+/// by the same host.
+pub use draft_blueprint::normalize_host;
 
 /// Whether `path` is under `prefix`, on segment boundaries: `/api` matches `/api`, `/api/`
 /// and `/api/x`, but not `/apiary`. The prefix `/` matches everything.
@@ -61,6 +54,7 @@ mod tests {
         assert_eq!(normalize_host("Example.COM:8080"), "example.com");
         assert_eq!(normalize_host("a.example"), "a.example");
         assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("shop.example.:443"), "shop.example");
     }
 
     #[test]

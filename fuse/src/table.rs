@@ -2,15 +2,16 @@
 //!
 //! Precedence (as Envoy picks a virtual host by name before a route within it): routes whose
 //! host equals the request's host are considered first, host-less routes only if none of them
-//! matches; among the candidates the longest prefix wins. Two services claiming the same host
-//! and prefix is a conflict: the service first by name wins, deterministically, and the
-//! conflict is reported in `GET /v1/routes`, never silently broken.
+//! matches; among the candidates the longest prefix wins. A host and prefix is served by the
+//! service that owns it (Blueprint's [`ownership`](draft_blueprint::ownership), which refuses
+//! other services' claims): other services that list it anyway (registered before routes had
+//! owners) are reported as conflicts in `GET /v1/routes` and get no traffic.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use draft_blueprint::Projection;
 use draft_blueprint::wire::Health;
+use draft_blueprint::{Projection, RouteKey};
 use serde::{Deserialize, Serialize};
 
 use crate::route::{normalize_host, prefix_matches};
@@ -36,13 +37,20 @@ pub struct RouteEntry {
     pub prefix: String,
     /// The service that serves it.
     pub service: String,
+    /// The service that owns the route (see [`draft_blueprint::ownership`]): the one that
+    /// serves it, unless the owner lists it only with another spelling (`/api/` for `/api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The revision since which the owner has owned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_since: Option<u64>,
     /// Remove the prefix before forwarding.
     pub strip_prefix: bool,
     /// How long to wait for the upstream, in milliseconds.
     pub timeout_ms: u64,
     /// Its passing instances, by id (empty: the route answers 503).
     pub backends: Vec<Backend>,
-    /// Other services that registered the same host and prefix and lost the tie.
+    /// Other services that list the same host and prefix and do not own it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
 }
@@ -74,6 +82,8 @@ impl RouteTable {
                         host,
                         prefix: route.prefix.clone(),
                         service: service.clone(),
+                        owner: None,
+                        owned_since: None,
                         strip_prefix: route.strip_prefix,
                         timeout_ms: route
                             .timeout_ms
@@ -90,11 +100,23 @@ impl RouteTable {
             }
         }
         let routes = claims
-            .into_values()
-            .filter_map(|by_service| {
-                let mut services = by_service.into_values();
-                let mut winner = services.next()?;
-                winner.conflicts = services.map(|e| e.service).collect();
+            .into_iter()
+            .filter_map(|((host, prefix), mut by_service)| {
+                let key = RouteKey::of(&draft_blueprint::wire::Route {
+                    prefix,
+                    host,
+                    strip_prefix: false,
+                    timeout_ms: None,
+                });
+                let claim = state.route_claims().get(&key);
+                let serves = claim
+                    .map(|c| c.owner.clone())
+                    .filter(|owner| by_service.contains_key(owner))
+                    .or_else(|| by_service.keys().next().cloned())?;
+                let mut winner = by_service.remove(&serves)?;
+                winner.owner = claim.map(|c| c.owner.clone());
+                winner.owned_since = claim.map(|c| c.since);
+                winner.conflicts = by_service.into_keys().collect();
                 Some(winner)
             })
             .collect();
@@ -276,16 +298,41 @@ mod tests {
     }
 
     #[test]
-    fn ties_are_deterministic_and_reported() {
+    fn the_owner_serves_and_is_shown_and_other_listers_are_conflicts() {
+        // Blueprint refuses the second claim now; a log written before routes had owners
+        // (applied here directly) can still hold one: the later claimant took it over.
         let table = RouteTable::build(&registry(&[
-            ("zeta", "z1", vec![route("/same", None)]),
             ("alpha", "a1", vec![route("/same", None)]),
+            ("zeta", "z1", vec![route("/same", None)]),
+            ("beta", "b1", vec![route("/mine/", None)]),
+            ("beta", "b2", vec![route("/mine", None)]),
         ]));
         let entry = table.lookup(None, "/same").expect("route");
         assert_eq!(
-            (entry.service.as_str(), entry.conflicts.clone()),
-            ("alpha", vec!["zeta".to_owned()])
+            (
+                entry.service.as_str(),
+                entry.owner.as_deref(),
+                entry.owned_since,
+                entry.conflicts.clone()
+            ),
+            ("zeta", Some("zeta"), Some(1), vec!["alpha".to_owned()])
         );
+        let mine: Vec<_> = table
+            .routes
+            .iter()
+            .filter(|r| r.prefix.starts_with("/mine"))
+            .map(|r| (r.prefix.as_str(), r.owner.as_deref(), r.owned_since))
+            .collect();
+        assert_eq!(
+            mine,
+            vec![
+                ("/mine", Some("beta"), Some(2)),
+                ("/mine/", Some("beta"), Some(2))
+            ],
+            "one route, two spellings"
+        );
+        let json = serde_json::to_value(&table).expect("json");
+        assert_eq!(json["routes"][1]["owner"], "beta");
     }
 
     #[test]

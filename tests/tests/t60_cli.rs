@@ -81,8 +81,8 @@ fn kv_services_status_and_the_audit_trail() {
         routes
             .lines()
             .nth(1)
-            .is_some_and(|l| l.contains("/api") && l.contains("web")),
-        "{routes}"
+            .is_some_and(|l| l.contains("/api") && l.contains("web (since 2)")),
+        "the route, its service and its owner: {routes}"
     );
     let explain = stdout(&run(
         &node,

@@ -34,6 +34,10 @@ pub enum Code {
     WebsocketRequired,
     /// 400: a consumer group name is not valid.
     InvalidGroup,
+    /// 400: the ingress refuses a request path that is ambiguous to route: a dot-segment
+    /// (`.`, `..`, also percent-encoded), an encoded slash or backslash (`%2F`, `%5C`) or a
+    /// backslash.
+    InvalidPath,
     /// 404: the channel has no events yet.
     ChannelNotFound,
     /// 404: the key, service or instance does not exist.
@@ -45,7 +49,7 @@ pub enum Code {
     /// 405: the path exists but does not take this method.
     MethodNotAllowed,
     /// 409: the request does not fit the resource's current state (a consumer group with
-    /// other settings, or with members still connected).
+    /// other settings, or with members still connected; a route another service owns).
     Conflict,
     /// 412: a compare-and-set precondition did not hold.
     PreconditionFailed,
@@ -71,6 +75,9 @@ pub enum Code {
     NoHealthyInstance,
     /// 504: the upstream did not answer in time.
     UpstreamTimeout,
+    /// 508: the request has already passed through this node's ingress (its `Draft-Hop`
+    /// header names the node), or through too many ingresses: it is not forwarded again.
+    LoopDetected,
 }
 
 impl Code {
@@ -86,6 +93,7 @@ impl Code {
             Self::InvalidRegistration => "invalid_registration",
             Self::WebsocketRequired => "websocket_required",
             Self::InvalidGroup => "invalid_group",
+            Self::InvalidPath => "invalid_path",
             Self::ChannelNotFound => "channel_not_found",
             Self::NotFound => "not_found",
             Self::UnknownEndpoint => "unknown_endpoint",
@@ -104,6 +112,7 @@ impl Code {
             Self::NotReady => "not_ready",
             Self::NoHealthyInstance => "no_healthy_instance",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::LoopDetected => "loop_detected",
         }
     }
 
@@ -118,7 +127,8 @@ impl Code {
             | Self::InvalidPrecondition
             | Self::InvalidRegistration
             | Self::WebsocketRequired
-            | Self::InvalidGroup => StatusCode::BAD_REQUEST,
+            | Self::InvalidGroup
+            | Self::InvalidPath => StatusCode::BAD_REQUEST,
             Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
                 StatusCode::NOT_FOUND
             }
@@ -135,6 +145,7 @@ impl Code {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::LoopDetected => StatusCode::LOOP_DETECTED,
         }
     }
 }
@@ -367,6 +378,7 @@ mod tests {
             InvalidRegistration,
             WebsocketRequired,
             InvalidGroup,
+            InvalidPath,
             ChannelNotFound,
             NotFound,
             UnknownEndpoint,
@@ -384,6 +396,7 @@ mod tests {
             NotReady,
             NoHealthyInstance,
             UpstreamTimeout,
+            LoopDetected,
         ] {
             let s = code.as_str();
             assert!(

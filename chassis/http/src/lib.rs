@@ -11,7 +11,9 @@
 //! - [`Shutdown`]: one token for a whole process, and a drain with a deadline;
 //! - [`Query`], [`At`], [`Start`] and [`rfc3339`]: the query parameters every service takes;
 //! - [`ws`]: WebSocket limits, close codes and the one socket loop;
-//! - [`Actor`]: who is asking (the seam authentication plugs into).
+//! - [`Actor`]: who is asking (the seam authentication plugs into);
+//! - [`Cidr`]: a block of IP addresses, for settings that name networks;
+//! - [`LabelValue`]: a Prometheus label value, escaped.
 //!
 //! ```
 //! # #[cfg(feature = "server")] {
@@ -25,7 +27,9 @@
 
 mod base64;
 mod body;
+mod cidr;
 mod client_error;
+mod prometheus;
 
 #[cfg(feature = "server")]
 mod actor;
@@ -44,7 +48,9 @@ pub mod ws;
 
 pub use crate::base64::base64_encode;
 pub use crate::body::{ErrorBody, ErrorDetail};
+pub use crate::cidr::{Cidr, CidrError};
 pub use crate::client_error::ClientError;
+pub use crate::prometheus::LabelValue;
 
 #[cfg(feature = "server")]
 pub use crate::{

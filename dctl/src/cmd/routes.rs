@@ -98,10 +98,16 @@ pub(crate) async fn run(args: RoutesArgs) -> anyhow::Result<()> {
                     } else {
                         format!("CONFLICT with {}", r.conflicts.join(","))
                     };
+                    let owner = match (&r.owner, r.owned_since) {
+                        (Some(owner), Some(since)) => format!("{owner} (since {since})"),
+                        (Some(owner), None) => owner.clone(),
+                        (None, _) => "-".to_owned(),
+                    };
                     vec![
                         r.host.clone().unwrap_or_else(|| "*".to_owned()),
                         r.prefix.clone(),
                         r.service.clone(),
+                        owner,
                         if r.strip_prefix {
                             "yes".to_owned()
                         } else {
@@ -113,7 +119,15 @@ pub(crate) async fn run(args: RoutesArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             output::table(
-                &["HOST", "PREFIX", "SERVICE", "STRIP", "INSTANCES", "NOTES"],
+                &[
+                    "HOST",
+                    "PREFIX",
+                    "SERVICE",
+                    "OWNER",
+                    "STRIP",
+                    "INSTANCES",
+                    "NOTES",
+                ],
                 &rows,
             )
         }

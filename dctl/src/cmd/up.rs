@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use dctl::node::{CatalystLayer, DurabilityChoice, Layer, Node, NodeLayer, Settings};
+use dctl::node::{CatalystLayer, DurabilityChoice, FuseLayer, Layer, Node, NodeLayer, Settings};
+use draft_http::Cidr;
 
 /// When appends are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +66,16 @@ pub(crate) struct UpArgs {
     /// redelivers at most this much of a group. Default 100.
     #[arg(long, env = "DRAFT_GROUP_COMMIT_INTERVAL_MS")]
     pub(crate) group_commit_interval_ms: Option<u64>,
+    /// The networks instances may register addresses in, as CIDRs separated by commas
+    /// (`10.0.0.0/8,fd00::/8`). Default: any address the built-in refusals leave (not
+    /// link-local, unspecified, multicast, or one of this node's listeners).
+    #[arg(long, env = "DRAFT_UPSTREAM_ALLOW", value_delimiter = ',')]
+    pub(crate) upstream_allow: Option<Vec<Cidr>>,
+    /// The proxies in front of the ingress (CIDRs, separated by commas) whose
+    /// `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are kept and appended to.
+    /// Default: nobody's; the ingress sets them from the connection.
+    #[arg(long, env = "DRAFT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Option<Vec<Cidr>>,
 }
 
 impl UpArgs {
@@ -93,6 +104,10 @@ impl UpArgs {
                 produce_window_bytes: None,
                 group_timeout_ms: self.group_timeout_ms,
                 group_commit_interval_ms: self.group_commit_interval_ms,
+            },
+            fuse: FuseLayer {
+                upstream_allow: self.upstream_allow,
+                trusted_proxies: self.trusted_proxies,
             },
         }
     }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use draft_blueprint::{Blueprint, Revision};
 use draft_catalyst::Catalyst;
 use draft_fuse::Fuse;
-use draft_http::{ApiError, Code, Shutdown};
+use draft_http::{ApiError, Code, LabelValue, Shutdown};
 use draft_log::{LogBackend, PartitionHead};
 use tokio::time::Instant;
 
@@ -121,7 +121,7 @@ async fn status(State(parts): State<Parts>) -> Result<Response, ApiError> {
     Ok(axum::Json(body).into_response())
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format. Every label value is escaped (`LabelValue`).
 async fn metrics(State(parts): State<Parts>) -> Result<Response, ApiError> {
     let mut out = String::new();
     parts.catalyst.metrics().render(&mut out);
@@ -134,7 +134,7 @@ async fn metrics(State(parts): State<Parts>) -> Result<Response, ApiError> {
         let _ = writeln!(
             out,
             "draft_channel_events{{channel=\"{}\"}} {}",
-            head.partition,
+            LabelValue(head.partition.as_ref()),
             head.count()
         );
     }

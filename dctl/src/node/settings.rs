@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use draft_catalyst::CatalystConfig;
-use draft_http::Limits;
+use draft_http::{Cidr, Limits};
 use draft_log::Durability;
 use serde::Deserialize;
 
@@ -40,6 +40,9 @@ pub struct Layer {
     /// `[catalyst]`.
     #[serde(default)]
     pub catalyst: CatalystLayer,
+    /// `[fuse]`.
+    #[serde(default)]
+    pub fuse: FuseLayer,
 }
 
 /// `draft.toml` as the node reads it: its sections, and `dctl run`'s services beside them.
@@ -50,6 +53,8 @@ struct FileLayer {
     node: NodeLayer,
     #[serde(default)]
     catalyst: CatalystLayer,
+    #[serde(default)]
+    fuse: FuseLayer,
     /// `dctl run`'s, checked by it; a table here, whatever it holds.
     #[serde(default, rename = "services")]
     _services: Option<toml::Table>,
@@ -60,6 +65,7 @@ impl From<FileLayer> for Layer {
         Self {
             node: file.node,
             catalyst: file.catalyst,
+            fuse: file.fuse,
         }
     }
 }
@@ -110,12 +116,25 @@ pub struct CatalystLayer {
     pub group_commit_interval_ms: Option<u64>,
 }
 
+/// `[fuse]`: what the ingress dials and whom it believes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuseLayer {
+    /// The networks instances may register addresses in (default `[]`: any address the
+    /// built-in refusals leave).
+    pub upstream_allow: Option<Vec<Cidr>>,
+    /// The proxies in front of the ingress whose `X-Forwarded-*`, `Forwarded` and
+    /// `X-Real-IP` are kept (default `[]`: nobody's).
+    pub trusted_proxies: Option<Vec<Cidr>>,
+}
+
 impl Layer {
     /// This layer over `lower`: each field from `self` where set, else from `lower`.
     #[must_use]
     pub fn over(self, lower: Self) -> Self {
         let (n, l) = (self.node, lower.node);
         let (c, lc) = (self.catalyst, lower.catalyst);
+        let (f, lf) = (self.fuse, lower.fuse);
         Self {
             node: NodeLayer {
                 name: n.name.or(l.name),
@@ -137,6 +156,10 @@ impl Layer {
                 group_commit_interval_ms: c
                     .group_commit_interval_ms
                     .or(lc.group_commit_interval_ms),
+            },
+            fuse: FuseLayer {
+                upstream_allow: f.upstream_allow.or(lf.upstream_allow),
+                trusted_proxies: f.trusted_proxies.or(lf.trusted_proxies),
             },
         }
     }
@@ -190,6 +213,11 @@ pub struct Settings {
     pub limits: Limits,
     /// The broker's settings.
     pub catalyst: CatalystConfig,
+    /// The networks upstream addresses must be in (empty: no restriction beyond the
+    /// built-in refusals).
+    pub upstream_allow: Vec<Cidr>,
+    /// The proxies whose forwarding headers the ingress keeps.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Settings {
@@ -199,7 +227,7 @@ impl Settings {
     /// # Errors
     /// [`Error::Settings`] naming the setting that is out of range.
     pub fn resolve(layer: Layer, fallback_name: impl FnOnce() -> String) -> Result<Self, Error> {
-        let (node, catalyst) = (layer.node, layer.catalyst);
+        let (node, catalyst, fuse) = (layer.node, layer.catalyst, layer.fuse);
         let invalid = |what: &str| Err(Error::Settings(what.to_owned()));
         let flush = node.flush_interval_ms.unwrap_or(100);
         if flush == 0 {
@@ -270,6 +298,8 @@ impl Settings {
             durability,
             limits,
             catalyst,
+            upstream_allow: fuse.upstream_allow.unwrap_or_default(),
+            trusted_proxies: fuse.trusted_proxies.unwrap_or_default(),
         })
     }
 }

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Error;
-use crate::node::{CatalystLayer, Layer, NodeLayer, Settings};
+use crate::node::{CatalystLayer, FuseLayer, Layer, NodeLayer, Settings};
 use crate::run::restart::Restart;
 
 /// The label of the node's output lines, so no service may take it.
@@ -93,6 +93,8 @@ struct RawManifest {
     node: NodeLayer,
     #[serde(default)]
     catalyst: CatalystLayer,
+    #[serde(default)]
+    fuse: FuseLayer,
     /// Spanned keys keep the manifest's order, which a map would lose.
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
@@ -145,6 +147,7 @@ impl Manifest {
         let node = Layer {
             node: raw.node,
             catalyst: raw.catalyst,
+            fuse: raw.fuse,
         };
         // The node would refuse these at start; refuse them before anything starts.
         Settings::resolve(node.clone(), || "draft".to_owned())

@@ -1,6 +1,7 @@
 //! A real upstream for Fuse's end-to-end tests: answers every request with what it received
-//! (its name, method, path, forwarding headers, body length), echoes WebSocket messages on
-//! `/ws`, and waits `?sleep_ms=N` before answering. Prints `listening http://ADDR`.
+//! (its name, method, path, every header, body length), echoes WebSocket messages on `/ws`,
+//! waits `?sleep_ms=N` before answering, and adds `?header=NAME:VALUE` (repeatable) to its
+//! answer. Prints `listening http://ADDR`.
 //!
 //! `echo-upstream <name> [listen-address]`
 
@@ -28,19 +29,38 @@ async fn echo(State(name): State<String>, headers: HeaderMap, request: Request) 
     let body: Bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
         .await
         .unwrap_or_default();
-    let forwarded: BTreeMap<String, String> = headers
-        .iter()
-        .filter(|(k, _)| k.as_str().starts_with("x-forwarded") || k.as_str() == "host")
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    axum::Json(serde_json::json!({
+    let mut received: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &headers {
+        let v = v.to_str().unwrap_or("");
+        received
+            .entry(k.to_string())
+            .and_modify(|all| {
+                all.push_str(", ");
+                all.push_str(v);
+            })
+            .or_insert_with(|| v.to_owned());
+    }
+    let mut response = axum::Json(serde_json::json!({
         "name": name,
         "method": parts.method.as_str(),
         "path": parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-        "headers": forwarded,
+        "headers": received,
         "body_len": body.len(),
     }))
-    .into_response()
+    .into_response();
+    for (k, v) in query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("header="))
+        .filter_map(|h| h.split_once(':'))
+    {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(v),
+        ) {
+            response.headers_mut().append(k, v);
+        }
+    }
+    response
 }
 
 async fn ws(State(name): State<String>, upgrade: WebSocketUpgrade) -> Response {

@@ -48,6 +48,34 @@ fn flags_over_variables_over_the_file_field_by_field() {
 }
 
 #[test]
+fn fuse_networks_are_cidrs_and_a_bad_one_names_the_file() {
+    let s = Settings::resolve(
+        layer("[fuse]\nupstream_allow = [\"10.0.0.0/8\", \"fd00::/8\"]\ntrusted_proxies = [\"192.0.2.7\"]\n"),
+        named,
+    )
+    .expect("valid");
+    assert_eq!(
+        s.upstream_allow
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/8", "fd00::/8"]
+    );
+    assert_eq!(s.trusted_proxies[0].to_string(), "192.0.2.7/32");
+    let defaults = Settings::resolve(Layer::default(), named).expect("valid");
+    assert!(defaults.upstream_allow.is_empty() && defaults.trusted_proxies.is_empty());
+    let e = Layer::from_toml(
+        "[fuse]\nupstream_allow = [\"10.0.0.1/8\"]\n",
+        Path::new("draft.toml"),
+    )
+    .expect_err("host bits");
+    assert!(
+        e.to_string().contains("draft.toml") && e.to_string().contains("not a network"),
+        "{e}"
+    );
+}
+
+#[test]
 fn buffered_takes_the_flush_interval() {
     let s = Settings::resolve(
         layer("[node]\ndurability = \"buffered\"\nflush_interval_ms = 7\n"),
@@ -129,6 +157,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
         group_timeout_ms,
         group_commit_interval_ms,
     } = &fixture.catalyst;
+    let FuseLayer {
+        upstream_allow,
+        trusted_proxies,
+    } = &fixture.fuse;
     assert!(
         name.is_none(),
         "the name defaults to the host name; the fixture leaves it out"
@@ -140,6 +172,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());
     assert!(group_timeout_ms.is_some() && group_commit_interval_ms.is_some());
+    assert!(upstream_allow.is_some() && trusted_proxies.is_some());
     let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));

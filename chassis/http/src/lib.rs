@@ -44,6 +44,8 @@ mod shutdown;
 #[cfg(feature = "server")]
 mod time;
 #[cfg(feature = "server")]
+mod tls;
+#[cfg(feature = "server")]
 pub mod ws;
 
 pub use crate::base64::base64_encode;
@@ -56,8 +58,9 @@ pub use crate::prometheus::LabelValue;
 pub use crate::{
     actor::Actor,
     error::{ApiError, Code, log_server_errors},
-    listener::{Limits, serve},
+    listener::{Limits, serve, serve_tls},
     query::{At, Query, Start},
     shutdown::{DrainGuard, Shutdown},
     time::{parse_rfc3339, rfc3339},
+    tls::{Tls, TlsError},
 };

@@ -23,13 +23,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
 use crate::shutdown::Shutdown;
+use crate::tls::{PLAIN_ON_TLS, Tls, is_tls_handshake};
 
 /// Limits on the clients of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,18 @@ impl Default for Limits {
 /// for the open connections to finish their in-flight requests. Connections that were
 /// upgraded (WebSockets) are their handlers' to close: they see the same token.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: Shutdown) {
+    serve_tls(listener, app, limits, shutdown, None).await;
+}
+
+/// [`serve`], over TLS when `tls` is given: each connection's handshake must finish within
+/// the header deadline, and a client that sends plain HTTP gets a plain 400 and is closed.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: Shutdown,
+    tls: Option<Tls>,
+) {
     let graceful = GracefulShutdown::new();
     let http = http1_builder(limits.header_read_timeout);
     let open = Arc::new(Semaphore::new(limits.max_connections));
@@ -85,7 +99,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         };
         let watcher = graceful.watcher();
         let stop = shutdown.triggered();
-        let (app, http) = (app.clone(), http.clone());
+        let (app, http, tls) = (app.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte of a request; a client that
             // connects and sends nothing is bounded here, and does not hold up a shutdown.
@@ -100,7 +114,31 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
                 },
                 () = stop => return,
             }
-            serve_connection(stream, remote, app, &http, watcher).await;
+            // Small request/response exchanges: do not let Nagle's algorithm hold them back.
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => serve_connection(stream, remote, app, &http, watcher).await,
+                Some(tls) => {
+                    if !is_tls_handshake(first[0]) {
+                        let mut stream = stream;
+                        let _ = stream.write_all(PLAIN_ON_TLS).await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    let accepted = tokio::time::timeout(
+                        limits.header_read_timeout,
+                        tls.acceptor.accept(stream),
+                    )
+                    .await;
+                    match accepted {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, remote, app, &http, watcher).await
+                        }
+                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -110,15 +148,15 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
 
 /// Serves one connection until it closes (or, on shutdown, until its in-flight request is
 /// answered).
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     remote: SocketAddr,
     app: Router,
     http: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
-) {
-    // Small request/response exchanges: do not let Nagle's algorithm hold them back.
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = app.map_request(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
         request.map(axum::body::Body::new)

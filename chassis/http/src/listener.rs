@@ -132,7 +132,7 @@ pub async fn serve_tls(
                     .await;
                     match accepted {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, remote, app, &http, watcher).await
+                            serve_connection(stream, remote, app, &http, watcher).await;
                         }
                         Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%remote, "TLS handshake timed out"),

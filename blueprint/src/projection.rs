@@ -2,9 +2,13 @@
 //! state changes, so any state (now, or as of any revision) is rebuilt by replaying the log.
 //! No I/O here; tested by feeding events.
 
+mod tokens;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::tokens::{Token, Tokens};
 
 use crate::event::{Applied, ControlEvent};
 use crate::wire::{Health, Registration};
@@ -47,6 +51,9 @@ pub struct Projection {
     kv: BTreeMap<String, KvValue>,
     /// The revisions of every change of every key ever written (deleted keys included).
     history: BTreeMap<String, Vec<u64>>,
+    /// Tokens made and not revoked.
+    #[serde(default)]
+    tokens: Tokens,
 }
 
 impl Projection {
@@ -62,6 +69,8 @@ impl Projection {
             applied.event,
             ControlEvent::KvPut { .. }
                 | ControlEvent::KvDeleted { .. }
+                | ControlEvent::TokenCreated { .. }
+                | ControlEvent::TokenRevoked { .. }
                 | ControlEvent::Other { .. }
         ) {
             self.registry_revision = Some(revision);
@@ -118,6 +127,24 @@ impl Projection {
                 self.kv.remove(key);
                 self.history.entry(key.clone()).or_default().push(revision);
             }
+            ControlEvent::TokenCreated {
+                name,
+                secret_sha256,
+                policy,
+                expires_at_nanos,
+                creator,
+            } => self.tokens.create(
+                name,
+                Token {
+                    secret_sha256: secret_sha256.clone(),
+                    policy: policy.clone(),
+                    expires_at_nanos: *expires_at_nanos,
+                    creator: creator.clone(),
+                    created_nanos: applied.time_nanos,
+                    revision,
+                },
+            ),
+            ControlEvent::TokenRevoked { name } => self.tokens.revoke(name),
             // Another part of the node's event: only the revision moves.
             ControlEvent::Other { .. } => {}
         }
@@ -180,6 +207,12 @@ impl Projection {
     #[must_use]
     pub fn history(&self, key: &str) -> &[u64] {
         self.history.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The tokens made and not revoked.
+    #[must_use]
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// Every instance with its service, for lease bookkeeping.
@@ -323,6 +356,31 @@ mod tests {
             .collect();
         assert_eq!(keys, vec!["app/b"]);
         assert_eq!(p.range("", None, 1).count(), 1);
+    }
+
+    #[test]
+    fn tokens_come_and_go_with_their_events_and_leave_the_registry_alone() {
+        let mut p = Projection::default();
+        p.apply(&at(0, registered("web", "w1", "a:1")));
+        p.apply(&at(
+            1,
+            ControlEvent::TokenCreated {
+                name: "ci".into(),
+                secret_sha256: "ab".repeat(32),
+                policy: draft_http::auth::Policy::Reader,
+                expires_at_nanos: None,
+                creator: "admin".into(),
+            },
+        ));
+        assert_eq!(p.registry_revision(), Some(0), "routes need no rebuild");
+        let (name, token) = p.tokens().by_digest(&"ab".repeat(32)).expect("found");
+        assert_eq!((name, token.revision, token.created_nanos), ("ci", 1, 10));
+        let snapshot: Projection =
+            serde_json::from_str(&serde_json::to_string(&p).expect("json")).expect("back");
+        assert_eq!(snapshot, p, "checkpoints keep tokens");
+        p.apply(&at(2, ControlEvent::TokenRevoked { name: "ci".into() }));
+        assert!(p.tokens().get("ci").is_none());
+        assert_eq!(p.revision(), Some(2));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum Code {
     WebsocketRequired,
     /// 400: a consumer group name is not valid.
     InvalidGroup,
+    /// 400: a token request (its name, role, policy or expiry) is not valid.
+    InvalidPolicy,
     /// 401: the request presented no token, or one that is not valid (unknown, revoked or
     /// expired: the answer does not say which). Answered with `WWW-Authenticate: Bearer`.
     Unauthenticated,
@@ -92,6 +94,7 @@ impl Code {
             Self::InvalidRegistration => "invalid_registration",
             Self::WebsocketRequired => "websocket_required",
             Self::InvalidGroup => "invalid_group",
+            Self::InvalidPolicy => "invalid_policy",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::ChannelNotFound => "channel_not_found",
@@ -126,7 +129,8 @@ impl Code {
             | Self::InvalidPrecondition
             | Self::InvalidRegistration
             | Self::WebsocketRequired
-            | Self::InvalidGroup => StatusCode::BAD_REQUEST,
+            | Self::InvalidGroup
+            | Self::InvalidPolicy => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
@@ -409,6 +413,7 @@ mod tests {
             InvalidRegistration,
             WebsocketRequired,
             InvalidGroup,
+            InvalidPolicy,
             Unauthenticated,
             Forbidden,
             ChannelNotFound,

@@ -43,6 +43,23 @@ impl Blueprint {
         actor: &str,
     ) -> Result<NewSecret, WriteError> {
         let secret = Secret::generate().map_err(|e| WriteError::NoRandomness(e.to_string()))?;
+        self.create_token_with(secret, name, policy, expires_at_nanos, actor)
+            .await
+    }
+
+    /// [`Blueprint::create_token`] with a secret made by the caller (one it has already put
+    /// somewhere safe, such as the node's first admin token in its file).
+    ///
+    /// # Errors
+    /// As [`Blueprint::create_token`].
+    pub async fn create_token_with(
+        &self,
+        secret: Secret,
+        name: &TokenName,
+        policy: Policy,
+        expires_at_nanos: Option<u64>,
+        actor: &str,
+    ) -> Result<NewSecret, WriteError> {
         let op = Op::CreateToken {
             name: name.clone(),
             secret_sha256: secret.digest().to_hex(),

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use dctl::node::{CatalystLayer, DurabilityChoice, Layer, Node, NodeLayer, Settings};
+use dctl::node::{
+    AuthLayer, AuthMode, CatalystLayer, DurabilityChoice, Layer, Node, NodeLayer, Settings,
+};
 
 /// When appends are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -14,6 +16,17 @@ pub(crate) enum DurabilityArg {
     Sync,
     /// Before fsync; fsync every `flush-interval-ms`.
     Buffered,
+}
+
+/// Whether the API checks tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Every request but health, readiness and the API document needs a token.
+    On,
+    /// No request needs one (warned about when the API is not on loopback).
+    Off,
+    /// Off while the API listens on loopback only, on otherwise (the default).
+    Auto,
 }
 
 /// `dctl up`. Flags win over `DRAFT_*` variables, which win over `draft.toml`.
@@ -65,6 +78,11 @@ pub(crate) struct UpArgs {
     /// redelivers at most this much of a group. Default 100.
     #[arg(long, env = "DRAFT_GROUP_COMMIT_INTERVAL_MS")]
     pub(crate) group_commit_interval_ms: Option<u64>,
+    /// Whether API requests need a token: `on`, `off`, or `auto` (the default: off while the
+    /// API listens on loopback only). With auth on and no token yet, the node makes an admin
+    /// token and writes its secret to <data dir>/admin.token.
+    #[arg(long, env = "DRAFT_AUTH")]
+    pub(crate) auth: Option<AuthArg>,
 }
 
 impl UpArgs {
@@ -94,6 +112,13 @@ impl UpArgs {
                 group_timeout_ms: self.group_timeout_ms,
                 group_commit_interval_ms: self.group_commit_interval_ms,
             },
+            auth: AuthLayer {
+                mode: self.auth.map(|a| match a {
+                    AuthArg::On => AuthMode::On,
+                    AuthArg::Off => AuthMode::Off,
+                    AuthArg::Auto => AuthMode::Auto,
+                }),
+            },
         }
     }
 }
@@ -105,6 +130,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args.layer().over(file), dctl::node::host_name)?;
     dctl::node::raise_open_file_limit(settings.limits.max_connections);
     let node = Node::open(settings).await?;
+    if let Some(path) = node.admin_token_file() {
+        // The path, never the secret: it is in the file (mode 0600), for whoever may read it.
+        println!(
+            "admin token created: its secret is in {} (dctl --token-file {0} ...)",
+            path.display()
+        );
+    }
     // Machine-readable for scripts and tests that bind port 0.
     println!(
         "listening api=http://{} ingress=http://{}",

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Error;
-use crate::node::{CatalystLayer, Layer, NodeLayer, Settings};
+use crate::node::{AuthLayer, CatalystLayer, Layer, NodeLayer, Settings};
 use crate::run::restart::Restart;
 
 /// The label of the node's output lines, so no service may take it.
@@ -42,7 +42,7 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Its folder (absolute): where the services' relative paths resolve.
     pub dir: PathBuf,
-    /// `[node]` and `[catalyst]`: the settings of a node `dctl run` starts.
+    /// `[node]`, `[catalyst]` and `[auth]`: the settings of a node `dctl run` starts.
     pub node: Layer,
     /// The services, in the order the manifest lists them (the order they start in).
     pub services: Vec<Service>,
@@ -93,6 +93,8 @@ struct RawManifest {
     node: NodeLayer,
     #[serde(default)]
     catalyst: CatalystLayer,
+    #[serde(default)]
+    auth: AuthLayer,
     /// Spanned keys keep the manifest's order, which a map would lose.
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
@@ -145,6 +147,7 @@ impl Manifest {
         let node = Layer {
             node: raw.node,
             catalyst: raw.catalyst,
+            auth: raw.auth,
         };
         // The node would refuse these at start; refuse them before anything starts.
         Settings::resolve(node.clone(), || "draft".to_owned())

@@ -2,10 +2,16 @@
 //! /v1/tokens/{name}`. No answer but the creation's ever holds a secret.
 
 use draft_http::auth::{Policy, Role};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The longest a token may live: ten years, in seconds.
 pub const MAX_TOKEN_SECS: u64 = 10 * 365 * 86_400;
+
+/// An optional field that, when present, must be a `T`: `null` is refused rather than read as
+/// absent (the API document says each field is its type, not `null`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
 
 /// The body of `POST /v1/tokens`: a name, and a built-in role or a policy (exactly one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,14 +20,14 @@ pub struct NewToken {
     /// The token's name (the actor of what is done with it): 1 to 64 of `[A-Za-z0-9._-]`.
     pub name: String,
     /// A built-in role (`service`: scoped to the token's name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// A policy (see [`Policy`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
     /// How long the token is valid, in seconds (1 to [`MAX_TOKEN_SECS`]; absent: it does not
     /// expire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub expires_in_secs: Option<u64>,
 }
 
@@ -66,4 +72,22 @@ pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
     /// The revision the answer is as of.
     pub revision: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_fields_are_none_and_null_is_refused() {
+        let t: NewToken = serde_json::from_str(r#"{"name":"ci","role":"reader"}"#).expect("valid");
+        assert_eq!((t.role, t.policy, t.expires_in_secs), (Some(Role::Reader), None, None));
+        for body in [
+            r#"{"name":"ci","role":"reader","policy":null}"#,
+            r#"{"name":"ci","role":null}"#,
+            r#"{"name":"ci","role":"reader","expires_in_secs":null}"#,
+        ] {
+            assert!(serde_json::from_str::<NewToken>(body).is_err(), "{body}");
+        }
+    }
 }

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::action::Permission;
 use super::pattern::Pattern;
@@ -260,19 +260,25 @@ impl TryFrom<JsonObject> for Policy {
     }
 }
 
+/// An optional member that, when present, must be a `T`: `null` is refused, not read as
+/// absent, so a policy means what its document says.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A policy as JSON: a role, patterns, or both (`service` only).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyJson {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     role: Option<Role>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     services: Option<ServiceScopes>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     kv: Option<KvScopes>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     channels: Option<ChannelScopes>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     routes: Option<RouteScopes>,
 }
 
@@ -379,6 +385,9 @@ mod tests {
             (r#"{"queues":{}}"#, "unknown field `queues`"),
             (r#"{"kv":{"read":["a*b"]}}"#, "only once"),
             ("[]", "policy"),
+            (r#"{"role":null}"#, "invalid type: null"),
+            (r#"{"kv":null}"#, "invalid type: null"),
+            (r#"{"kv":{"read":null}}"#, "invalid type: null"),
         ] {
             let e = Policy::from_json(json).expect_err(json);
             assert!(e.to_string().contains(says), "{json}: {e}");

@@ -3,6 +3,9 @@
 //! up here by its route; a route that is not here is refused (500), so an endpoint cannot be
 //! added without a decision, and a test walks the OpenAPI document against this table.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
 use axum::http::Method;
 use draft_http::auth::Action;
 
@@ -169,6 +172,18 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+/// The table by method and route, and the routes it knows.
+struct Index {
+    by_method_and_route: HashMap<(&'static str, &'static str), &'static Endpoint>,
+    routes: HashSet<&'static str>,
+}
+
+/// Built once: every request is looked up (a hash of two short strings, not a scan).
+static INDEX: LazyLock<Index> = LazyLock::new(|| Index {
+    by_method_and_route: ENDPOINTS.iter().map(|e| ((e.method, e.route), e)).collect(),
+    routes: ENDPOINTS.iter().map(|e| e.route).collect(),
+});
+
 /// The table's entry for `method` on `route` (HEAD is GET, as the router serves it).
 pub(crate) fn lookup(method: &Method, route: &str) -> Lookup {
     let method = if method == Method::HEAD {
@@ -176,19 +191,10 @@ pub(crate) fn lookup(method: &Method, route: &str) -> Lookup {
     } else {
         method.as_str()
     };
-    let mut known = false;
-    for endpoint in ENDPOINTS {
-        if endpoint.route == route {
-            if endpoint.method == method {
-                return Lookup::Found(endpoint);
-            }
-            known = true;
-        }
-    }
-    if known {
-        Lookup::OtherMethod
-    } else {
-        Lookup::Unknown
+    match INDEX.by_method_and_route.get(&(method, route)) {
+        Some(endpoint) => Lookup::Found(endpoint),
+        None if INDEX.routes.contains(route) => Lookup::OtherMethod,
+        None => Lookup::Unknown,
     }
 }
 
@@ -274,6 +280,19 @@ mod tests {
 
     #[test]
     fn lookups_by_method_and_route() {
+        let mut seen = BTreeSet::new();
+        for e in ENDPOINTS {
+            assert!(
+                seen.insert((e.method, e.route)),
+                "{} {} twice",
+                e.method,
+                e.route
+            );
+            assert_eq!(
+                lookup(&e.method.parse().expect("method"), e.route),
+                Lookup::Found(e)
+            );
+        }
         assert!(matches!(
             lookup(&Method::HEAD, "/v1/status"),
             Lookup::Found(Endpoint {

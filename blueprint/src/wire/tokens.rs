@@ -20,14 +20,26 @@ pub struct NewToken {
     /// The token's name (the actor of what is done with it): 1 to 64 of `[A-Za-z0-9._-]`.
     pub name: String,
     /// A built-in role (`service`: scoped to the token's name).
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub role: Option<Role>,
     /// A policy (see [`Policy`]).
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub policy: Option<Policy>,
     /// How long the token is valid, in seconds (1 to [`MAX_TOKEN_SECS`]; absent: it does not
     /// expire).
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_in_secs: Option<u64>,
 }
 
@@ -81,7 +93,10 @@ mod tests {
     #[test]
     fn absent_fields_are_none_and_null_is_refused() {
         let t: NewToken = serde_json::from_str(r#"{"name":"ci","role":"reader"}"#).expect("valid");
-        assert_eq!((t.role, t.policy, t.expires_in_secs), (Some(Role::Reader), None, None));
+        assert_eq!(
+            (t.role, t.policy, t.expires_in_secs),
+            (Some(Role::Reader), None, None)
+        );
         for body in [
             r#"{"name":"ci","role":"reader","policy":null}"#,
             r#"{"name":"ci","role":null}"#,

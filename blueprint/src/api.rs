@@ -1,11 +1,11 @@
-//! Blueprint's HTTP routes (the handlers are in `registry`, `kv` and `watch`; what they
-//! answer with is in `respond`).
+//! Blueprint's HTTP routes (the handlers are in `registry`, `kv`, `watch` and `token_api`;
+//! what they answer with is in `respond`).
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::blueprint::Blueprint;
-use crate::{kv, registry, watch};
+use crate::{kv, registry, token_api, watch};
 
 /// Blueprint's routes, under `/v1`.
 pub fn router(blueprint: Blueprint) -> Router {
@@ -26,5 +26,7 @@ pub fn router(blueprint: Blueprint) -> Router {
             get(kv::get).put(kv::put).delete(kv::delete),
         )
         .route("/v1/watch", get(watch::watch))
+        .route("/v1/tokens", get(token_api::list).post(token_api::create))
+        .route("/v1/tokens/{name}", delete(token_api::revoke))
         .with_state(blueprint)
 }

@@ -3,13 +3,16 @@
 //! accepted events to `_draft` as one atomic batch (one fsync for the group), applies them to
 //! the projection and answers every writer.
 
+mod tokens;
+
 use std::collections::{BTreeSet, HashMap};
 
+use draft_http::auth::Policy;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::WriteError;
 use crate::event::ControlEvent;
-use crate::names::{InstanceId, Key, Revision, ServiceName};
+use crate::names::{InstanceId, Key, Revision, ServiceName, TokenName};
 use crate::ownership::{self, Claim, ClaimDecision, ClaimStore, Claimant, RouteKey, may_take_over};
 use crate::projection::Projection;
 use crate::wire::{Health, Registration};
@@ -56,6 +59,19 @@ pub(crate) enum Op {
         key: Key,
         condition: Condition,
     },
+    /// A new token; refused if a token live at `now_nanos` has its name (or its secret).
+    CreateToken {
+        name: TokenName,
+        secret_sha256: String,
+        policy: Policy,
+        expires_at_nanos: Option<u64>,
+        creator: String,
+        now_nanos: u64,
+    },
+    /// Revokes a token (live or expired); `NotFound` if there is none of that name.
+    RevokeToken {
+        name: TokenName,
+    },
     /// Another part of the node's control event (a type [`is_foreign_type`] accepts), for
     /// the audit trail: always appended.
     ///
@@ -90,6 +106,8 @@ struct Overlay {
     instances: HashMap<(ServiceName, InstanceId), Option<(Registration, Health)>>,
     /// Route -> its claim after this group's earlier writes (`None`: released).
     claims: HashMap<RouteKey, Option<Claim>>,
+    /// Token -> its state after this group's earlier writes.
+    tokens: tokens::TokenOverlay,
 }
 
 /// The route claims as the group sees them: the group's earlier writes over the projection.
@@ -309,6 +327,9 @@ fn decide(
             }
             _ => Ok(None),
         },
+        Op::CreateToken { .. } | Op::RevokeToken { .. } => {
+            tokens::decide(state, &mut overlay.tokens, op).map(Some)
+        }
         Op::Record { ty, data } => Ok(Some(ControlEvent::Other {
             ty: ty.clone(),
             data: data.clone(),

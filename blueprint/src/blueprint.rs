@@ -19,13 +19,14 @@ use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::projection::Projection;
 use crate::replay;
 use crate::shared::Shared;
+use crate::token_cache::TokenCache;
 use crate::wire::{Health, Registration};
 use crate::writer;
 
 /// The registry and KV store. Cheap to clone.
 #[derive(Clone)]
 pub struct Blueprint {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Blueprint {
@@ -67,6 +68,7 @@ impl Blueprint {
                 leases: Mutex::new(leases),
                 checkpoints,
                 loaded: Mutex::new(None),
+                tokens: TokenCache::default(),
             }),
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));

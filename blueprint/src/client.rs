@@ -1,6 +1,8 @@
 //! A client of Blueprint's HTTP API (feature `client`; no fjall).
 
-use crate::wire::{KvHistory, KvList, Registration, ServiceInfo, ServiceList};
+use crate::wire::{
+    CreatedToken, KvHistory, KvList, NewToken, Registration, ServiceInfo, ServiceList, TokenList,
+};
 
 pub use draft_http::ClientError;
 
@@ -13,11 +15,21 @@ pub struct Value {
     pub revision: u64,
 }
 
-/// A Blueprint client for one node.
-#[derive(Debug, Clone)]
+/// A Blueprint client for one node, with the token it sends, if any.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
 }
 
 fn at_query(at: Option<&str>) -> String {
@@ -44,13 +56,26 @@ impl Client {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            token: None,
         }
+    }
+
+    /// This client, sending `token` as `Authorization: Bearer` with every request (`None`:
+    /// no token, for a node that does not check them).
+    #[must_use]
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request.send().await.map_err(|e| ClientError::Connect {
             url: self.base.clone(),
             reason: e.to_string(),
@@ -240,5 +265,34 @@ impl Client {
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<serde_json::Value, ClientError> {
         self.json("/v1/status").await
+    }
+
+    /// `POST /v1/tokens`: makes a token; the answer holds its secret, shown this once.
+    pub async fn create_token(&self, new: &NewToken) -> Result<CreatedToken, ClientError> {
+        let url = format!("{}/v1/tokens", self.base);
+        self.send(self.http.post(url).json(new))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `GET /v1/tokens[?at=]`: every token, never a secret.
+    pub async fn tokens(&self, at: Option<&str>) -> Result<TokenList, ClientError> {
+        self.json(&format!("/v1/tokens?{}", at_query(at))).await
+    }
+
+    /// `DELETE /v1/tokens/{name}`: revokes a token; returns the revocation's revision.
+    pub async fn revoke_token(&self, name: &str) -> Result<u64, ClientError> {
+        let url = format!("{}/v1/tokens/{}", self.base, encode(name));
+        let body: serde_json::Value = self
+            .send(self.http.delete(url))
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body["revision"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("missing revision".into()))
     }
 }

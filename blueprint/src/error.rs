@@ -53,9 +53,16 @@ pub enum WriteError {
         /// The service that owns it.
         owner: String,
     },
+    /// Conflict: a live token already has this name (or this secret).
+    #[error("already exists")]
+    Exists,
     /// Fatal or retryable, as the log error says: the append failed.
     #[error("log error: {0}")]
     Log(#[from] draft_log::Error),
+    /// Fatal for the request, and for the node if it lasts: the operating system gave no
+    /// randomness for a token's secret.
+    #[error("no randomness for a secret: {0}")]
+    NoRandomness(String),
     /// A caller's mistake: an event that Blueprint does not record for another part of the
     /// node (its type is not `io.draft.*`, or is in one of Blueprint's own families).
     #[error("not recorded: {0}")]
@@ -72,6 +79,8 @@ pub enum NameKind {
     Instance,
     /// A KV key.
     Key,
+    /// A token's name.
+    Token,
 }
 
 impl std::fmt::Display for NameKind {
@@ -80,6 +89,7 @@ impl std::fmt::Display for NameKind {
             Self::Service => "service name",
             Self::Instance => "instance name",
             Self::Key => "key",
+            Self::Token => "token name",
         })
     }
 }

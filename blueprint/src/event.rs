@@ -2,6 +2,7 @@
 //! the control partition `_draft` (DESIGN.md §2-3), so the control plane has one total order
 //! and its offset is the revision.
 
+use draft_http::auth::Policy;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{Registration, base64_decode, base64_encode};
@@ -13,13 +14,18 @@ pub const CONTROL_PARTITION: &str = "_draft";
 pub const CONTROL_TYPE_PREFIX: &str = "io.draft.";
 
 /// The types Blueprint itself writes (and the projection folds).
-const OWN_TYPES: [&str; 5] = [
+const OWN_TYPES: [&str; 7] = [
     "io.draft.instance.registered",
     "io.draft.instance.deregistered",
     "io.draft.instance.expired",
     "io.draft.kv.put",
     "io.draft.kv.deleted",
+    "io.draft.token.created",
+    "io.draft.token.revoked",
 ];
+
+/// The families of Blueprint's own types: never recorded for another part of the node.
+const OWN_FAMILIES: [&str; 3] = ["io.draft.instance.", "io.draft.kv.", "io.draft.token."];
 
 /// Prefixes of the control event types that other parts of the node record in `_draft`
 /// through [`Blueprint::record`](crate::Blueprint::record): Catalyst's consumer groups
@@ -34,8 +40,7 @@ pub const FOREIGN_TYPE_PREFIXES: [&str; 1] = ["io.draft.group."];
 pub fn is_foreign_type(ty: &str) -> bool {
     ty.len() > CONTROL_TYPE_PREFIX.len()
         && ty.starts_with(CONTROL_TYPE_PREFIX)
-        && !ty.starts_with("io.draft.instance.")
-        && !ty.starts_with("io.draft.kv.")
+        && !OWN_FAMILIES.iter().any(|f| ty.starts_with(f))
 }
 
 /// Whether `ty` is a foreign type this node expects (see [`FOREIGN_TYPE_PREFIXES`]).
@@ -82,6 +87,25 @@ pub enum ControlEvent {
         /// The key.
         key: String,
     },
+    /// `io.draft.token.created`: a token was made. Only its secret's SHA-256 is kept; the
+    /// event's actor made it.
+    TokenCreated {
+        /// Its name.
+        name: String,
+        /// The SHA-256 of its secret, lowercase hex.
+        secret_sha256: String,
+        /// What it may do.
+        policy: Policy,
+        /// When it stops being valid (unix nanos; `None`: never).
+        expires_at_nanos: Option<u64>,
+        /// Who made it (the event's actor, also in its data so the grant reads on its own).
+        creator: String,
+    },
+    /// `io.draft.token.revoked`: a token was revoked (the event's actor revoked it).
+    TokenRevoked {
+        /// Its name.
+        name: String,
+    },
     /// A control event of another part of the node (an `io.draft.*` type that is not
     /// Blueprint's, such as `io.draft.group.created`): kept in `_draft` for the audit trail,
     /// in order with Blueprint's own, and changing nothing in the projection but its revision.
@@ -118,6 +142,23 @@ enum Data {
     },
 }
 
+/// The `data` of `io.draft.token.created`, as stored.
+#[derive(Serialize, Deserialize)]
+struct TokenCreatedData {
+    name: String,
+    secret_sha256: String,
+    policy: Policy,
+    /// RFC 3339, or `null` for a token that does not expire.
+    expires_at: Option<String>,
+    creator: String,
+}
+
+/// The `data` of `io.draft.token.revoked`, as stored.
+#[derive(Serialize, Deserialize)]
+struct TokenRevokedData {
+    name: String,
+}
+
 /// A control event with what the log knows about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -141,12 +182,14 @@ impl ControlEvent {
             Self::Expired { .. } => "io.draft.instance.expired",
             Self::KvPut { .. } => "io.draft.kv.put",
             Self::KvDeleted { .. } => "io.draft.kv.deleted",
+            Self::TokenCreated { .. } => "io.draft.token.created",
+            Self::TokenRevoked { .. } => "io.draft.token.revoked",
             Self::Other { ty, .. } => ty,
         }
     }
 
     /// The path watches filter on: the key, or `services/<service>/<instance>` (`None` for
-    /// [`ControlEvent::Other`], which watches do not show).
+    /// tokens and [`ControlEvent::Other`], which watches do not show).
     #[must_use]
     pub fn path(&self) -> Option<String> {
         match self {
@@ -156,8 +199,14 @@ impl ControlEvent {
             | Self::Deregistered { service, instance }
             | Self::Expired { service, instance } => Some(format!("services/{service}/{instance}")),
             Self::KvPut { key, .. } | Self::KvDeleted { key } => Some(key.clone()),
-            Self::Other { .. } => None,
+            Self::TokenCreated { .. } | Self::TokenRevoked { .. } | Self::Other { .. } => None,
         }
+    }
+
+    /// Whether the event creates or revokes a token.
+    #[must_use]
+    pub fn is_token(&self) -> bool {
+        matches!(self, Self::TokenCreated { .. } | Self::TokenRevoked { .. })
     }
 
     fn data(&self) -> serde_json::Value {
@@ -182,6 +231,26 @@ impl ControlEvent {
                 value_base64: base64_encode(&value),
             },
             Self::KvDeleted { key } => Data::Key { key },
+            Self::TokenCreated {
+                name,
+                secret_sha256,
+                policy,
+                expires_at_nanos,
+                creator,
+            } => {
+                let data = TokenCreatedData {
+                    name,
+                    secret_sha256,
+                    policy,
+                    expires_at: expires_at_nanos.map(draft_http::rfc3339),
+                    creator,
+                };
+                return serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+            }
+            Self::TokenRevoked { name } => {
+                return serde_json::to_value(TokenRevokedData { name })
+                    .unwrap_or(serde_json::Value::Null);
+            }
             Self::Other { data, .. } => return data,
         };
         serde_json::to_value(data).unwrap_or(serde_json::Value::Null)
@@ -241,6 +310,9 @@ impl ControlEvent {
                 envelope.ty
             ));
         }
+        if let Some(event) = token_event(&envelope.ty, &envelope.data) {
+            return event.map(|e| (e, actor));
+        }
         let data: Data = serde_json::from_value(envelope.data).map_err(|e| e.to_string())?;
         let event = match (envelope.ty.as_str(), data) {
             (
@@ -278,6 +350,32 @@ impl ControlEvent {
         };
         Ok((event, actor))
     }
+}
+
+/// A token event read back from its type and data (`None`: not a token type).
+fn token_event(ty: &str, data: &serde_json::Value) -> Option<Result<ControlEvent, String>> {
+    let decode = |ty: &str| -> Result<ControlEvent, String> {
+        if ty == "io.draft.token.revoked" {
+            let d = TokenRevokedData::deserialize(data).map_err(|e| e.to_string())?;
+            return Ok(ControlEvent::TokenRevoked { name: d.name });
+        }
+        let d = TokenCreatedData::deserialize(data).map_err(|e| e.to_string())?;
+        let expires_at_nanos = match &d.expires_at {
+            None => None,
+            Some(text) => Some(
+                draft_http::parse_rfc3339(text)
+                    .ok_or_else(|| format!("expires_at {text:?} is not RFC 3339"))?,
+            ),
+        };
+        Ok(ControlEvent::TokenCreated {
+            name: d.name,
+            secret_sha256: d.secret_sha256,
+            policy: d.policy,
+            expires_at_nanos,
+            creator: d.creator,
+        })
+    };
+    ty.starts_with("io.draft.token.").then(|| decode(ty))
 }
 
 #[cfg(test)]
@@ -319,6 +417,22 @@ mod tests {
             ControlEvent::KvDeleted {
                 key: "app/db".into(),
             },
+            ControlEvent::TokenCreated {
+                name: "ci".into(),
+                secret_sha256: "ab".repeat(32),
+                policy: Policy::Reader,
+                expires_at_nanos: Some(1_767_225_600_000_000_000),
+                creator: "alice".into(),
+            },
+            ControlEvent::TokenCreated {
+                name: "orders".into(),
+                secret_sha256: "cd".repeat(32),
+                policy: Policy::from_json(r#"{"kv":{"read":["config/orders/*"]}}"#)
+                    .expect("policy"),
+                expires_at_nanos: None,
+                creator: "alice".into(),
+            },
+            ControlEvent::TokenRevoked { name: "ci".into() },
             ControlEvent::Other {
                 ty: "io.draft.group.created".into(),
                 data: serde_json::json!({"channel": "orders", "group": "billing"}),
@@ -361,6 +475,7 @@ mod tests {
         for own in OWN_TYPES {
             assert!(!is_foreign_type(own), "{own}");
         }
+        assert!(!is_foreign_type("io.draft.token.created"));
         assert!(!is_foreign_type("io.draft."));
         assert!(!is_foreign_type("com.example.x"));
     }

@@ -5,6 +5,11 @@
 //! as of any past revision or time can be asked for (`?at=`). Leases are kept in memory; when
 //! one lapses the node appends `io.draft.instance.expired`. See DESIGN.md §2-4.
 //!
+//! Tokens are control events too (`io.draft.token.created` / `revoked`, carrying only the
+//! SHA-256 of their secret), so they are part of the projection: they survive restarts and
+//! `?at=` shows who could do what then. [`Blueprint::authenticate`] checks a presented
+//! secret against them, through a cache the writer clears on every token event.
+//!
 //! Writes take validated names ([`ServiceName`], [`InstanceId`], [`Key`]) and revisions are
 //! [`Revision`]s, so the library refuses what the HTTP API refuses.
 
@@ -47,6 +52,11 @@ mod replay;
 mod respond;
 #[cfg(feature = "server")]
 mod shared;
+mod token_api;
+#[cfg(feature = "server")]
+mod token_cache;
+#[cfg(feature = "server")]
+mod tokens;
 #[cfg(feature = "server")]
 pub mod upstream;
 #[cfg(feature = "server")]
@@ -67,12 +77,14 @@ pub use crate::error::{NameError, NameKind, OpenError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
-pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName};
+pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName, TokenName};
 #[cfg(feature = "server")]
 pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
 #[cfg(feature = "server")]
-pub use crate::projection::{Instance, KvValue, Projection};
+pub use crate::projection::{Instance, KvValue, Projection, Token, Tokens};
 #[cfg(feature = "server")]
 pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at};
+#[cfg(feature = "server")]
+pub use crate::tokens::NewSecret;
 #[cfg(feature = "server")]
 pub use crate::upstream::{Refusal, UpstreamPolicy};

@@ -1,5 +1,5 @@
-//! Validated names at Blueprint's boundary: [`ServiceName`], [`InstanceId`], [`Key`], and the
-//! control plane's [`Revision`].
+//! Validated names at Blueprint's boundary: [`ServiceName`], [`InstanceId`], [`Key`],
+//! [`TokenName`], and the control plane's [`Revision`].
 //!
 //! A name that parses is one the HTTP API accepts, so the library refuses what the API
 //! refuses: the handlers parse path segments into these types and answer a [`NameError`] with
@@ -22,6 +22,16 @@ pub(crate) const HISTORY: &str = "/history";
 const NAME_RULE: &str = "1-128 of [A-Za-z0-9._-]";
 /// The rule of keys, in words (`1-{MAX_KEY_BYTES}`; a test checks the two agree).
 const KEY_RULE: &str = "1-512 bytes of [A-Za-z0-9._-/] and not end with /history";
+
+/// The rule of token names, in words.
+const TOKEN_RULE: &str = "1-64 of [A-Za-z0-9._-], and not anonymous or draft";
+
+/// Token names: `[A-Za-z0-9._-]{1,64}`, except the actors Draft uses itself (`anonymous`,
+/// for requests without a token, and `draft`, for what the node does on its own), so the
+/// audit trail cannot confuse a token with them.
+fn is_token_name(value: &str) -> bool {
+    value.len() <= 64 && is_name(value) && value != "anonymous" && value != "draft"
+}
 
 /// Service and instance names: `[A-Za-z0-9._-]{1,128}`.
 fn is_name(value: &str) -> bool {
@@ -152,6 +162,13 @@ name_type! {
     /// `kv::check_key` before this type); the `/history` suffix is refused because
     /// `GET /v1/kv/{key}/history` reads a key's history.
     Key, NameKind::Key, KEY_RULE, is_key
+}
+
+name_type! {
+    /// A token's name, the actor of everything done with it: 1 to 64 bytes of
+    /// `[A-Za-z0-9._-]`, and not `anonymous` or `draft` (the actors of requests without a
+    /// token and of the node itself). Unique among live tokens.
+    TokenName, NameKind::Token, TOKEN_RULE, is_token_name
 }
 
 /// A revision of the control plane: the offset of a control event in the control partition
@@ -327,6 +344,18 @@ mod tests {
         );
         assert!(serde_json::from_str::<Key>("\"a/history\"").is_err());
         assert!(serde_json::from_str::<ServiceName>("7").is_err());
+    }
+
+    #[test]
+    fn token_names_are_short_names_but_not_drafts_own_actors() {
+        for ok in ["admin", "ci-deployer", "orders.v2", &"t".repeat(64)] {
+            assert_eq!(TokenName::parse(ok).expect(ok).as_str(), ok);
+        }
+        for bad in ["", "anonymous", "draft", "a b", "a/b", &"t".repeat(65)] {
+            let e = TokenName::parse(bad).expect_err(bad);
+            assert_eq!(e.kind(), NameKind::Token);
+            assert!(e.to_string().starts_with("token name"), "{e}");
+        }
     }
 
     #[test]

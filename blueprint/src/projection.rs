@@ -2,9 +2,13 @@
 //! state changes, so any state (now, or as of any revision) is rebuilt by replaying the log.
 //! No I/O here; tested by feeding events.
 
+mod tokens;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::tokens::{Token, Tokens};
 
 use crate::event::{Applied, ControlEvent};
 use crate::ownership::{self, RouteClaims, RouteKey};
@@ -52,6 +56,9 @@ pub struct Projection {
     /// routes had owners: [`Projection::fill_missing_claims`] derives it then.
     #[serde(default)]
     routes: RouteClaims,
+    /// Tokens made and not revoked.
+    #[serde(default)]
+    tokens: Tokens,
 }
 
 impl Projection {
@@ -67,6 +74,8 @@ impl Projection {
             applied.event,
             ControlEvent::KvPut { .. }
                 | ControlEvent::KvDeleted { .. }
+                | ControlEvent::TokenCreated { .. }
+                | ControlEvent::TokenRevoked { .. }
                 | ControlEvent::Other { .. }
         ) {
             self.registry_revision = Some(revision);
@@ -143,6 +152,24 @@ impl Projection {
                 self.kv.remove(key);
                 self.history.entry(key.clone()).or_default().push(revision);
             }
+            ControlEvent::TokenCreated {
+                name,
+                secret_sha256,
+                policy,
+                expires_at_nanos,
+                creator,
+            } => self.tokens.create(
+                name,
+                Token {
+                    secret_sha256: secret_sha256.clone(),
+                    policy: policy.clone(),
+                    expires_at_nanos: *expires_at_nanos,
+                    creator: creator.clone(),
+                    created_nanos: applied.time_nanos,
+                    revision,
+                },
+            ),
+            ControlEvent::TokenRevoked { name } => self.tokens.revoke(name),
             // Another part of the node's event: only the revision moves.
             ControlEvent::Other { .. } => {}
         }
@@ -243,6 +270,12 @@ impl Projection {
                 revision,
             );
         }
+    }
+
+    /// The tokens made and not revoked.
+    #[must_use]
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// Every instance with its service, for lease bookkeeping.
@@ -429,6 +462,31 @@ mod tests {
             .collect();
         assert_eq!(keys, vec!["app/b"]);
         assert_eq!(p.range("", None, 1).count(), 1);
+    }
+
+    #[test]
+    fn tokens_come_and_go_with_their_events_and_leave_the_registry_alone() {
+        let mut p = Projection::default();
+        p.apply(&at(0, registered("web", "w1", "a:1")));
+        p.apply(&at(
+            1,
+            ControlEvent::TokenCreated {
+                name: "ci".into(),
+                secret_sha256: "ab".repeat(32),
+                policy: draft_http::auth::Policy::Reader,
+                expires_at_nanos: None,
+                creator: "admin".into(),
+            },
+        ));
+        assert_eq!(p.registry_revision(), Some(0), "routes need no rebuild");
+        let (name, token) = p.tokens().by_digest(&"ab".repeat(32)).expect("found");
+        assert_eq!((name, token.revision, token.created_nanos), ("ci", 1, 10));
+        let snapshot: Projection =
+            serde_json::from_str(&serde_json::to_string(&p).expect("json")).expect("back");
+        assert_eq!(snapshot, p, "checkpoints keep tokens");
+        p.apply(&at(2, ControlEvent::TokenRevoked { name: "ci".into() }));
+        assert!(p.tokens().get("ci").is_none());
+        assert_eq!(p.revision(), Some(2));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use draft_http::auth::{Action, Caller, Resource};
 use draft_http::{Actor, ApiError, Code, Query};
 
 use crate::applier::Outcome;
@@ -107,11 +108,23 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `PUT /v1/services/{service}/instances/{instance}`.
+/// What a route claims, as `routes.claim` patterns name it: `host/prefix`, or `prefix` for a
+/// route on any host.
+fn claim(route: &Route) -> String {
+    match &route.host {
+        Some(host) => format!("{host}{}", route.prefix),
+        None => route.prefix.clone(),
+    }
+}
+
+/// `PUT /v1/services/{service}/instances/{instance}`. The node's authorization layer has
+/// checked `services.register` on the service; each route is checked here as
+/// `routes.claim`, since only the body names them.
 pub(crate) async fn register(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
     actor: Actor,
+    caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
     let service = ServiceName::parse(&service).map_err(|e| name_error(&e))?;
@@ -129,6 +142,9 @@ pub(crate) async fn register(
         .check_address(&registration.address)
         .await
         .map_err(|m| ApiError::new(Code::InvalidRegistration, m))?;
+    for route in &registration.routes {
+        caller.check(Action::RoutesClaim, &Resource::Name(&claim(route)))?;
+    }
     let outcome = bp
         .register(&service, &instance, registration, actor.name())
         .await

@@ -107,13 +107,16 @@ pub fn open_error(e: &OpenError) -> ApiError {
 pub(crate) fn name_error(e: &NameError) -> ApiError {
     match e.kind() {
         NameKind::Key => ApiError::new(Code::InvalidKey, e.to_string()),
-        NameKind::Service | NameKind::Instance => ApiError::invalid_parameter(e.to_string()),
+        NameKind::Service | NameKind::Instance | NameKind::Token => {
+            ApiError::invalid_parameter(e.to_string())
+        }
     }
 }
 
 pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
     match e {
         WriteError::NotFound => ApiError::new(Code::NotFound, format!("{what} does not exist")),
+        WriteError::Exists => ApiError::new(Code::Conflict, format!("{what} already exists")),
         WriteError::PreconditionFailed { current } => ApiError::new(
             Code::PreconditionFailed,
             format!(
@@ -130,6 +133,11 @@ pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
             ),
         ),
         WriteError::Log(e) => log_error(&e),
+        WriteError::NoRandomness(reason) => ApiError::internal(
+            Code::Internal,
+            format!("{what} could not be made: the node has no randomness; see its log"),
+            reason,
+        ),
         WriteError::NotRecorded(reason) => ApiError::internal(
             Code::Internal,
             format!("{what} could not be recorded"),

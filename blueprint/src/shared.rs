@@ -15,6 +15,7 @@ use crate::config::BlueprintConfig;
 use crate::lease::Leases;
 use crate::names::Revision;
 use crate::projection::Projection;
+use crate::token_cache::TokenCache;
 
 /// The state of one node's Blueprint, behind the handle's `Arc`.
 pub(crate) struct Shared {
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     /// The checkpoint a past read last loaded: reads `?at=` cluster, and parsing a checkpoint
     /// is most of their cost.
     pub(crate) loaded: Mutex<Option<Arc<Projection>>>,
+    /// Verified tokens; cleared by the writer whenever it applies a token event.
+    pub(crate) tokens: TokenCache,
 }
 
 impl Shared {

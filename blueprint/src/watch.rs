@@ -20,7 +20,8 @@ use crate::names::Revision;
 use crate::projection::Projection;
 use crate::wire::{Health, WatchMessage, base64_encode};
 
-/// The message for a logged control event (`None` for one of another part of the node).
+/// The message for a logged control event (`None` for tokens, which a watch never shows, and
+/// for one of another part of the node).
 fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
     Some(match event {
         ControlEvent::KvPut { key, value } => WatchMessage::Put {
@@ -49,7 +50,9 @@ fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
             service,
             instance,
         },
-        ControlEvent::Other { .. } => return None,
+        ControlEvent::TokenCreated { .. }
+        | ControlEvent::TokenRevoked { .. }
+        | ControlEvent::Other { .. } => return None,
     })
 }
 

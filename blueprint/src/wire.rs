@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod tokens;
+
+pub use self::tokens::{CreatedToken, MAX_TOKEN_SECS, NewToken, TokenInfo, TokenList};
+
 /// One route an instance serves, for Fuse. Unknown fields are refused, as in
 /// [`Registration`]: a misspelt `strip_prefix` must not be silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -120,6 +120,11 @@ impl Shared {
                 });
             }
         }
+        // After the projection has them and before any writer is answered: a revoked token
+        // is refused from the moment its revocation is acknowledged.
+        if skipped.iter().any(|a| a.event.is_token()) || events.iter().any(|(e, _)| e.is_token()) {
+            self.tokens.clear();
+        }
         self.applied
             .send_replace(revisions.last().copied().map(Revision::new));
         Ok(revisions)

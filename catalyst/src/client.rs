@@ -85,11 +85,21 @@ impl Pager<'_> {
     }
 }
 
-/// A Catalyst client for one node.
-#[derive(Debug, Clone)]
+/// A Catalyst client for one node, with the token it sends, if any.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -99,7 +109,31 @@ impl Client {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            token: None,
         }
+    }
+
+    /// This client, sending `token` as `Authorization: Bearer` with every request and
+    /// WebSocket upgrade (`None`: no token, for a node that does not check them).
+    #[must_use]
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// A request with the client's token.
+    pub(crate) fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// The `Authorization` header of a WebSocket upgrade, if the client has a token.
+    pub(crate) fn authorization(&self) -> Option<tungstenite::http::HeaderValue> {
+        let token = self.token.as_ref()?;
+        tungstenite::http::HeaderValue::from_str(&format!("Bearer {token}")).ok()
     }
 
     /// Opens a `cloudevents.json` WebSocket to `path_and_query`; a refused upgrade is the
@@ -113,6 +147,9 @@ impl Client {
             "sec-websocket-protocol",
             tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
         );
+        if let Some(value) = self.authorization() {
+            request.headers_mut().insert("authorization", value);
+        }
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| match e {
@@ -173,8 +210,7 @@ impl Client {
         let url = format!("{}/v1/channels/{channel}/events", self.base);
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let response = self
-            .http
-            .post(url)
+            .request(reqwest::Method::POST, url)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -200,8 +236,7 @@ impl Client {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
         let response = self
-            .http
-            .get(url)
+            .request(reqwest::Method::GET, url.to_owned())
             .send()
             .await
             .map_err(|e| self.connect_error(&e))?;
@@ -222,8 +257,7 @@ impl Client {
         let query = options.query(&[("limit", limit.to_string())]);
         let url = format!("{}/v1/channels/{channel}/events?{query}", self.base);
         let response = self
-            .http
-            .get(url)
+            .request(reqwest::Method::GET, url)
             .send()
             .await
             .map_err(|e| self.connect_error(&e))?;

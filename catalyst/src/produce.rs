@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use draft_log::NewRecord;
 
-use draft_http::{ApiError, Code};
+use draft_http::{Actor, ApiError, Code};
 
 use crate::broker::{Catalyst, CatalystConfig};
 use crate::channel_name::ChannelName;
@@ -89,6 +89,7 @@ impl Payload {
 pub(crate) async fn produce(
     State(state): State<Catalyst>,
     Path(channel): Path<String>,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -109,7 +110,7 @@ pub(crate) async fn produce(
         Mode::Batch => Payload::Batch(body),
         Mode::Binary => Payload::Binary(headers, body),
     };
-    let (status, offsets) = store(&state, &channel, payload).await?;
+    let (status, offsets) = store(&state, &channel, payload, &actor).await?;
     let response = ProduceResponse {
         channel: channel.to_string(),
         offsets,
@@ -117,17 +118,31 @@ pub(crate) async fn produce(
     Ok((status, Json(response)).into_response())
 }
 
-/// What every produce does, over HTTP or a WebSocket: validates the events, drops those the
-/// duplicate window has seen, appends the others atomically (durable before this returns, by
-/// the log's durability), and remembers their keys. Answers one offset per event sent, and
-/// 201 if anything was stored, 200 if every event was a duplicate.
+/// What every produce does, over HTTP or a WebSocket: validates the events, names the
+/// producer's token in them (`draftactor`, when it presented one), drops those the duplicate
+/// window has seen, appends the others atomically (durable before this returns, by the log's
+/// durability), and remembers their keys. Answers one offset per event sent, and 201 if
+/// anything was stored, 200 if every event was a duplicate.
 pub(crate) async fn store(
     state: &Catalyst,
     channel: &ChannelName,
     payload: Payload,
+    actor: &Actor,
 ) -> Result<(StatusCode, Vec<u64>), ApiError> {
-    let events = validate(state.config(), payload)?;
+    let mut events = validate(state.config(), payload)?;
+    stamp(&mut events, actor);
     append(state, channel, events).await
+}
+
+/// Puts the producer's actor into each event, unless it presented no token (auth off):
+/// `anonymous` on every event would say nothing and cost bytes on disk.
+fn stamp(events: &mut [ParsedEvent], actor: &Actor) {
+    if actor.is_anonymous() {
+        return;
+    }
+    for event in events {
+        event.json = cloudevent::with_actor(&event.json, actor.name());
+    }
 }
 
 /// [`store`] for several payloads (a WebSocket producer's frames) with one append: each payload
@@ -138,6 +153,7 @@ pub(crate) async fn store_many(
     state: &Catalyst,
     channel: &ChannelName,
     payloads: Vec<Result<Payload, ApiError>>,
+    actor: &Actor,
 ) -> Vec<Result<Vec<u64>, ApiError>> {
     let mut results = Vec::with_capacity(payloads.len());
     let mut events = Vec::new();
@@ -156,6 +172,7 @@ pub(crate) async fn store_many(
     if events.is_empty() {
         return results;
     }
+    stamp(&mut events, actor);
     match append(state, channel, events).await {
         Ok((_, offsets)) => {
             for (i, first, n) in spans {

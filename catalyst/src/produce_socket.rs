@@ -24,7 +24,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use draft_http::ws::{ClientData, IDLE_LIMIT, Inbound, Outbound, PING_EVERY, SocketOptions};
-use draft_http::{ApiError, Code};
+use draft_http::{Actor, ApiError, Code};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -48,6 +48,7 @@ const READ_BUFFER: usize = 64 * 1024;
 pub(crate) async fn produce_socket(
     State(state): State<Catalyst>,
     Path(name): Path<String>,
+    actor: Actor,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let channel = ChannelName::parse(&name)?;
@@ -58,17 +59,17 @@ pub(crate) async fn produce_socket(
     Ok(draft_http::ws::limited_to(upgrade, max_frame)
         .read_buffer_size(READ_BUFFER)
         .protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| serve(state, channel, socket)))
+        .on_upgrade(move |socket| serve(state, channel, actor, socket)))
 }
 
 /// One producer's connection: the socket loop forwards frames to the pipeline and sends its
-/// acknowledgements.
-async fn serve(state: Catalyst, channel: ChannelName, socket: WebSocket) {
+/// acknowledgements. Its events name the actor the upgrade was let through as.
+async fn serve(state: Catalyst, channel: ChannelName, actor: Actor, socket: WebSocket) {
     let config = state.config();
     let window = Window::new(config.produce_window_frames, config.produce_window_bytes);
     let (to_pipeline, frames) = mpsc::channel(HANDOFF);
     let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
-    let target = Arc::new((state.clone(), channel));
+    let target = Arc::new((state.clone(), channel, actor));
     let goodbye = Outbound::Close(close_code::AWAY, "node shutting down".into());
     let pipeline = tokio::spawn(pipeline::run(
         frames,
@@ -93,10 +94,10 @@ async fn serve(state: Catalyst, channel: ChannelName, socket: WebSocket) {
 /// Stores a group of frames' events with one append; answers one result per frame. A server
 /// error is logged here (no HTTP layer sees it).
 async fn store_frames(
-    target: Arc<(Catalyst, ChannelName)>,
+    target: Arc<(Catalyst, ChannelName, Actor)>,
     frames: Vec<Inbound>,
 ) -> Vec<Result<Vec<u64>, ApiError>> {
-    let (state, channel) = &*target;
+    let (state, channel, actor) = &*target;
     let payloads = frames
         .into_iter()
         .map(|frame| match frame {
@@ -108,7 +109,7 @@ async fn store_frames(
             )),
         })
         .collect();
-    let results = produce::store_many(state, channel, payloads).await;
+    let results = produce::store_many(state, channel, payloads, actor).await;
     if let Some(e) = results
         .iter()
         .find_map(|r| r.as_ref().err().filter(|e| e.status().is_server_error()))

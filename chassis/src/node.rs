@@ -1,5 +1,5 @@
-//! The service's link to its node: the HTTP clients of Blueprint and Catalyst, and WebSockets
-//! opened with the service's token.
+//! The service's link to its node: the HTTP clients of Blueprint and Catalyst and the
+//! WebSockets, all with the service's token (`DRAFT_TOKEN`) when it has one.
 
 use draft_http::ClientError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -22,9 +22,9 @@ impl NodeLink {
     pub(crate) fn new(url: &str, token: Option<String>) -> Self {
         Self {
             url: url.to_owned(),
+            blueprint: draft_blueprint::client::Client::new(url).with_token(token.clone()),
+            catalyst: draft_catalyst::client::Client::new(url).with_token(token.clone()),
             token,
-            blueprint: draft_blueprint::client::Client::new(url),
-            catalyst: draft_catalyst::client::Client::new(url),
         }
     }
 

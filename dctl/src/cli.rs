@@ -12,6 +12,7 @@ use crate::cmd::routes::RoutesArgs;
 use crate::cmd::run::RunArgs;
 use crate::cmd::services::ServicesArgs;
 use crate::cmd::status::StatusArgs;
+use crate::cmd::token::TokenArgs;
 use crate::cmd::up::UpArgs;
 
 /// Draft: service registry, CloudEvents broker and ingress router on one durable log.
@@ -48,4 +49,6 @@ pub(crate) enum Command {
     Log(LogArgs),
     /// The ingress route table, or why a request takes the route it takes.
     Routes(RoutesArgs),
+    /// Make, list and revoke tokens (a node with auth on needs one for every request).
+    Token(TokenArgs),
 }

@@ -67,6 +67,15 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// With auth on and no valid token, the node could not make its first admin token (or
+    /// write its secret to the file).
+    #[error("cannot make the first admin token in {}: {reason}", path.display())]
+    Bootstrap {
+        /// The file its secret goes to.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The last fsync on the way down failed: appends acknowledged in `buffered` mode since
     /// the last flush may be lost.
     #[error("final fsync failed: {0}")]

@@ -2,12 +2,14 @@
 //! operations endpoints, the API and ingress listeners) as a value: open it, then serve it
 //! until a shutdown future resolves.
 
+mod auth;
 mod control;
 mod ops;
 mod settings;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,8 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 pub use self::settings::{
-    CatalystLayer, DurabilityChoice, FuseLayer, Layer, NodeLayer, Settings, host_name,
+    AuthLayer, AuthMode, AuthSettings, CatalystLayer, DurabilityChoice, FuseLayer, Layer,
+    NodeLayer, Settings, host_name,
 };
 use crate::error::{Error, Result};
 
@@ -34,6 +37,9 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 pub struct Node {
     settings: Settings,
     parts: ops::Parts,
+    guard: auth::Guard,
+    /// The file of the admin token this start made, if it made one.
+    admin_token: Option<PathBuf>,
     api: TcpListener,
     ingress: TcpListener,
     shutdown: Shutdown,
@@ -64,10 +70,12 @@ impl Node {
     }
 
     /// Opens the node on `log`: rebuilds the registry's projection, the broker's duplicate
-    /// window and its consumer groups from it, and binds both listeners.
+    /// window and its consumer groups from it, makes the first admin token if tokens are
+    /// checked and none is valid, and binds both listeners.
     ///
     /// # Errors
-    /// [`Error::Start`] if reading the log fails, [`Error::Bind`] for a listen address.
+    /// [`Error::Start`] if reading the log fails, [`Error::Bootstrap`] if the first token
+    /// cannot be made, [`Error::Bind`] for a listen address.
     pub async fn open_on(settings: Settings, log: Arc<dyn LogBackend>) -> Result<Self> {
         let started = tokio::time::Instant::now();
         let shutdown = Shutdown::new();
@@ -82,6 +90,18 @@ impl Node {
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await
             .map_err(|e| start_error("registry", &e))?;
+        let admin_token = if settings.auth.enabled {
+            auth::ensure_admin(&blueprint, &settings.data_dir).await?
+        } else {
+            None
+        };
+        if settings.auth.is_open_to_the_network(settings.listen) {
+            warn!(
+                listen = %settings.listen,
+                "auth is off and the API does not listen on loopback only: anyone who can reach \
+                 it can do anything; use --auth on (or auto) to require tokens"
+            );
+        }
         let catalyst_config = draft_catalyst::CatalystConfig {
             shutdown: shutdown.clone(),
             ..settings.catalyst.clone()
@@ -101,6 +121,10 @@ impl Node {
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
         );
+        let guard = auth::Guard {
+            enabled: settings.auth.enabled,
+            blueprint: blueprint.clone(),
+        };
         let parts = ops::Parts {
             name: settings.name.clone(),
             log,
@@ -114,6 +138,8 @@ impl Node {
         Ok(Self {
             settings,
             parts,
+            guard,
+            admin_token,
             api,
             ingress,
             shutdown,
@@ -136,14 +162,27 @@ impl Node {
         self.ingress.local_addr()
     }
 
+    /// The file this start wrote the first admin token's secret to (auth on, no valid token
+    /// before), if it did.
+    #[must_use]
+    pub fn admin_token_file(&self) -> Option<&Path> {
+        self.admin_token.as_deref()
+    }
+
+    /// Whether the API checks tokens.
+    #[must_use]
+    pub fn auth_enabled(&self) -> bool {
+        self.guard.enabled
+    }
+
     /// The node's shutdown token: triggering it stops the node as `serve`'s future does.
     #[must_use]
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
     }
 
-    /// The API: every service's routes, the operations endpoints, JSON 404 and 405, and
-    /// server errors logged once.
+    /// The API: every service's routes, the operations endpoints, JSON 404 and 405, every
+    /// request authorized (see `node/auth.rs`), and server errors logged once.
     pub fn router(&self) -> Router {
         let p = &self.parts;
         draft_catalyst::router(p.catalyst.clone())
@@ -151,6 +190,10 @@ impl Node {
             .merge(draft_fuse::router(p.blueprint.clone()))
             .merge(ops::router(p.clone()))
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                self.guard.clone(),
+                auth::check,
+            ))
             .layer(axum::middleware::from_fn(draft_http::log_server_errors))
     }
 
@@ -167,12 +210,14 @@ impl Node {
             api,
             ingress,
             shutdown,
+            ..
         } = self;
         info!(
             api = %api.local_addr().map_or_else(|e| e.to_string(), |a| format!("http://{a}")),
             ingress = %ingress.local_addr().map_or_else(|e| e.to_string(), |a| format!("http://{a}")),
             data_dir = %settings.data_dir.display(),
             durability = ?settings.durability,
+            auth = settings.auth.enabled,
             "draft node up"
         );
         let ingress = tokio::spawn(serve(

@@ -8,6 +8,7 @@
 // code).
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
+pub mod auth;
 pub mod prometheus;
 pub mod servers;
 

@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json` describes the node's API: it parses, every path it lists is served
 //! (no documented GET reaches the router's fallback 404), a method a path does not take gets
 //! 405 with the JSON error body, and the node answers thousands of generated requests as the
-//! document says (`scripts/api-fuzz.sh`, schemathesis).
+//! document says (`scripts/api-fuzz.sh`, schemathesis), with auth off and with a token.
 
 use draft_tests::Node;
 use serde_json::Value;
@@ -84,21 +84,13 @@ async fn a_method_a_path_does_not_take_gets_405_with_the_error_body() {
     }
 }
 
-/// Runs `scripts/api-fuzz.sh` (schemathesis, installed from `PyPI` into `target/tools` on first
-/// use) against a fresh node. Set `DRAFT_SKIP_API_FUZZ=1` to skip it on a machine without
-/// access to `PyPI`; nothing else skips it.
-#[test]
-fn the_node_answers_generated_requests_as_its_document_says() {
-    if std::env::var_os("DRAFT_SKIP_API_FUZZ").is_some() {
-        eprintln!("skipped: DRAFT_SKIP_API_FUZZ is set");
-        return;
-    }
-    let dir = tempfile::tempdir().expect("dir");
-    let node = Node::start(dir.path(), &[]);
+/// Runs `scripts/api-fuzz.sh` against `node` with extra schemathesis options.
+fn fuzz(node: &Node, extra: &[&str]) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/api-fuzz.sh");
     let output = std::process::Command::new("bash")
         .arg(&script)
         .arg(&node.url)
+        .args(extra)
         .output()
         .expect("run scripts/api-fuzz.sh");
     let report = String::from_utf8_lossy(&output.stdout);
@@ -111,4 +103,38 @@ fn the_node_answers_generated_requests_as_its_document_says() {
         report.contains("generated") && !report.contains("No operations"),
         "schemathesis ran no test:\n{report}"
     );
+}
+
+/// Runs `scripts/api-fuzz.sh` (schemathesis, installed from `PyPI` into `target/tools` on first
+/// use) against a fresh node, then against a node that checks tokens, with its admin token
+/// (so every operation is tried past the authorization layer, tokens included). The runs
+/// take turns, to leave the machine's cores to one of them at a time. Set
+/// `DRAFT_SKIP_API_FUZZ=1` to skip them on a machine without access to `PyPI`; nothing else
+/// skips them.
+#[test]
+fn the_node_answers_generated_requests_as_its_document_says() {
+    if std::env::var_os("DRAFT_SKIP_API_FUZZ").is_some() {
+        eprintln!("skipped: DRAFT_SKIP_API_FUZZ is set");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+    fuzz(&node, &[]);
+    drop(node);
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &["--auth", "on"]);
+    let token = draft_tests::auth::admin_token(&node);
+    // Not DELETE /v1/tokens/{name}: its stateful phase follows GET /v1/tokens to the token's
+    // own name and revokes it, and every request after is a 401 (the run without a token
+    // covers that endpoint).
+    let header = format!("Authorization: Bearer {token}");
+    fuzz(
+        &node,
+        &["--header", &header, "--exclude-path", "/v1/tokens/{name}"],
+    );
+    let still = std::process::Command::new(draft_tests::dctl())
+        .args(["status", "--url", &node.url, "--token", &token])
+        .output()
+        .expect("dctl status");
+    assert!(still.status.success(), "the run kept its token to the end");
 }

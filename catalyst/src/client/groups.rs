@@ -106,8 +106,7 @@ impl Client {
     pub async fn delete_group(&self, channel: &str, group: &str) -> Result<(), ClientError> {
         let url = format!("{}/v1/channels/{channel}/groups/{group}", self.base);
         let response = self
-            .http
-            .delete(url)
+            .request(reqwest::Method::DELETE, url)
             .send()
             .await
             .map_err(|e| self.connect_error(&e))?;

@@ -75,6 +75,7 @@ impl Client {
         let link = Link {
             url: format!("{ws_base}/v1/channels/{channel}/produce"),
             base: self.base.clone(),
+            authorization: self.authorization(),
         };
         let socket = link.connect().await?;
         let (queue, frames) = mpsc::unbounded_channel();
@@ -148,10 +149,11 @@ fn stopped() -> ClientError {
     ClientError::Protocol("the producer's connection has stopped".into())
 }
 
-/// Where the producer connects.
+/// Where the producer connects, and with which token.
 struct Link {
     url: String,
     base: String,
+    authorization: Option<tungstenite::http::HeaderValue>,
 }
 
 impl Link {
@@ -169,6 +171,9 @@ impl Link {
             "sec-websocket-protocol",
             tungstenite::http::HeaderValue::from_static(SUBPROTOCOL),
         );
+        if let Some(value) = &self.authorization {
+            request.headers_mut().insert("authorization", value.clone());
+        }
         match tokio_tungstenite::connect_async_with_config(request, None, true).await {
             Ok((socket, _)) => Ok(socket),
             Err(tungstenite::Error::Http(response)) => {

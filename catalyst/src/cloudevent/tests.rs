@@ -58,6 +58,10 @@ fn missing_and_invalid_attributes_are_named() {
             "draftoffset",
         ),
         (
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","draftactor":"admin"}"#,
+            "draftactor",
+        ),
+        (
             r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","dataschema":"no url"}"#,
             "dataschema",
         ),
@@ -269,6 +273,7 @@ fn generated_extensions() -> impl Strategy<Value = Vec<(&'static str, &'static s
                     "a1",
                     "Ext",
                     "draftoffset",
+                    "draftactor",
                     "x_y",
                     "\\u0065xt",
                 ][..],

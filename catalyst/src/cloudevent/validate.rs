@@ -4,8 +4,9 @@
 
 use cloudevents::{AttributesReader, Event};
 
-/// Extensions Draft adds to delivered events; producers may not set them.
-pub const RESERVED_EXTENSIONS: [&str; 2] = ["draftchannel", "draftoffset"];
+/// Extensions Draft adds to events (`draftactor` when it stores them, the others on delivery);
+/// producers may not set them.
+pub const RESERVED_EXTENSIONS: [&str; 3] = ["draftchannel", "draftoffset", "draftactor"];
 
 /// The core context attributes of CloudEvents 1.0 (everything else is an extension).
 const CORE_ATTRIBUTES: [&str; 10] = [
@@ -90,7 +91,7 @@ pub(super) fn check_extension_name(name: &str) -> Result<(), EventError> {
     if RESERVED_EXTENSIONS.contains(&name) {
         return Err(EventError::new(
             Some(name),
-            format!("extension attribute `{name}` is set by Draft on delivery; do not send it"),
+            format!("extension attribute `{name}` is set by Draft; do not send it"),
         ));
     }
     Ok(())

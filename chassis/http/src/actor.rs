@@ -1,17 +1,18 @@
 //! [`Actor`]: who a request acts as, recorded in every control event (`draftactor`).
 //!
-//! Handlers take it as an extractor. Until authentication exists every request is
-//! `anonymous`; authentication will put the token's actor into the request's extensions
-//! (a middleware before the handlers), and this extractor returns it, so no handler changes.
+//! Handlers take it as an extractor. When the node checks tokens, its authorization layer
+//! puts the token's name into the request's extensions (see [`crate::auth`]) and this
+//! extractor returns it; otherwise every request is `anonymous`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-/// The identity a request acts as.
+/// The identity a request acts as. Cheap to clone (it is shared, not copied).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Actor(String);
+pub struct Actor(Arc<str>);
 
 impl Actor {
     /// The actor of a request that presented no identity.
@@ -20,13 +21,19 @@ impl Actor {
     /// An actor with this name.
     #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
-        Self(name.into())
+        Self(Arc::from(name.into()))
     }
 
     /// `anonymous`.
     #[must_use]
     pub fn anonymous() -> Self {
         Self::new(Self::ANONYMOUS)
+    }
+
+    /// Whether this is the actor of a request that presented no identity.
+    #[must_use]
+    pub fn is_anonymous(&self) -> bool {
+        &*self.0 == Self::ANONYMOUS
     }
 
     /// The actor's name, as recorded.
@@ -66,10 +73,12 @@ mod tests {
             .await
             .expect("infallible");
         assert_eq!(actor.name(), "anonymous");
+        assert!(actor.is_anonymous());
         parts.extensions.insert(Actor::new("ci-deployer"));
         let actor = Actor::from_request_parts(&mut parts, &())
             .await
             .expect("infallible");
         assert_eq!(actor.name(), "ci-deployer");
+        assert!(!actor.is_anonymous());
     }
 }

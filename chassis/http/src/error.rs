@@ -38,6 +38,14 @@ pub enum Code {
     /// (`.`, `..`, also percent-encoded), an encoded slash or backslash (`%2F`, `%5C`) or a
     /// backslash.
     InvalidPath,
+    /// 400: a token request (its name, role, policy or expiry) is not valid.
+    InvalidPolicy,
+    /// 401: the request presented no token, or one that is not valid (unknown, revoked or
+    /// expired: the answer does not say which). Answered with `WWW-Authenticate: Bearer`.
+    Unauthenticated,
+    /// 403: the token's policy does not allow the action on the resource (the message names
+    /// both).
+    Forbidden,
     /// 404: the channel has no events yet.
     ChannelNotFound,
     /// 404: the key, service or instance does not exist.
@@ -94,6 +102,9 @@ impl Code {
             Self::WebsocketRequired => "websocket_required",
             Self::InvalidGroup => "invalid_group",
             Self::InvalidPath => "invalid_path",
+            Self::InvalidPolicy => "invalid_policy",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
             Self::ChannelNotFound => "channel_not_found",
             Self::NotFound => "not_found",
             Self::UnknownEndpoint => "unknown_endpoint",
@@ -128,7 +139,10 @@ impl Code {
             | Self::InvalidRegistration
             | Self::WebsocketRequired
             | Self::InvalidGroup
-            | Self::InvalidPath => StatusCode::BAD_REQUEST,
+            | Self::InvalidPath
+            | Self::InvalidPolicy => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
                 StatusCode::NOT_FOUND
             }
@@ -202,6 +216,18 @@ impl ApiError {
     #[must_use]
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(Code::TooLarge, message)
+    }
+
+    /// 401 `unauthenticated` (answered with `WWW-Authenticate: Bearer`).
+    #[must_use]
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, message)
+    }
+
+    /// 403 `forbidden`.
+    #[must_use]
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, message)
     }
 
     /// 400 `websocket_required`, for an endpoint asked without a valid upgrade.
@@ -288,6 +314,13 @@ impl IntoResponse for ApiError {
         if let Some(e) = server_error {
             response.extensions_mut().insert(e);
         }
+        if self.code == Code::Unauthenticated {
+            // RFC 6750 §3: a 401 names the scheme the client must use.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"draft\""),
+            );
+        }
         response
     }
 }
@@ -346,6 +379,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_401_names_the_bearer_scheme() {
+        let response = ApiError::unauthenticated("send a token").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"draft\""
+        );
+        let response = ApiError::forbidden("no").into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.headers().get("www-authenticate").is_none());
+    }
+
+    #[tokio::test]
     async fn client_errors_leave_nothing_to_log() {
         let response = ApiError::invalid_parameter("bad").into_response();
         assert!(response.extensions().get::<ServerError>().is_none());
@@ -379,6 +425,9 @@ mod tests {
             WebsocketRequired,
             InvalidGroup,
             InvalidPath,
+            InvalidPolicy,
+            Unauthenticated,
+            Forbidden,
             ChannelNotFound,
             NotFound,
             UnknownEndpoint,

@@ -11,7 +11,8 @@
 //! - [`Shutdown`]: one token for a whole process, and a drain with a deadline;
 //! - [`Query`], [`At`], [`Start`] and [`rfc3339`]: the query parameters every service takes;
 //! - [`ws`]: WebSocket limits, close codes and the one socket loop;
-//! - [`Actor`]: who is asking (the seam authentication plugs into);
+//! - [`Actor`]: who is asking, recorded in the audit trail;
+//! - [`auth`]: tokens and policies, and `authorize`, the one decision of what a request may do;
 //! - [`Cidr`]: a block of IP addresses, for settings that name networks;
 //! - [`LabelValue`]: a Prometheus label value, escaped.
 //!
@@ -25,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 mod base64;
 mod body;
 mod cidr;

@@ -44,7 +44,7 @@ pub(crate) struct ConsumeArgs {
 }
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.remote.url);
+    let client = args.remote.catalyst()?;
     let default_from = if args.no_follow { "earliest" } else { "latest" };
     let options = ReadOptions {
         from: Some(args.from.clone().unwrap_or_else(|| default_from.to_owned())),

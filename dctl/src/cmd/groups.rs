@@ -2,7 +2,6 @@
 //! members.
 
 use clap::Args;
-use draft_catalyst::client::Client;
 use draft_catalyst::wire::GroupInfo;
 
 use crate::output::{self, Format};
@@ -22,7 +21,9 @@ pub(crate) struct GroupsArgs {
 }
 
 pub(crate) async fn run(args: GroupsArgs) -> anyhow::Result<()> {
-    let list = Client::new(&args.remote.url)
+    let list = args
+        .remote
+        .catalyst()?
         .groups(args.channel.as_deref())
         .await?;
     if args.output == Format::Json {

@@ -77,7 +77,7 @@ pub(crate) enum KvCommand {
 }
 
 pub(crate) async fn run(args: KvArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.remote.url);
+    let client = args.remote.blueprint()?;
     match args.command {
         KvCommand::Get { key, at } => {
             let value = client.get(&key, at.as_deref()).await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use draft_blueprint::wire::base64_decode;
-use draft_catalyst::client::{Client, ReadOptions};
+use draft_catalyst::client::ReadOptions;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -58,21 +58,21 @@ pub(crate) struct TailArgs {
     pub(crate) remote: Remote,
 }
 
-/// Parses `30s`, `10m`, `2h`, `1d`.
-fn parse_since(text: &str) -> anyhow::Result<Duration> {
+/// Parses `30s`, `10m`, `2h`, `1d` (`--since`, and `dctl token create --expires`).
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
     let n: u64 = number
         .parse()
-        .with_context(|| format!("--since {text:?}: expected a number and a unit, like 10m"))?;
+        .with_context(|| format!("{text:?}: expected a number and a unit, like 10m"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => bail!("--since {text:?}: the unit is s, m, h or d"),
+        _ => bail!("{text:?}: the unit is s, m, h or d"),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -178,15 +178,15 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
     let from = match (&args.from, &args.since) {
         (Some(from), _) => from.clone(),
         (None, Some(since)) => {
-            let at = chrono::Utc::now() - parse_since(since)?;
+            let at = chrono::Utc::now() - parse_duration(since).context("--since")?;
             at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
         }
         (None, None) => "earliest".to_owned(),
     };
-    let client = Client::new(&args.remote.url);
+    let client = args.remote.catalyst()?;
     let mut summaries = Summaries {
         values: HashMap::new(),
-        client: draft_blueprint::client::Client::new(&args.remote.url),
+        client: args.remote.blueprint()?,
     };
     let options = ReadOptions {
         from: Some(from),
@@ -217,10 +217,10 @@ mod tests {
 
     #[test]
     fn since_takes_a_number_and_a_unit() {
-        assert_eq!(parse_since("10m").expect("ok"), Duration::from_secs(600));
-        assert_eq!(parse_since("2h").expect("ok"), Duration::from_secs(7200));
-        assert!(parse_since("10").is_err());
-        assert!(parse_since("m").is_err());
-        assert!(parse_since("5w").is_err());
+        assert_eq!(parse_duration("10m").expect("ok"), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").expect("ok"), Duration::from_secs(7200));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5w").is_err());
     }
 }

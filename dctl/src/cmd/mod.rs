@@ -10,6 +10,7 @@ pub(crate) mod routes;
 pub(crate) mod run;
 pub(crate) mod services;
 pub(crate) mod status;
+pub(crate) mod token;
 pub(crate) mod up;
 
 use crate::cli::{Cli, Command};
@@ -31,6 +32,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args).await,
         Command::Log(args) => log::run(args).await,
         Command::Routes(args) => routes::run(args).await,
+        Command::Token(args) => token::run(args).await,
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use draft_catalyst::client::{Client, ProducerOptions};
+use draft_catalyst::client::ProducerOptions;
 use serde_json::{Map, Value, json};
 
 use crate::remote::Remote;
@@ -76,7 +76,7 @@ fn event(args: &ProduceArgs) -> anyhow::Result<Value> {
 
 pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let event = event(&args)?;
-    let client = Client::new(&args.remote.url);
+    let client = args.remote.catalyst()?;
     if args.ws {
         let producer = client
             .producer(&args.channel, ProducerOptions::default())

@@ -51,7 +51,12 @@ async fn fetch(args: &RoutesArgs) -> anyhow::Result<RouteTable> {
             .collect();
         url = format!("{url}?at={encoded}");
     }
-    let response = reqwest::get(&url)
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = args.remote.token()? {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
         .await
         .with_context(|| format!("cannot reach the node at {}", args.remote.url))?;
     let status = response.status();

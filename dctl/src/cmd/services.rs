@@ -1,7 +1,6 @@
 //! `dctl services [NAME] [--at ..] [-o json]`.
 
 use clap::Args;
-use draft_blueprint::client::Client;
 
 use crate::output::{self, Format};
 use crate::remote::Remote;
@@ -23,7 +22,7 @@ pub(crate) struct ServicesArgs {
 }
 
 pub(crate) async fn run(args: ServicesArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.remote.url);
+    let client = args.remote.blueprint()?;
     let at = args.at.as_deref();
     let Some(name) = &args.name else {
         let list = client.services(at).await?;

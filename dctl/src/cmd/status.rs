@@ -1,7 +1,6 @@
 //! `dctl status`.
 
 use clap::Args;
-use draft_blueprint::client::Client;
 
 use crate::output::{self, Format};
 use crate::remote::Remote;
@@ -18,7 +17,7 @@ pub(crate) struct StatusArgs {
 }
 
 pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let status = Client::new(&args.remote.url).status().await?;
+    let status = args.remote.blueprint()?.status().await?;
     if args.output == Format::Json {
         return output::json(&status);
     }

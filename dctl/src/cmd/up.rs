@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use dctl::node::{CatalystLayer, DurabilityChoice, FuseLayer, Layer, Node, NodeLayer, Settings};
+use dctl::node::{
+    AuthLayer, AuthMode, CatalystLayer, DurabilityChoice, FuseLayer, Layer, Node, NodeLayer,
+    Settings,
+};
 use draft_http::Cidr;
 
 /// When appends are acknowledged.
@@ -15,6 +18,17 @@ pub(crate) enum DurabilityArg {
     Sync,
     /// Before fsync; fsync every `flush-interval-ms`.
     Buffered,
+}
+
+/// Whether the API checks tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Every request but health, readiness and the API document needs a token.
+    On,
+    /// No request needs one (warned about when the API is not on loopback).
+    Off,
+    /// Off while the API listens on loopback only, on otherwise (the default).
+    Auto,
 }
 
 /// `dctl up`. Flags win over `DRAFT_*` variables, which win over `draft.toml`.
@@ -76,6 +90,11 @@ pub(crate) struct UpArgs {
     /// Default: nobody's; the ingress sets them from the connection.
     #[arg(long, env = "DRAFT_TRUSTED_PROXIES", value_delimiter = ',')]
     pub(crate) trusted_proxies: Option<Vec<Cidr>>,
+    /// Whether API requests need a token: `on`, `off`, or `auto` (the default: off while the
+    /// API listens on loopback only). With auth on and no token yet, the node makes an admin
+    /// token and writes its secret to <data dir>/admin.token.
+    #[arg(long, env = "DRAFT_AUTH")]
+    pub(crate) auth: Option<AuthArg>,
 }
 
 impl UpArgs {
@@ -109,6 +128,13 @@ impl UpArgs {
                 upstream_allow: self.upstream_allow,
                 trusted_proxies: self.trusted_proxies,
             },
+            auth: AuthLayer {
+                mode: self.auth.map(|a| match a {
+                    AuthArg::On => AuthMode::On,
+                    AuthArg::Off => AuthMode::Off,
+                    AuthArg::Auto => AuthMode::Auto,
+                }),
+            },
         }
     }
 }
@@ -120,6 +146,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args.layer().over(file), dctl::node::host_name)?;
     dctl::node::raise_open_file_limit(settings.limits.max_connections);
     let node = Node::open(settings).await?;
+    if let Some(path) = node.admin_token_file() {
+        // The path, never the secret: it is in the file (mode 0600), for whoever may read it.
+        println!(
+            "admin token created: its secret is in {} (dctl --token-file {0} ...)",
+            path.display()
+        );
+    }
     // Machine-readable for scripts and tests that bind port 0.
     println!(
         "listening api=http://{} ingress=http://{}",

@@ -27,6 +27,50 @@ pub enum DurabilityChoice {
     Buffered,
 }
 
+/// Whether the API checks tokens, as a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every request but health, readiness and the API document needs a token.
+    On,
+    /// No request needs a token (a warning at start if the API is not on loopback).
+    Off,
+    /// Off while the API listens on loopback only, on otherwise: the default.
+    Auto,
+}
+
+/// Whether the API checks tokens, resolved against its listen address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// The mode as set (`auto` by default).
+    pub mode: AuthMode,
+    /// Whether tokens are checked.
+    pub enabled: bool,
+}
+
+impl AuthSettings {
+    /// The mode `mode` (default `auto`) for an API on `listen`: `auto` is on unless `listen`
+    /// is a loopback address, so a node never serves a public address without tokens unless
+    /// told `off` explicitly (Redis's protected mode, in other words).
+    #[must_use]
+    pub fn resolve(mode: Option<AuthMode>, listen: SocketAddr) -> Self {
+        let mode = mode.unwrap_or(AuthMode::Auto);
+        let enabled = match mode {
+            AuthMode::On => true,
+            AuthMode::Off => false,
+            AuthMode::Auto => !listen.ip().is_loopback(),
+        };
+        Self { mode, enabled }
+    }
+
+    /// Whether anyone who can reach `listen` may use the API without a token: auth is off and
+    /// the address is not loopback (the node says so in a warning).
+    #[must_use]
+    pub fn is_open_to_the_network(&self, listen: SocketAddr) -> bool {
+        !self.enabled && !listen.ip().is_loopback()
+    }
+}
+
 /// One source of settings (`draft.toml`, flags, variables): every field optional.
 ///
 /// As a file it also accepts a `[services]` table, and ignores it: `dctl run` reads it from
@@ -43,6 +87,9 @@ pub struct Layer {
     /// `[fuse]`.
     #[serde(default)]
     pub fuse: FuseLayer,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthLayer,
 }
 
 /// `draft.toml` as the node reads it: its sections, and `dctl run`'s services beside them.
@@ -55,6 +102,7 @@ struct FileLayer {
     catalyst: CatalystLayer,
     #[serde(default)]
     fuse: FuseLayer,
+    auth: AuthLayer,
     /// `dctl run`'s, checked by it; a table here, whatever it holds.
     #[serde(default, rename = "services")]
     _services: Option<toml::Table>,
@@ -66,6 +114,7 @@ impl From<FileLayer> for Layer {
             node: file.node,
             catalyst: file.catalyst,
             fuse: file.fuse,
+            auth: file.auth,
         }
     }
 }
@@ -90,6 +139,14 @@ pub struct NodeLayer {
     pub max_connections: Option<usize>,
     /// How long a client has to send request headers, in milliseconds (default 30000).
     pub header_read_timeout_ms: Option<u64>,
+}
+
+/// `[auth]`: tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthLayer {
+    /// `on`, `off` or `auto` (default: off while the API listens on loopback only).
+    pub mode: Option<AuthMode>,
 }
 
 /// `[catalyst]`: the broker's limits.
@@ -161,6 +218,9 @@ impl Layer {
                 upstream_allow: f.upstream_allow.or(lf.upstream_allow),
                 trusted_proxies: f.trusted_proxies.or(lf.trusted_proxies),
             },
+            auth: AuthLayer {
+                mode: self.auth.mode.or(lower.auth.mode),
+            },
         }
     }
 
@@ -218,6 +278,8 @@ pub struct Settings {
     pub upstream_allow: Vec<Cidr>,
     /// The proxies whose forwarding headers the ingress keeps.
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether the API checks tokens.
+    pub auth: AuthSettings,
 }
 
 impl Settings {
@@ -227,7 +289,7 @@ impl Settings {
     /// # Errors
     /// [`Error::Settings`] naming the setting that is out of range.
     pub fn resolve(layer: Layer, fallback_name: impl FnOnce() -> String) -> Result<Self, Error> {
-        let (node, catalyst, fuse) = (layer.node, layer.catalyst, layer.fuse);
+        let (node, catalyst, fuse, auth) = (layer.node, layer.catalyst, layer.fuse, layer.auth);
         let invalid = |what: &str| Err(Error::Settings(what.to_owned()));
         let flush = node.flush_interval_ms.unwrap_or(100);
         if flush == 0 {
@@ -290,9 +352,11 @@ impl Settings {
         if name.is_empty() || name.contains(['/', ' ']) {
             return invalid("the node name must be non-empty, without '/' or spaces");
         }
+        let listen = node.listen.unwrap_or(([127, 0, 0, 1], 7070).into());
         Ok(Self {
             name,
-            listen: node.listen.unwrap_or(([127, 0, 0, 1], 7070).into()),
+            listen,
+            auth: AuthSettings::resolve(auth.mode, listen),
             ingress: node.ingress.unwrap_or(([127, 0, 0, 1], 8080).into()),
             data_dir: node.data_dir.unwrap_or_else(|| PathBuf::from(".draft")),
             durability,

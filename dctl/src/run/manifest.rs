@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Error;
-use crate::node::{CatalystLayer, FuseLayer, Layer, NodeLayer, Settings};
+use crate::node::{AuthLayer, CatalystLayer, FuseLayer, Layer, NodeLayer, Settings};
 use crate::run::restart::Restart;
 
 /// The label of the node's output lines, so no service may take it.
@@ -42,7 +42,7 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Its folder (absolute): where the services' relative paths resolve.
     pub dir: PathBuf,
-    /// `[node]` and `[catalyst]`: the settings of a node `dctl run` starts.
+    /// `[node]`, `[catalyst]` and `[auth]`: the settings of a node `dctl run` starts.
     pub node: Layer,
     /// The services, in the order the manifest lists them (the order they start in).
     pub services: Vec<Service>,
@@ -95,6 +95,7 @@ struct RawManifest {
     catalyst: CatalystLayer,
     #[serde(default)]
     fuse: FuseLayer,
+    auth: AuthLayer,
     /// Spanned keys keep the manifest's order, which a map would lose.
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
@@ -148,6 +149,7 @@ impl Manifest {
             node: raw.node,
             catalyst: raw.catalyst,
             fuse: raw.fuse,
+            auth: raw.auth,
         };
         // The node would refuse these at start; refuse them before anything starts.
         Settings::resolve(node.clone(), || "draft".to_owned())

@@ -40,8 +40,9 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A connection for POSTs to `url` (`http://host:port/path`).
-    pub(super) fn new(url: &str) -> anyhow::Result<Self> {
+    /// A connection for POSTs to `url` (`http://host:port/path`), with `token` as a bearer
+    /// token in every request, if given.
+    pub(super) fn new(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
         let parsed = reqwest::Url::parse(url).with_context(|| format!("invalid URL {url:?}"))?;
         if parsed.scheme() != "http" {
             bail!("the load generator speaks plain http://, not {url:?}");
@@ -49,7 +50,15 @@ impl Conn {
         let host = parsed.host_str().context("the URL has no host")?;
         let port = parsed.port_or_known_default().unwrap_or(80);
         let authority = format!("{host}:{port}");
-        let head = format!("POST {} HTTP/1.1\r\nHost: {authority}\r\n", parsed.path());
+        let mut head = format!("POST {} HTTP/1.1\r\nHost: {authority}\r\n", parsed.path());
+        if let Some(token) = token {
+            if token.bytes().any(|b| b.is_ascii_control()) {
+                bail!("the token has control characters");
+            }
+            head.push_str("Authorization: Bearer ");
+            head.push_str(token);
+            head.push_str("\r\n");
+        }
         Ok(Self {
             authority,
             head,
@@ -339,7 +348,7 @@ mod tests {
             vec![b"HTTP/1.1 201 Created\r\n\r\nto the end"],
         ])
         .await;
-        let mut conn = Conn::new(&url).expect("url");
+        let mut conn = Conn::new(&url, None).expect("url");
         let first = conn
             .post("{}".into(), "application/json")
             .await
@@ -363,7 +372,7 @@ mod tests {
             vec![b"HTTP/1.1 201 Created\r\ncontent-length: 1\r\n\r\nb"],
         ])
         .await;
-        let mut conn = Conn::new(&url).expect("url");
+        let mut conn = Conn::new(&url, None).expect("url");
         let first = conn
             .post("{}".into(), "application/json")
             .await

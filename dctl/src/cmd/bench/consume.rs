@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::bail;
-use draft_catalyst::client::{Client, ClientError};
+use draft_catalyst::client::ClientError;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -85,7 +85,7 @@ async fn expected(target: &Target, from: &str, count: Option<u64>) -> anyhow::Re
         Some(count) => count,
         None if from == "latest" => bail!("with --from latest, say how many events with --count"),
         None => {
-            let info = match Client::new(&target.base).channel(&target.channel).await {
+            let info = match target.client().channel(&target.channel).await {
                 Ok(info) => info,
                 Err(ClientError::Api { status: 404, .. }) => bail!(
                     "channel {} does not exist: fill it first with `dctl bench produce --channel {}`",
@@ -110,10 +110,7 @@ async fn expected(target: &Target, from: &str, count: Option<u64>) -> anyhow::Re
 /// Checks that `group` does not exist yet: an existing group would resume from its own
 /// committed offset, not `--from`.
 async fn new_group(target: &Target, group: &str) -> anyhow::Result<()> {
-    match Client::new(&target.base)
-        .group(&target.channel, group)
-        .await
-    {
+    match target.client().group(&target.channel, group).await {
         Err(ClientError::Api { status: 404, .. }) => Ok(()),
         Ok(_) => bail!(
             "group {group} of channel {} exists and would resume where it stopped: pick a new \

@@ -291,7 +291,7 @@ async fn produce(
     total: u64,
     started: Instant,
 ) -> anyhow::Result<(Produced, Duration, Duration)> {
-    let http = Target::http(MAX_IN_FLIGHT)?;
+    let http = target.http(MAX_IN_FLIGHT)?;
     let url: Arc<str> = target.events_url().into();
     let events = Arc::new(Events::new(target));
     let tally = Arc::new(Mutex::new(Produced {

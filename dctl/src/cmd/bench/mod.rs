@@ -71,6 +71,8 @@ struct Target {
     run: String,
     /// Bytes of data per event.
     size: usize,
+    /// The token sent with every request and upgrade (`--token`), if any.
+    token: Option<String>,
 }
 
 impl Target {
@@ -107,7 +109,22 @@ impl Target {
             channel: channel.clone(),
             run: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             size: common.size as usize,
+            token: common.remote.token()?,
         })
+    }
+
+    /// A Catalyst client of the node, with the token.
+    fn client(&self) -> draft_catalyst::client::Client {
+        draft_catalyst::client::Client::new(&self.base).with_token(self.token.clone())
+    }
+
+    /// The `Authorization` header value, if there is a token.
+    fn authorization(&self) -> anyhow::Result<Option<HeaderValue>> {
+        self.token
+            .as_ref()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .context("the token is not a valid header value")
     }
 
     fn events_url(&self) -> String {
@@ -139,9 +156,14 @@ impl Target {
         Ok(())
     }
 
-    /// An HTTP client for producing: keep-alive, no Nagle.
-    fn http(connections: usize) -> anyhow::Result<reqwest::Client> {
+    /// An HTTP client for producing: keep-alive, no Nagle, the token on every request.
+    fn http(&self, connections: usize) -> anyhow::Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = self.authorization()? {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(connections)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
@@ -165,6 +187,9 @@ impl Target {
             "sec-websocket-protocol",
             HeaderValue::from_static(SUBPROTOCOL),
         );
+        if let Some(value) = self.authorization()? {
+            request.headers_mut().insert("authorization", value);
+        }
         let (socket, _) = tokio_tungstenite::connect_async_with_config(
             request,
             Some(WebSocketConfig::default().read_buffer_size(read_buffer)),
@@ -347,6 +372,7 @@ mod tests {
             channel: "bench".into(),
             run: "abc".into(),
             size,
+            token: None,
         }
     }
 

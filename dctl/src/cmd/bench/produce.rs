@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::bail;
-use draft_catalyst::client::{Client, Producer, ProducerOptions};
+use draft_catalyst::client::{Producer, ProducerOptions};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 
@@ -91,7 +91,10 @@ pub(super) async fn run(args: BenchProduceArgs) -> anyhow::Result<()> {
     for _ in 0..connections {
         let plan = Arc::clone(&plan);
         tasks.push(match args.transport {
-            Transport::Http => tokio::spawn(connection(plan, Conn::new(&target.events_url())?)),
+            Transport::Http => tokio::spawn(connection(
+                plan,
+                Conn::new(&target.events_url(), target.token.as_deref())?,
+            )),
             Transport::Ws => {
                 let producer = open_producer(&target, args.window as usize).await?;
                 tokio::spawn(pipelined(plan, producer, args.window as usize))
@@ -219,7 +222,8 @@ async fn open_producer(target: &Target, window: usize) -> anyhow::Result<Produce
         max_in_flight: window,
         reconnect_for: Duration::from_secs(5),
     };
-    Client::new(&target.base)
+    target
+        .client()
         .producer(&target.channel, options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open a WebSocket producer: {e}"))

@@ -161,6 +161,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         upstream_allow,
         trusted_proxies,
     } = &fixture.fuse;
+    let AuthLayer { mode } = &fixture.auth;
+    assert!(mode.is_some());
     assert!(
         name.is_none(),
         "the name defaults to the host name; the fixture leaves it out"
@@ -176,6 +178,50 @@ fn the_fixture_lists_every_setting_at_its_default() {
     let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn auth_is_auto_by_default_on_off_the_loopback_and_layered() {
+    let s = Settings::resolve(Layer::default(), named).expect("valid");
+    assert_eq!(
+        s.auth,
+        AuthSettings {
+            mode: AuthMode::Auto,
+            enabled: false
+        },
+        "the default API address is loopback"
+    );
+    for (listen, enabled) in [
+        ("127.0.0.1:7070", false),
+        ("127.1.2.3:7070", false),
+        ("[::1]:7070", false),
+        ("0.0.0.0:7070", true),
+        ("[::]:7070", true),
+        ("192.168.1.5:7070", true),
+    ] {
+        let s = Settings::resolve(layer(&format!("[node]\nlisten = \"{listen}\"\n")), named)
+            .expect("valid");
+        assert_eq!(s.auth.enabled, enabled, "{listen}");
+        assert!(
+            !s.auth.is_open_to_the_network(s.listen),
+            "auto never is: {listen}"
+        );
+    }
+    let public = "[node]\nlisten = \"0.0.0.0:7070\"\n";
+    let off = Settings::resolve(layer(&format!("{public}[auth]\nmode = \"off\"\n")), named)
+        .expect("valid");
+    assert!(!off.auth.enabled);
+    assert!(
+        off.auth.is_open_to_the_network(off.listen),
+        "explicit: warned about"
+    );
+    let on = Settings::resolve(layer("[auth]\nmode = \"on\"\n"), named).expect("valid");
+    assert!(on.auth.enabled, "on, even on loopback");
+    let flags = layer("[auth]\nmode = \"on\"\n");
+    let file = layer("[auth]\nmode = \"off\"\n");
+    let s = Settings::resolve(flags.over(file), named).expect("valid");
+    assert_eq!(s.auth.mode, AuthMode::On, "the flag beats the file");
+    assert!(Layer::from_toml("[auth]\nmode = \"maybe\"\n", Path::new("draft.toml")).is_err());
 }
 
 #[test]

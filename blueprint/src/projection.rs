@@ -85,44 +85,9 @@ impl Projection {
                 service,
                 instance,
                 registration,
-            } => {
-                let instances = self.services.entry(service.clone()).or_default();
-                let before = instances.insert(
-                    instance.clone(),
-                    Instance {
-                        registration: registration.clone(),
-                        health: Health::Passing,
-                        revision,
-                    },
-                );
-                let before =
-                    before.map_or_else(Default::default, |i| RouteKey::all(&i.registration));
-                let after = RouteKey::all(registration);
-                ownership::change(
-                    &mut self.routes,
-                    (service, instance),
-                    &before,
-                    &after,
-                    revision,
-                );
-            }
+            } => self.registered(service, instance, registration, revision),
             ControlEvent::Deregistered { service, instance } => {
-                if let Some(instances) = self.services.get_mut(service) {
-                    if let Some(gone) = instances.remove(instance) {
-                        let before = RouteKey::all(&gone.registration);
-                        let after = std::collections::BTreeSet::new();
-                        ownership::change(
-                            &mut self.routes,
-                            (service, instance),
-                            &before,
-                            &after,
-                            revision,
-                        );
-                    }
-                    if instances.is_empty() {
-                        self.services.remove(service);
-                    }
-                }
+                self.deregistered(service, instance, revision);
             }
             ControlEvent::Expired { service, instance } => {
                 if let Some(i) = self
@@ -172,6 +137,52 @@ impl Projection {
             ControlEvent::TokenRevoked { name } => self.tokens.revoke(name),
             // Another part of the node's event: only the revision moves.
             ControlEvent::Other { .. } => {}
+        }
+    }
+
+    fn registered(
+        &mut self,
+        service: &str,
+        instance: &str,
+        registration: &crate::wire::Registration,
+        revision: u64,
+    ) {
+        let instances = self.services.entry(service.to_owned()).or_default();
+        let before = instances.insert(
+            instance.to_owned(),
+            Instance {
+                registration: registration.clone(),
+                health: Health::Passing,
+                revision,
+            },
+        );
+        let before = before.map_or_else(Default::default, |i| RouteKey::all(&i.registration));
+        let after = RouteKey::all(registration);
+        ownership::change(
+            &mut self.routes,
+            (service, instance),
+            &before,
+            &after,
+            revision,
+        );
+    }
+
+    fn deregistered(&mut self, service: &str, instance: &str, revision: u64) {
+        if let Some(instances) = self.services.get_mut(service) {
+            if let Some(gone) = instances.remove(instance) {
+                let before = RouteKey::all(&gone.registration);
+                let after = std::collections::BTreeSet::new();
+                ownership::change(
+                    &mut self.routes,
+                    (service, instance),
+                    &before,
+                    &after,
+                    revision,
+                );
+            }
+            if instances.is_empty() {
+                self.services.remove(service);
+            }
         }
     }
 

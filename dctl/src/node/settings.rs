@@ -102,6 +102,7 @@ struct FileLayer {
     catalyst: CatalystLayer,
     #[serde(default)]
     fuse: FuseLayer,
+    #[serde(default)]
     auth: AuthLayer,
     /// `dctl run`'s, checked by it; a table here, whatever it holds.
     #[serde(default, rename = "services")]

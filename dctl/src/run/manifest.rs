@@ -95,6 +95,7 @@ struct RawManifest {
     catalyst: CatalystLayer,
     #[serde(default)]
     fuse: FuseLayer,
+    #[serde(default)]
     auth: AuthLayer,
     /// Spanned keys keep the manifest's order, which a map would lose.
     #[serde(default)]

@@ -52,6 +52,7 @@ mod replay;
 mod respond;
 #[cfg(feature = "server")]
 mod shared;
+#[cfg(feature = "server")]
 mod token_api;
 #[cfg(feature = "server")]
 mod token_cache;

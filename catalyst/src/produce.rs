@@ -173,7 +173,9 @@ pub(crate) async fn store_many(
         return results;
     }
     stamp(&mut events, actor);
-    match append(state, channel, events).await {
+    // In the caller's task, not one of its own: a connection's groups must reach the log in
+    // the order the pipeline polls them, which keeps its offsets in frame order.
+    match append_to_completion(state, channel, events).await {
         Ok((_, offsets)) => {
             for (i, first, n) in spans {
                 results[i] = Ok(offsets[first..first + n].to_vec());
@@ -220,11 +222,14 @@ fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent
 
 /// Appends the events that are not duplicates, atomically; answers 201 if anything was
 /// stored, 200 if every event was a duplicate.
-/// Appends `events` (those not already stored) and answers with every event's offset.
+/// Appends `events` (those not already stored) and answers with every event's offset; for an
+/// HTTP request.
 ///
 /// The work runs in a task of its own: when a client disconnects mid-request, hyper drops
 /// the handler, but an append already queued still commits, and its duplicate-window entry
-/// must then record the offset, or the client's retry would be stored a second time.
+/// must then record the offset, or the client's retry would be stored a second time. (A
+/// WebSocket producer's frames go through [`store_many`] instead, in the connection's task,
+/// which answers the frames in flight before it stops.)
 async fn append(
     state: &Catalyst,
     channel: &ChannelName,

@@ -468,14 +468,12 @@ async fn spans_are_exported_over_otlp_and_match_the_propagated_context() {
         request.3, "00f067aa0ba902b7",
         "the request span's parent is the caller's span"
     );
+    // The payment hook's span is a child of the payment's span (the projection's span for the
+    // order.paid it produced is in the same trace, one level down).
     let hook = all
         .iter()
-        .find(|s| s.0 == "hook" && s.1 == pay_trace)
-        .unwrap_or_else(|| panic!("no hook span in trace {pay_trace}: {all:?}"));
-    assert_eq!(
-        hook.3, "b7ad6b7169203331",
-        "the hook span's parent is the payment's span"
-    );
+        .find(|s| s.0 == "hook" && s.1 == pay_trace && s.3 == "b7ad6b7169203331")
+        .unwrap_or_else(|| panic!("no hook span under the payment's span: {all:?}"));
     // The event the hook produced names the hook's exported span as its parent.
     let tp = paid["traceparent"].as_str().expect("traceparent");
     let parent_of_paid = TraceParts::of(tp);

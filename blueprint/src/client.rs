@@ -206,12 +206,7 @@ impl Client {
         instance: &str,
         registration: &Registration,
     ) -> Result<u64, ClientError> {
-        let url = format!(
-            "{}/v1/services/{}/instances/{}",
-            self.base,
-            encode(service),
-            encode(instance)
-        );
+        let url = self.instance_url(service, instance);
         let body: serde_json::Value = self
             .send(self.http.put(url).json(registration))
             .await?
@@ -227,12 +222,7 @@ impl Client {
     /// `Ok(false)` when the node does not know the instance (never registered, or its lease
     /// lapsed): register again.
     pub async fn heartbeat(&self, service: &str, instance: &str) -> Result<bool, ClientError> {
-        let url = format!(
-            "{}/v1/services/{}/instances/{}/heartbeat",
-            self.base,
-            encode(service),
-            encode(instance)
-        );
+        let url = format!("{}/heartbeat", self.instance_url(service, instance));
         match self.send(self.http.post(url)).await {
             Ok(_) => Ok(true),
             Err(ClientError::Api { status: 404, .. }) => Ok(false),
@@ -243,17 +233,22 @@ impl Client {
     /// `DELETE /v1/services/{service}/instances/{instance}`; `Ok(false)` if it was not
     /// registered.
     pub async fn deregister(&self, service: &str, instance: &str) -> Result<bool, ClientError> {
-        let url = format!(
-            "{}/v1/services/{}/instances/{}",
-            self.base,
-            encode(service),
-            encode(instance)
-        );
+        let url = self.instance_url(service, instance);
         match self.send(self.http.delete(url)).await {
             Ok(_) => Ok(true),
             Err(ClientError::Api { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// `…/v1/services/{service}/instances/{instance}`.
+    fn instance_url(&self, service: &str, instance: &str) -> String {
+        format!(
+            "{}/v1/services/{}/instances/{}",
+            self.base,
+            encode(service),
+            encode(instance)
+        )
     }
 
     /// The base URL of the node (without a trailing `/`).

@@ -17,7 +17,7 @@ use axum::Router;
 use draft_blueprint::{Blueprint, BlueprintConfig, Revision, UpstreamPolicy};
 use draft_catalyst::Catalyst;
 use draft_fuse::{Fuse, FuseConfig};
-use draft_http::{ApiError, Code, Shutdown, serve};
+use draft_http::{ApiError, Code, Shutdown, Tls, serve_tls};
 use draft_log::{Log, LogBackend, LogConfig};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -43,6 +43,8 @@ pub struct Node {
     api: TcpListener,
     ingress: TcpListener,
     shutdown: Shutdown,
+    /// TLS for both listeners, if configured.
+    tls: Option<Tls>,
 }
 
 impl Node {
@@ -135,6 +137,12 @@ impl Node {
             control_at_open: control_head.and_then(|h| h.last()).map(Revision::from),
             shutdown: shutdown.clone(),
         };
+        let tls = match &settings.tls {
+            None => None,
+            Some((cert, key)) => {
+                Some(Tls::from_files(cert, key).map_err(|e| Error::Settings(format!("TLS: {e}")))?)
+            }
+        };
         Ok(Self {
             settings,
             parts,
@@ -143,7 +151,14 @@ impl Node {
             api,
             ingress,
             shutdown,
+            tls,
         })
+    }
+
+    /// `https` when the listeners serve TLS, else `http`.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Where the API listens.
@@ -210,21 +225,24 @@ impl Node {
             api,
             ingress,
             shutdown,
+            tls,
             ..
         } = self;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         info!(
-            api = %api.local_addr().map_or_else(|e| e.to_string(), |a| format!("http://{a}")),
-            ingress = %ingress.local_addr().map_or_else(|e| e.to_string(), |a| format!("http://{a}")),
+            api = %api.local_addr().map_or_else(|e| e.to_string(), |a| format!("{scheme}://{a}")),
+            ingress = %ingress.local_addr().map_or_else(|e| e.to_string(), |a| format!("{scheme}://{a}")),
             data_dir = %settings.data_dir.display(),
             durability = ?settings.durability,
             auth = settings.auth.enabled,
             "draft node up"
         );
-        let ingress = tokio::spawn(serve(
+        let ingress = tokio::spawn(serve_tls(
             ingress,
             draft_fuse::ingress(parts.fuse.clone()),
             settings.limits,
             shutdown.clone(),
+            tls.clone(),
         ));
         let trigger = shutdown.clone();
         tokio::spawn(async move {
@@ -232,7 +250,7 @@ impl Node {
             info!("shutting down: draining requests and closing WebSockets");
             trigger.trigger();
         });
-        serve(api, app, settings.limits, shutdown.clone()).await;
+        serve_tls(api, app, settings.limits, shutdown.clone(), tls).await;
         if let Err(e) = ingress.await {
             warn!(error = %e, "the ingress listener task failed");
         }

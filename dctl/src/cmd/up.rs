@@ -63,6 +63,12 @@ pub(crate) struct UpArgs {
     /// a keep-alive connection may sit idle. Default 30000.
     #[arg(long, env = "DRAFT_HEADER_READ_TIMEOUT_MS")]
     pub(crate) header_read_timeout_ms: Option<u64>,
+    /// A PEM certificate chain (leaf first): the API and the ingress serve HTTPS with it.
+    #[arg(long, env = "DRAFT_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "DRAFT_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// The largest event accepted, in bytes.
     #[arg(long, env = "DRAFT_MAX_EVENT_BYTES")]
     pub(crate) max_event_bytes: Option<usize>,
@@ -113,6 +119,8 @@ impl UpArgs {
                 flush_interval_ms: self.flush_interval_ms,
                 max_connections: self.max_connections,
                 header_read_timeout_ms: self.header_read_timeout_ms,
+                tls_cert: self.tls_cert,
+                tls_key: self.tls_key,
             },
             catalyst: CatalystLayer {
                 max_event_bytes: self.max_event_bytes,
@@ -154,8 +162,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     // Machine-readable for scripts and tests that bind port 0.
+    let scheme = node.scheme();
     println!(
-        "listening api=http://{} ingress=http://{}",
+        "listening api={scheme}://{} ingress={scheme}://{}",
         node.api_addr()?,
         node.ingress_addr()?
     );

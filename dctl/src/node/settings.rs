@@ -140,6 +140,10 @@ pub struct NodeLayer {
     pub max_connections: Option<usize>,
     /// How long a client has to send request headers, in milliseconds (default 30000).
     pub header_read_timeout_ms: Option<u64>,
+    /// A PEM certificate chain: both listeners serve TLS with it (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[auth]`: tokens.
@@ -203,6 +207,8 @@ impl Layer {
                 flush_interval_ms: n.flush_interval_ms.or(l.flush_interval_ms),
                 max_connections: n.max_connections.or(l.max_connections),
                 header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
+                tls_cert: n.tls_cert.or(l.tls_cert),
+                tls_key: n.tls_key.or(l.tls_key),
             },
             catalyst: CatalystLayer {
                 max_event_bytes: c.max_event_bytes.or(lc.max_event_bytes),
@@ -281,6 +287,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// Whether the API checks tokens.
     pub auth: AuthSettings,
+    /// The certificate chain and key both listeners serve TLS with (`None`: plain HTTP).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -354,10 +362,16 @@ impl Settings {
             return invalid("the node name must be non-empty, without '/' or spaces");
         }
         let listen = node.listen.unwrap_or(([127, 0, 0, 1], 7070).into());
+        let tls = match (node.tls_cert.clone(), node.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return invalid("TLS needs both a certificate (tls_cert) and its key (tls_key)"),
+        };
         Ok(Self {
             name,
             listen,
             auth: AuthSettings::resolve(auth.mode, listen),
+            tls,
             ingress: node.ingress.unwrap_or(([127, 0, 0, 1], 8080).into()),
             data_dir: node.data_dir.unwrap_or_else(|| PathBuf::from(".draft")),
             durability,

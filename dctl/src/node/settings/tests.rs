@@ -147,6 +147,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         flush_interval_ms,
         max_connections,
         header_read_timeout_ms,
+        tls_cert,
+        tls_key,
     } = &fixture.node;
     let CatalystLayer {
         max_event_bytes,
@@ -166,6 +168,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(
         name.is_none(),
         "the name defaults to the host name; the fixture leaves it out"
+    );
+    assert!(
+        tls_cert.is_none() && tls_key.is_none(),
+        "TLS is off by default; the fixture shows the keys commented out"
     );
     assert!(listen.is_some() && ingress.is_some() && data_dir.is_some());
     assert!(durability.is_some() && flush_interval_ms.is_some());
@@ -231,4 +237,20 @@ fn the_services_of_dctl_run_are_ignored_but_must_be_a_table() {
     );
     assert_eq!(with, layer("[node]\nlisten = \"127.0.0.1:1\"\n"));
     assert!(Layer::from_toml("services = 1\n", Path::new("draft.toml")).is_err());
+}
+
+#[test]
+fn tls_needs_a_certificate_and_its_key() {
+    let both = layer("[node]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+    let s = Settings::resolve(both, named).expect("valid");
+    assert_eq!(s.tls, Some(("c.pem".into(), "k.pem".into())));
+    let one = layer("[node]\ntls_cert = \"c.pem\"\n");
+    let err = Settings::resolve(one, named).expect_err("half of TLS");
+    assert!(err.to_string().contains("tls_key"), "{err}");
+    assert_eq!(
+        Settings::resolve(Layer::default(), named)
+            .expect("valid")
+            .tls,
+        None
+    );
 }

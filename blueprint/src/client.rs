@@ -68,6 +68,29 @@ impl Client {
         self
     }
 
+    /// Trusts the certificate authority in `pem` (PEM, one or more certificates) besides the
+    /// public ones, for an `https://` node with a private certificate.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] if `pem` holds no usable certificate.
+    pub fn with_ca(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientError::Protocol(format!("the CA file: {e}")))?;
+        if certificates.is_empty() {
+            return Err(ClientError::Protocol(
+                "the CA file holds no certificate".into(),
+            ));
+        }
+        let mut builder = reqwest::Client::builder();
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+        self.http = builder
+            .build()
+            .map_err(|e| ClientError::Protocol(format!("the CA file: {e}")))?;
+        Ok(self)
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,

@@ -28,6 +28,10 @@ pub(crate) struct Remote {
         conflicts_with = "token"
     )]
     pub(crate) token_file: Option<PathBuf>,
+    /// A PEM file of the certificate authority that signed the node's certificate, for an
+    /// `https://` node whose certificate is private.
+    #[arg(long, env = "DRAFT_CA", global = true)]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 impl Remote {
@@ -50,14 +54,33 @@ impl Remote {
         Ok(Some(token))
     }
 
-    /// A Catalyst client of the node, with the token.
-    pub(crate) fn catalyst(&self) -> anyhow::Result<draft_catalyst::client::Client> {
-        Ok(draft_catalyst::client::Client::new(&self.url).with_token(self.token()?))
+    /// The private certificate authority's PEM, if `--ca` names one.
+    fn ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read the CA file {}", path.display()))
+            })
+            .transpose()
     }
 
-    /// A Blueprint client of the node, with the token.
+    /// A Catalyst client of the node, with the token (and the CA, if any).
+    pub(crate) fn catalyst(&self) -> anyhow::Result<draft_catalyst::client::Client> {
+        let client = draft_catalyst::client::Client::new(&self.url).with_token(self.token()?);
+        Ok(match self.ca()? {
+            Some(pem) => client.with_ca(&pem)?,
+            None => client,
+        })
+    }
+
+    /// A Blueprint client of the node, with the token (and the CA, if any).
     pub(crate) fn blueprint(&self) -> anyhow::Result<draft_blueprint::client::Client> {
-        Ok(draft_blueprint::client::Client::new(&self.url).with_token(self.token()?))
+        let client = draft_blueprint::client::Client::new(&self.url).with_token(self.token()?);
+        Ok(match self.ca()? {
+            Some(pem) => client.with_ca(&pem)?,
+            None => client,
+        })
     }
 }
 
@@ -70,6 +93,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             token: token.map(str::to_owned),
             token_file: file,
+            ca: None,
         }
     }
 

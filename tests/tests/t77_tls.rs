@@ -116,3 +116,39 @@ fn a_node_without_a_usable_certificate_exits_1_with_one_line() {
         assert!(lines[0].contains("TLS"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn dctl_talks_to_an_https_node_that_it_is_told_to_trust() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, cert, key) = certificate(dir.path());
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let node = Node::start(
+        &dir.path().join("node"),
+        &["--tls-cert", &cert_s, "--tls-key", &key_s],
+    );
+    let run = |extra: &[&str]| {
+        Command::new(dctl())
+            .args([
+                "produce", "tls", "--type", "t", "--data", "{}", "--url", &node.url,
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("DRAFT_CA")
+            .output()
+            .expect("run dctl produce")
+    };
+    let trusted = run(&["--ca", &cert_s]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let untrusted = run(&[]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{stderr}"
+    );
+}

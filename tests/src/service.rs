@@ -16,9 +16,19 @@ use crate::dctl;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A binary cargo built next to `dctl` (`orders`, `probe-service`).
+///
+/// # Panics
+/// If it has not been built: `cargo test --workspace` builds them all, `cargo test -p
+/// draft-tests` alone does not build `orders`.
 #[must_use]
 pub fn binary(name: &str) -> PathBuf {
-    dctl().with_file_name(name)
+    let path = dctl().with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test --workspace`, or `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
 }
 
 /// A running chassis service.

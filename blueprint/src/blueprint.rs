@@ -46,7 +46,13 @@ impl Blueprint {
                 path: config.checkpoint_dir.clone(),
                 source,
             })?;
-        let mut state = replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir).await?;
+        let log_next = log
+            .head(&control)
+            .await
+            .map_err(OpenError::Log)?
+            .map_or(0, |h| h.next.0);
+        let mut state =
+            replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir, log_next).await?;
         let from_checkpoint = state.revision();
         replay::replay(&*log, &control, &mut state, None).await?;
         let leases = first_leases(&state, Instant::now());

@@ -3,6 +3,14 @@
 //!
 //! One JSON file per checkpoint, `rev-<revision>.json`, written to a temporary file, fsync'ed
 //! and renamed, so a crash leaves either the whole checkpoint or none.
+//!
+//! A checkpoint is only ever trusted up to the log: one of a revision the log does not hold
+//! (the log lost its last appends to a power cut in `buffered` mode, say, while the
+//! checkpoint had been fsync'ed) is removed at open, and the state is rebuilt from the log.
+//! Trusting it would make the projection skip the new appends that reuse those revisions.
+//! Only the newest few are kept (see [`BlueprintConfig::checkpoint_keep`]).
+//!
+//! [`BlueprintConfig::checkpoint_keep`]: crate::BlueprintConfig::checkpoint_keep
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,6 +64,39 @@ impl Checkpoints {
         }
         std::fs::rename(&tmp, self.path(revision))?;
         std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// Removes every checkpoint of a revision at or past `next`, the revision the log's next
+    /// append will get (0 for an empty log): the log does not hold what they describe.
+    /// Returns the revisions removed.
+    pub(crate) fn discard_from(&self, next: u64) -> std::io::Result<Vec<u64>> {
+        let ahead: Vec<u64> = self
+            .revisions()?
+            .into_iter()
+            .filter(|r| *r >= next)
+            .collect();
+        for rev in &ahead {
+            std::fs::remove_file(self.path(*rev))?;
+        }
+        if !ahead.is_empty() {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(ahead)
+    }
+
+    /// Removes all but the newest `keep` checkpoints (at least one is kept). Returns how many
+    /// went.
+    pub(crate) fn prune(&self, keep: usize) -> std::io::Result<usize> {
+        let revs = self.revisions()?;
+        let excess = revs.len().saturating_sub(keep.max(1));
+        for rev in &revs[..excess] {
+            match std::fs::remove_file(self.path(*rev)) {
+                // A prune running beside this one removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(excess)
     }
 
     /// The newest checkpoint at or below `revision` (any, if `None`). A checkpoint that does
@@ -136,5 +177,37 @@ mod tests {
             Some(19),
             "garbage skipped"
         );
+    }
+
+    fn at(rev: u64) -> Projection {
+        let mut p = Projection::default();
+        p.apply(&Applied {
+            revision: rev,
+            time_nanos: 0,
+            actor: "a".into(),
+            event: ControlEvent::KvPut {
+                key: "k".into(),
+                value: vec![1],
+            },
+        });
+        p
+    }
+
+    #[test]
+    fn checkpoints_past_the_log_are_discarded_and_old_ones_pruned() {
+        let dir = tempfile::tempdir().expect("dir");
+        let cps = Checkpoints::new(dir.path()).expect("dir");
+        for rev in [4, 9, 14, 19] {
+            cps.save(&at(rev)).expect("save");
+        }
+        assert_eq!(cps.discard_from(15).expect("discard"), vec![19]);
+        assert_eq!(cps.revisions().expect("list"), vec![4, 9, 14]);
+        assert_eq!(cps.discard_from(15).expect("again"), Vec::<u64>::new());
+        assert_eq!(cps.discard_from(14).expect("at next"), vec![14]);
+        assert_eq!(cps.prune(1).expect("prune"), 1);
+        assert_eq!(cps.revisions().expect("list"), vec![9]);
+        assert_eq!(cps.prune(0).expect("keeps one"), 0);
+        assert_eq!(cps.discard_from(0).expect("empty log"), vec![9]);
+        assert!(cps.revisions().expect("list").is_empty());
     }
 }

@@ -16,6 +16,9 @@ pub struct BlueprintConfig {
     pub checkpoint_dir: PathBuf,
     /// A checkpoint is written every this many control events (default 10,000).
     pub checkpoint_every: u64,
+    /// How many checkpoints are kept, newest first (default 8; at least one). A read `?at=`
+    /// a revision older than the oldest kept replays the log from its start.
+    pub checkpoint_keep: usize,
     /// The largest KV value, in bytes (default 1 MiB).
     pub max_value_bytes: usize,
     /// How often leases are checked (default 100 ms).
@@ -35,6 +38,7 @@ impl BlueprintConfig {
             node: node.into(),
             checkpoint_dir: checkpoint_dir.into(),
             checkpoint_every: 10_000,
+            checkpoint_keep: 8,
             max_value_bytes: 1024 * 1024,
             lease_check: Duration::from_millis(100),
             shutdown: Shutdown::new(),

@@ -80,11 +80,25 @@ pub(crate) async fn replay(
     }
 }
 
-/// The newest checkpoint in `dir`, or an empty state: where replay starts at open.
+/// The newest checkpoint in `dir` that the log holds, or an empty state: where replay starts
+/// at open. Checkpoints of revisions at or past `log_next` (the control log's next offset)
+/// are removed first, with a warning: the log lost what they describe.
 pub(crate) async fn newest_checkpoint(
     checkpoints: &Checkpoints,
     dir: &Path,
+    log_next: u64,
 ) -> Result<Projection, OpenError> {
+    let cp = checkpoints.clone();
+    let discarded = off_thread(dir, move || cp.discard_from(log_next)).await?;
+    if let Some(newest) = discarded.last() {
+        tracing::warn!(
+            checkpoints = discarded.len(),
+            newest,
+            log_next,
+            "checkpoints ahead of the control log removed (the log lost its last appends); \
+             the state is rebuilt from the log"
+        );
+    }
     let cp = checkpoints.clone();
     Ok(off_thread(dir, move || cp.load_at_or_below(None))
         .await?

@@ -171,9 +171,12 @@ impl Shared {
     fn checkpoint(&self) {
         let state = self.read(Clone::clone);
         let checkpoints = self.checkpoints.clone();
+        let keep = self.config.checkpoint_keep;
         tokio::task::spawn_blocking(move || {
             if let Err(e) = checkpoints.save(&state) {
                 warn!(error = %e, "checkpoint failed; restarts replay more of the log");
+            } else if let Err(e) = checkpoints.prune(keep) {
+                warn!(error = %e, "old checkpoints could not be removed");
             }
         });
     }

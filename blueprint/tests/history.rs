@@ -115,8 +115,10 @@ async fn reads_at_any_revision_match_the_recorded_history() {
         };
         recorded.push((revision.get(), model.clone()));
     }
+    // 17 checkpoints are written and the newest 8 kept: reads before the oldest kept one
+    // replay the log from its start.
     eventually("checkpoints", || {
-        std::fs::read_dir(h.dir.path().join("checkpoints")).map_or(0, Iterator::count) >= 10
+        std::fs::read_dir(h.dir.path().join("checkpoints")).map_or(0, Iterator::count) >= 8
     })
     .await;
     for (revision, expected) in recorded.iter().step_by(7).chain(recorded.last()) {

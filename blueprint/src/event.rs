@@ -29,10 +29,11 @@ const OWN_FAMILIES: [&str; 3] = ["io.draft.instance.", "io.draft.kv.", "io.draft
 
 /// Prefixes of the control event types that other parts of the node record in `_draft`
 /// through [`Blueprint::record`](crate::Blueprint::record): Catalyst's consumer groups
-/// (`io.draft.group.created`, `io.draft.group.deleted`). Blueprint passes over them quietly;
+/// (`io.draft.group.created`, `io.draft.group.deleted`) and channel settings
+/// (`io.draft.channel.configured`). Blueprint passes over them quietly;
 /// any other `io.draft.*` type it does not know (from a newer node, say) is passed over too,
 /// and logged once.
-pub const FOREIGN_TYPE_PREFIXES: [&str; 1] = ["io.draft.group."];
+pub const FOREIGN_TYPE_PREFIXES: [&str; 2] = ["io.draft.group.", "io.draft.channel."];
 
 /// Whether Blueprint may record an event of type `ty` for another part of the node: an
 /// `io.draft.*` type that is not one of Blueprint's own.

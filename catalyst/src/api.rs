@@ -14,7 +14,10 @@ use crate::produce_socket::produce_socket;
 pub fn router(state: Catalyst) -> Router {
     Router::new()
         .route("/v1/channels", get(channel::list))
-        .route("/v1/channels/{channel}", get(channel::get))
+        .route(
+            "/v1/channels/{channel}",
+            get(channel::get).put(channel::configure),
+        )
         .route(
             "/v1/channels/{channel}/events",
             post(produce).get(channel::events),

@@ -10,6 +10,7 @@ use crate::dedup::Dedup;
 use crate::feed::Feeds;
 use crate::groups::{ControlLog, Groups};
 use crate::metrics::Metrics;
+use crate::retention::Retentions;
 
 /// Catalyst's settings.
 #[derive(Debug, Clone)]
@@ -70,13 +71,15 @@ struct Inner {
     dedup: Arc<Dedup>,
     feeds: Arc<Feeds>,
     groups: Arc<Groups>,
+    retentions: Retentions,
     metrics: Metrics,
 }
 
 impl Catalyst {
     /// A broker on `log`. Rebuilds the duplicate window from the events of the last
-    /// `dedup_window`, so a restart does not forget it, and the consumer groups from the
-    /// partition `_groups`. Creating and deleting a group is recorded through `control`.
+    /// `dedup_window`, so a restart does not forget it, the consumer groups from the
+    /// partition `_groups`, and the channels' own retention from `_channels`. Creating and
+    /// deleting a group, and changing a channel's settings, are recorded through `control`.
     ///
     /// # Errors
     /// A log error while reading those events or the groups.
@@ -87,6 +90,7 @@ impl Catalyst {
     ) -> draft_log::Result<Self> {
         let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
+        let retentions = Retentions::open(Arc::clone(&log), Arc::clone(&control)).await?;
         let groups = Groups::open(
             Arc::clone(&log),
             control,
@@ -103,6 +107,7 @@ impl Catalyst {
                 dedup,
                 feeds,
                 groups,
+                retentions,
                 metrics: Metrics::default(),
             }),
         })
@@ -133,6 +138,11 @@ impl Catalyst {
     /// The consumer groups.
     pub(crate) fn groups(&self) -> Arc<Groups> {
         Arc::clone(&self.inner.groups)
+    }
+
+    /// The channels' own retention.
+    pub(crate) fn retentions(&self) -> &Retentions {
+        &self.inner.retentions
     }
 
     /// The process's shutdown token.

@@ -7,19 +7,27 @@ use axum::response::{IntoResponse, Response};
 use draft_log::{Offset, PartitionHead, PartitionName};
 
 use crate::broker::Catalyst;
+use crate::channel_name::ChannelName;
 use crate::cloudevent::Filter;
 use crate::read_size::{READ_BYTES, ReadSize};
-use draft_http::{ApiError, Query, rfc3339};
+use crate::retention;
+use axum::body::{Body, to_bytes};
+use draft_http::{Actor, ApiError, Code, Query, rfc3339};
 
 use crate::error::{channel_not_found, invalid_channel, log_error};
 use crate::feed::delivered_text;
 use crate::query::{filter, resolve_from};
-use crate::wire::{BATCH, ChannelInfo, ChannelList, NEXT_OFFSET_HEADER};
+use crate::wire::{
+    BATCH, ChannelInfo, ChannelList, ChannelSettings, ChannelSettingsApplied, NEXT_OFFSET_HEADER,
+    Retention,
+};
 
 /// The most events one page returns.
 pub const MAX_PAGE: usize = 10_000;
 /// Events per page when `limit` is not given.
 const DEFAULT_PAGE: usize = 100;
+/// The largest body of `PUT /v1/channels/{channel}`.
+const SETTINGS_BODY_BYTES: usize = 4096;
 
 /// A channel name from a URL, for reading: any valid name, reserved ones included. Names
 /// users may produce to are [`ChannelName`](crate::channel_name::ChannelName)s.
@@ -27,26 +35,75 @@ pub(crate) fn channel(name: &str) -> Result<PartitionName, ApiError> {
     PartitionName::new(name).map_err(|e| invalid_channel(e.to_string()))
 }
 
-pub(crate) fn info(head: &PartitionHead) -> ChannelInfo {
-    ChannelInfo {
+/// What `GET /v1/channels/{channel}` says of the channel whose head is `head`.
+async fn info(state: &Catalyst, head: &PartitionHead) -> Result<ChannelInfo, ApiError> {
+    let (retention, retention_set) = retention_of(state, &head.partition).await?;
+    Ok(ChannelInfo {
         channel: head.partition.to_string(),
         first_offset: head.first.0,
         last_offset: head.last().map(|o| o.0),
         count: head.count(),
         bytes: head.bytes,
         last_append_time: head.last_append.map(|t| rfc3339(t.as_unix_nanos())),
+        retention,
+        retention_set,
+    })
+}
+
+/// The retention in force for `channel`, and whether it is the channel's own.
+async fn retention_of(
+    state: &Catalyst,
+    channel: &PartitionName,
+) -> Result<(Retention, bool), ApiError> {
+    if let Some(own) = state.retentions().own(channel.as_str()) {
+        return Ok((own, true));
     }
+    let default = state
+        .log()
+        .retention(channel)
+        .await
+        .map_err(|e| log_error(&e))?;
+    Ok((retention::from_log(default), false))
 }
 
 /// `GET /v1/channels`: every user channel (reserved partitions are Draft's own).
 pub(crate) async fn list(State(state): State<Catalyst>) -> Result<Json<ChannelList>, ApiError> {
     let heads = state.log().partitions().await.map_err(|e| log_error(&e))?;
-    let channels = heads
-        .iter()
-        .filter(|h| !h.partition.is_reserved())
-        .map(info)
-        .collect();
+    let mut channels = Vec::new();
+    for head in heads.iter().filter(|h| !h.partition.is_reserved()) {
+        channels.push(info(&state, head).await?);
+    }
     Ok(Json(ChannelList { channels }))
+}
+
+/// `PUT /v1/channels/{channel}`: sets the channel's own retention (`{"retention": null}`:
+/// back to the node's default), recorded as `io.draft.channel.configured`. The channel need
+/// not have events yet. Reserved channels keep everything: 400.
+pub(crate) async fn configure(
+    State(state): State<Catalyst>,
+    Path(name): Path<String>,
+    actor: Actor,
+    body: Body,
+) -> Result<Json<ChannelSettingsApplied>, ApiError> {
+    let channel = ChannelName::parse(&name)?;
+    let bytes = to_bytes(body, SETTINGS_BODY_BYTES).await.map_err(|_| {
+        ApiError::too_large(format!(
+            "channel settings are at most {SETTINGS_BODY_BYTES} bytes"
+        ))
+    })?;
+    let settings: ChannelSettings = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(Code::InvalidSettings, format!("channel settings: {e}")))?;
+    let revision = state
+        .retentions()
+        .set(&channel, settings.retention, &actor)
+        .await?;
+    let (retention, retention_set) = retention_of(&state, channel.partition()).await?;
+    Ok(Json(ChannelSettingsApplied {
+        channel: channel.to_string(),
+        retention,
+        retention_set,
+        revision,
+    }))
 }
 
 /// `GET /v1/channels/{channel}`.
@@ -60,8 +117,8 @@ pub(crate) async fn get(
         .head(&channel)
         .await
         .map_err(|e| log_error(&e))?;
-    head.map(|h| Json(info(&h)))
-        .ok_or_else(|| channel_not_found(&name))
+    let head = head.ok_or_else(|| channel_not_found(&name))?;
+    Ok(Json(info(&state, &head).await?))
 }
 
 /// `GET /v1/channels/{channel}/events?from=&limit=&type=&source=`: a page of events as a

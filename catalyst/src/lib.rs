@@ -46,6 +46,8 @@ mod query;
 mod read_size;
 #[cfg(feature = "server")]
 mod reader;
+#[cfg(feature = "server")]
+mod retention;
 pub mod wire;
 
 #[cfg(feature = "client")]

@@ -57,6 +57,49 @@ pub struct ChannelInfo {
     pub bytes: u64,
     /// When the last event was appended (RFC 3339), if ever.
     pub last_append_time: Option<String>,
+    /// How much of the channel the log keeps.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Whether `retention` is the channel's own (`PUT /v1/channels/{channel}`); `false`: the
+    /// node's default.
+    #[serde(default)]
+    pub retention_set: bool,
+}
+
+/// How much of a channel the log keeps: events appended more than `max_age_secs` ago go, and
+/// the oldest go while the channel holds more than `max_bytes` (events appended together go
+/// together). `null` (or absent): no limit of that kind. Both `null`: everything is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// The oldest an event may be, in seconds (1 to 100 years).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// The most bytes the channel may hold (at least 1).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+}
+
+/// `PUT /v1/channels/{channel}`: a channel's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// The channel's own retention; `null` (or absent) returns it to the node's default.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// The answer to `PUT /v1/channels/{channel}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSettingsApplied {
+    /// The channel.
+    pub channel: String,
+    /// The retention now in force.
+    pub retention: Retention,
+    /// Whether it is the channel's own (`false`: the node's default).
+    pub retention_set: bool,
+    /// The revision of `_draft` at which the change was recorded (`io.draft.channel.configured`).
+    pub revision: u64,
 }
 
 /// What `GET /v1/channels` reports.

@@ -59,6 +59,7 @@ impl Node {
         // enough CPU from a load generator on the same cores to cost it 10%).
         let config = LogConfig::new(&settings.data_dir)
             .durability(settings.durability)
+            .default_retention(settings.retention)
             .writer_nice(WRITER_NICE);
         let dir = settings.data_dir.clone();
         let log = tokio::task::spawn_blocking(move || Log::open(config))

@@ -7,6 +7,7 @@
 
 use futures::future::BoxFuture;
 
+use crate::config::Retention;
 use crate::error::{Error, Result};
 use crate::log::Log;
 use crate::record::{
@@ -65,6 +66,20 @@ pub trait LogBackend: Send + Sync + 'static {
     /// Makes everything appended so far durable (a node calls it last, on its way down; in
     /// `Buffered` mode it is what makes the last appends survive).
     fn sync(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Sets how much of `partition` to keep from now on; `None` returns it to the backend's
+    /// default. Reserved partitions keep everything unless set.
+    ///
+    /// # Errors
+    /// If the engine refuses the change (a clustered engine may be unreachable).
+    fn set_retention<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        retention: Option<Retention>,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// The retention in force for `partition`.
+    fn retention<'a>(&'a self, partition: &'a PartitionName) -> BoxFuture<'a, Result<Retention>>;
 
     /// Whether the backend can still take writes; `false` after a storage failure that needs
     /// the operator (a node reports it as not ready).
@@ -133,6 +148,23 @@ impl LogBackend for Log {
     fn sync(&self) -> BoxFuture<'_, Result<()>> {
         let log = self.clone();
         Box::pin(blocking(move || log.sync()))
+    }
+
+    fn set_retention<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        retention: Option<Retention>,
+    ) -> BoxFuture<'a, Result<()>> {
+        // In memory: no blocking call.
+        match retention {
+            Some(r) => Log::set_retention(self, partition.clone(), r),
+            None => Log::clear_retention(self, partition),
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn retention<'a>(&'a self, partition: &'a PartitionName) -> BoxFuture<'a, Result<Retention>> {
+        Box::pin(std::future::ready(Ok(Log::retention_of(self, partition))))
     }
 
     fn is_healthy(&self) -> bool {

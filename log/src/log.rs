@@ -215,6 +215,26 @@ impl Log {
         config.retention.insert(partition, retention);
     }
 
+    /// Returns `partition` to the log's default retention (reserved partitions: forever).
+    pub fn clear_retention(&self, partition: &PartitionName) {
+        self.inner
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retention
+            .remove(partition);
+    }
+
+    /// The retention in force for `partition`: its own, else the default.
+    #[must_use]
+    pub fn retention_of(&self, partition: &PartitionName) -> Retention {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retention_of(partition)
+    }
+
     /// Applies `partition`'s retention now rather than at the next background pass; returns
     /// how many records were removed.
     pub fn apply_retention(&self, partition: &PartitionName) -> Result<u64> {

@@ -40,6 +40,8 @@ pub enum Code {
     InvalidPath,
     /// 400: a token request (its name, role, policy or expiry) is not valid.
     InvalidPolicy,
+    /// 400: a channel's settings (`PUT /v1/channels/{channel}`) are not valid.
+    InvalidSettings,
     /// 401: the request presented no token, or one that is not valid (unknown, revoked or
     /// expired: the answer does not say which). Answered with `WWW-Authenticate: Bearer`.
     Unauthenticated,
@@ -103,6 +105,7 @@ impl Code {
             Self::InvalidGroup => "invalid_group",
             Self::InvalidPath => "invalid_path",
             Self::InvalidPolicy => "invalid_policy",
+            Self::InvalidSettings => "invalid_settings",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::ChannelNotFound => "channel_not_found",
@@ -140,7 +143,8 @@ impl Code {
             | Self::WebsocketRequired
             | Self::InvalidGroup
             | Self::InvalidPath
-            | Self::InvalidPolicy => StatusCode::BAD_REQUEST,
+            | Self::InvalidPolicy
+            | Self::InvalidSettings => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::ChannelNotFound | Self::NotFound | Self::UnknownEndpoint | Self::NoRoute => {
@@ -426,6 +430,7 @@ mod tests {
             InvalidGroup,
             InvalidPath,
             InvalidPolicy,
+            InvalidSettings,
             Unauthenticated,
             Forbidden,
             ChannelNotFound,

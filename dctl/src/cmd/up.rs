@@ -86,6 +86,14 @@ pub(crate) struct UpArgs {
     /// redelivers at most this much of a group. Default 100.
     #[arg(long, env = "DRAFT_GROUP_COMMIT_INTERVAL_MS")]
     pub(crate) group_commit_interval_ms: Option<u64>,
+    /// How long channels keep events, in seconds, unless a channel has a retention of its own
+    /// (`PUT /v1/channels/{channel}`). Default: for ever.
+    #[arg(long, env = "DRAFT_RETENTION_AGE_SECS")]
+    pub(crate) retention_age_secs: Option<u64>,
+    /// The most bytes a channel keeps (the oldest events go first), unless it has a retention
+    /// of its own. Default: no limit.
+    #[arg(long, env = "DRAFT_RETENTION_BYTES")]
+    pub(crate) retention_bytes: Option<u64>,
     /// The networks instances may register addresses in, as CIDRs separated by commas
     /// (`10.0.0.0/8,fd00::/8`). Default: any address the built-in refusals leave (not
     /// link-local, unspecified, multicast, or one of this node's listeners).
@@ -131,6 +139,8 @@ impl UpArgs {
                 produce_window_bytes: None,
                 group_timeout_ms: self.group_timeout_ms,
                 group_commit_interval_ms: self.group_commit_interval_ms,
+                retention_age_secs: self.retention_age_secs,
+                retention_bytes: self.retention_bytes,
             },
             fuse: FuseLayer {
                 upstream_allow: self.upstream_allow,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use draft_catalyst::CatalystConfig;
 use draft_http::{Cidr, Limits};
-use draft_log::Durability;
+use draft_log::{Durability, Retention};
 use serde::Deserialize;
 
 use crate::node::Error;
@@ -176,6 +176,11 @@ pub struct CatalystLayer {
     pub group_timeout_ms: Option<u64>,
     /// How often consumer groups' acknowledgements are stored, in milliseconds (default 100).
     pub group_commit_interval_ms: Option<u64>,
+    /// How long channels keep events, in seconds, unless a channel has its own retention
+    /// (default: for ever).
+    pub retention_age_secs: Option<u64>,
+    /// The most bytes a channel keeps, unless it has its own retention (default: no limit).
+    pub retention_bytes: Option<u64>,
 }
 
 /// `[fuse]`: what the ingress dials and whom it believes.
@@ -220,6 +225,8 @@ impl Layer {
                 group_commit_interval_ms: c
                     .group_commit_interval_ms
                     .or(lc.group_commit_interval_ms),
+                retention_age_secs: c.retention_age_secs.or(lc.retention_age_secs),
+                retention_bytes: c.retention_bytes.or(lc.retention_bytes),
             },
             fuse: FuseLayer {
                 upstream_allow: f.upstream_allow.or(lf.upstream_allow),
@@ -280,6 +287,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The broker's settings.
     pub catalyst: CatalystConfig,
+    /// How much of each channel the log keeps, unless the channel has its own retention.
+    pub retention: Retention,
     /// The networks upstream addresses must be in (empty: no restriction beyond the
     /// built-in refusals).
     pub upstream_allow: Vec<Cidr>,
@@ -319,6 +328,13 @@ impl Settings {
         };
         if limits.max_connections == 0 || limits.header_read_timeout.is_zero() {
             return invalid("max connections and the header read timeout must be positive");
+        }
+        let retention = Retention {
+            max_age: catalyst.retention_age_secs.map(Duration::from_secs),
+            max_bytes: catalyst.retention_bytes,
+        };
+        if retention.max_age.is_some_and(|a| a.is_zero()) || retention.max_bytes == Some(0) {
+            return invalid("the default retention's age and bytes must be positive");
         }
         let defaults = CatalystConfig::default();
         let catalyst = CatalystConfig {
@@ -377,6 +393,7 @@ impl Settings {
             durability,
             limits,
             catalyst,
+            retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),
             trusted_proxies: fuse.trusted_proxies.unwrap_or_default(),
         })

@@ -18,6 +18,8 @@ pub enum Action {
     ChannelsProduce,
     /// Delete a channel's consumer group.
     GroupsDelete,
+    /// Change a channel's settings (its retention): `admin` only.
+    ChannelsConfigure,
     /// Read the registry: services and their instances.
     ServicesRead,
     /// Register, renew or deregister an instance of a service.
@@ -40,11 +42,12 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::ChannelsList,
         Self::ChannelsRead,
         Self::ChannelsProduce,
         Self::GroupsDelete,
+        Self::ChannelsConfigure,
         Self::ServicesRead,
         Self::ServicesRegister,
         Self::KvRead,
@@ -64,6 +67,7 @@ impl Action {
             Self::ChannelsRead => "channels.read",
             Self::ChannelsProduce => "channels.produce",
             Self::GroupsDelete => "groups.delete",
+            Self::ChannelsConfigure => "channels.configure",
             Self::ServicesRead => "services.read",
             Self::ServicesRegister => "services.register",
             Self::KvRead => "kv.read",
@@ -92,7 +96,8 @@ impl Action {
     }
 
     /// The part of a `service` policy that grants the action; `None` for what only the
-    /// built-in roles do (the node's status and metrics: `admin` and `reader`; tokens).
+    /// built-in roles do (the node's status and metrics: `admin` and `reader`; tokens and
+    /// channel settings: `admin`).
     #[must_use]
     pub const fn permission(self) -> Option<Permission> {
         Some(match self {
@@ -106,7 +111,9 @@ impl Action {
             Self::KvWrite => Permission::KvWrite,
             Self::RoutesRead => Permission::RoutesRead,
             Self::RoutesClaim => Permission::RoutesClaim,
-            Self::NodeRead | Self::TokensRead | Self::TokensManage => return None,
+            Self::ChannelsConfigure | Self::NodeRead | Self::TokensRead | Self::TokensManage => {
+                return None;
+            }
         })
     }
 
@@ -116,7 +123,11 @@ impl Action {
     pub const fn is_on_channels(self) -> bool {
         matches!(
             self,
-            Self::ChannelsList | Self::ChannelsRead | Self::ChannelsProduce | Self::GroupsDelete
+            Self::ChannelsList
+                | Self::ChannelsRead
+                | Self::ChannelsProduce
+                | Self::GroupsDelete
+                | Self::ChannelsConfigure
         )
     }
 }

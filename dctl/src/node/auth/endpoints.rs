@@ -72,6 +72,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     check("GET", "/v1/channels", A::ChannelsList, All),
     check("GET", "/v1/channels/{channel}", A::ChannelsRead, CHANNEL),
     check(
+        "PUT",
+        "/v1/channels/{channel}",
+        A::ChannelsConfigure,
+        CHANNEL,
+    ),
+    check(
         "POST",
         "/v1/channels/{channel}/events",
         A::ChannelsProduce,

@@ -114,6 +114,8 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
             "[catalyst]\ngroup_timeout_ms = 500\ngroup_commit_interval_ms = 500\n",
             "commit interval",
         ),
+        ("[catalyst]\nretention_age_secs = 0\n", "default retention"),
+        ("[catalyst]\nretention_bytes = 0\n", "default retention"),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
         assert!(e.to_string().contains(says), "{toml}: {e}");
@@ -158,6 +160,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         produce_window_bytes,
         group_timeout_ms,
         group_commit_interval_ms,
+        retention_age_secs,
+        retention_bytes,
     } = &fixture.catalyst;
     let FuseLayer {
         upstream_allow,
@@ -172,6 +176,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(
         tls_cert.is_none() && tls_key.is_none(),
         "TLS is off by default; the fixture shows the keys commented out"
+    );
+    assert!(
+        retention_age_secs.is_none() && retention_bytes.is_none(),
+        "channels keep everything by default; the fixture shows the keys commented out"
     );
     assert!(listen.is_some() && ingress.is_some() && data_dir.is_some());
     assert!(durability.is_some() && flush_interval_ms.is_some());

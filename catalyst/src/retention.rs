@@ -1,0 +1,229 @@
+//! Channels' own retention (`PUT /v1/channels/{channel}`): how much of each the log keeps.
+//!
+//! A change is recorded twice, in this order: as the control event
+//! `io.draft.channel.configured` in `_draft` (the audit trail, with its actor), then as one
+//! record of the reserved partition `_channels`, which holds the whole table of channels that
+//! have a retention of their own (a few bytes each) and is trimmed to that last record. At
+//! open the last record is read and every channel's retention handed to the log. Channels
+//! without one keep the node's default (`dctl up --retention-age-secs/--retention-bytes`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use draft_http::{Actor, ApiError, Code};
+use draft_log::{LogBackend, NewRecord, PartitionName};
+use serde::{Deserialize, Serialize};
+
+use crate::channel_name::ChannelName;
+use crate::error::log_error;
+use crate::groups::ControlLog;
+use crate::wire::Retention;
+
+/// The reserved partition that holds the channels' own retention.
+pub(crate) const CHANNELS_PARTITION: &str = "_channels";
+/// The longest `max_age_secs`: 100 years.
+const MAX_AGE_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// What one record of `_channels` holds: every channel with a retention of its own.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    channels: BTreeMap<String, Retention>,
+}
+
+/// Checks a retention asked for: each limit given must be in range.
+///
+/// # Errors
+/// 400 `invalid_settings` naming the limit.
+pub(crate) fn check(retention: &Retention) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::new(Code::InvalidSettings, m));
+    if let Some(age) = retention.max_age_secs
+        && !(1..=MAX_AGE_SECS).contains(&age)
+    {
+        return invalid(format!(
+            "retention.max_age_secs must be 1 to {MAX_AGE_SECS} (100 years), not {age}"
+        ));
+    }
+    if retention.max_bytes == Some(0) {
+        return invalid("retention.max_bytes must be at least 1".to_owned());
+    }
+    Ok(())
+}
+
+/// The log's retention for `retention`.
+pub(crate) fn to_log(retention: Retention) -> draft_log::Retention {
+    draft_log::Retention {
+        max_age: retention.max_age_secs.map(Duration::from_secs),
+        max_bytes: retention.max_bytes,
+    }
+}
+
+/// `retention` as the API shows it (ages in whole seconds).
+pub(crate) fn from_log(retention: draft_log::Retention) -> Retention {
+    Retention {
+        max_age_secs: retention.max_age.map(|d| d.as_secs()),
+        max_bytes: retention.max_bytes,
+    }
+}
+
+/// The channels' own retention: the table, its partition, and the audit seam.
+pub(crate) struct Retentions {
+    log: Arc<dyn LogBackend>,
+    control: Arc<dyn ControlLog>,
+    partition: PartitionName,
+    table: RwLock<BTreeMap<String, Retention>>,
+    /// One change at a time: the audit record, the table record and the log's setting of a
+    /// change land before the next change starts.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Retentions {
+    /// Reads the last record of `_channels` and hands every channel's retention to `log`.
+    ///
+    /// # Errors
+    /// A log error, or [`draft_log::Error::Corrupt`] for a record that is not a table.
+    pub(crate) async fn open(
+        log: Arc<dyn LogBackend>,
+        control: Arc<dyn ControlLog>,
+    ) -> draft_log::Result<Self> {
+        let partition = PartitionName::new(CHANNELS_PARTITION)?;
+        let mut table = BTreeMap::new();
+        if let Some(head) = log.head(&partition).await?
+            && let Some(last) = head.last()
+            && let Some(record) = log.read(&partition, last, 1).await?.pop()
+        {
+            let stored: Stored =
+                serde_json::from_slice(&record.payload).map_err(|e| draft_log::Error::Corrupt {
+                    partition: CHANNELS_PARTITION.to_owned(),
+                    offset: record.offset,
+                    reason: format!("not a table of channel settings: {e}"),
+                })?;
+            table = stored.channels;
+        }
+        for (name, retention) in &table {
+            if let Ok(channel) = PartitionName::new(name) {
+                log.set_retention(&channel, Some(to_log(*retention)))
+                    .await?;
+            }
+        }
+        Ok(Self {
+            log,
+            control,
+            partition,
+            table: RwLock::new(table),
+            changes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The channel's own retention, if it has one.
+    pub(crate) fn own(&self, channel: &str) -> Option<Retention> {
+        self.table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(channel)
+            .copied()
+    }
+
+    /// Sets `channel`'s own retention (`None`: back to the node's default), recorded by
+    /// `actor`; returns the revision of the audit record.
+    ///
+    /// # Errors
+    /// 400 for a retention out of range; 500/503 if it cannot be recorded or stored.
+    pub(crate) async fn set(
+        &self,
+        channel: &ChannelName,
+        retention: Option<Retention>,
+        actor: &Actor,
+    ) -> Result<u64, ApiError> {
+        if let Some(r) = &retention {
+            check(r)?;
+        }
+        let _change = self.changes.lock().await;
+        let mut next = self
+            .table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match retention {
+            Some(r) => next.insert(channel.to_string(), r),
+            None => next.remove(channel.as_str()),
+        };
+        let data = serde_json::json!({
+            "channel": channel.as_str(),
+            "retention": retention,
+        });
+        let revision = self
+            .control
+            .record("io.draft.channel.configured", data, actor.name())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not record a channel's settings");
+                ApiError::new(Code::StorageError, "the change could not be recorded")
+            })?;
+        let bytes = serde_json::to_vec(&Stored {
+            channels: next.clone(),
+        })
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let ack = self
+            .log
+            .append(&self.partition, vec![NewRecord::new(Bytes::from(bytes))])
+            .await
+            .map_err(|e| log_error(&e))?;
+        self.log
+            .set_retention(channel.partition(), retention.map(to_log))
+            .await
+            .map_err(|e| log_error(&e))?;
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = next;
+        // Only the last record is read at open: what is before it can go.
+        if let Err(e) = self.log.trim_before(&self.partition, ack.first).await {
+            tracing::warn!(error = %e, "older records of _channels could not be trimmed");
+        }
+        Ok(revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retention(max_age_secs: Option<u64>, max_bytes: Option<u64>) -> Retention {
+        Retention {
+            max_age_secs,
+            max_bytes,
+        }
+    }
+
+    #[test]
+    fn limits_in_range_pass_and_others_name_the_limit() {
+        for ok in [
+            retention(None, None),
+            retention(Some(1), Some(1)),
+            retention(Some(MAX_AGE_SECS), Some(u64::MAX)),
+        ] {
+            assert!(check(&ok).is_ok(), "{ok:?}");
+        }
+        for (bad, names) in [
+            (retention(Some(0), None), "max_age_secs"),
+            (retention(Some(MAX_AGE_SECS + 1), None), "max_age_secs"),
+            (retention(None, Some(0)), "max_bytes"),
+        ] {
+            let e = check(&bad).expect_err("refused");
+            assert_eq!(e.code(), Code::InvalidSettings);
+            assert!(e.message().contains(names), "{bad:?}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn the_log_retention_round_trips() {
+        for r in [
+            retention(None, None),
+            retention(Some(60), None),
+            retention(None, Some(5)),
+            retention(Some(7), Some(9)),
+        ] {
+            assert_eq!(from_log(to_log(r)), r);
+        }
+    }
+}

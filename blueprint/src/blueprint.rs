@@ -31,7 +31,8 @@ pub struct Blueprint {
 
 impl Blueprint {
     /// Opens Blueprint on `log`: loads the newest checkpoint, replays the control log after
-    /// it, gives every passing instance one full TTL, and starts the writer and lease tasks.
+    /// it, gives every passing instance one full TTL (at most `restart_grace`), and starts the
+    /// writer and lease tasks.
     ///
     /// # Errors
     /// [`OpenError`] if the control log or the checkpoints cannot be read.
@@ -55,7 +56,7 @@ impl Blueprint {
             replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir, log_next).await?;
         let from_checkpoint = state.revision();
         replay::replay(&*log, &control, &mut state, None).await?;
-        let leases = first_leases(&state, Instant::now());
+        let leases = first_leases(&state, Instant::now(), config.restart_grace);
         info!(
             revision = ?state.revision(),
             checkpoint = ?from_checkpoint,
@@ -263,12 +264,13 @@ impl Blueprint {
     }
 }
 
-/// The leases at open: every passing instance gets one full TTL from `now`.
+/// The leases at open: every passing instance gets one full TTL from `now`, or `grace` if
+/// that is shorter.
 ///
 /// Every write takes typed names, so `_draft` holds no name the API refuses unless something
 /// other than Blueprint appended to it; such an instance gets no lease (it keeps its health),
 /// with a warning, since the lease table and the expiry it leads to take typed names.
-fn first_leases(state: &Projection, now: Instant) -> Leases {
+fn first_leases(state: &Projection, now: Instant, grace: Option<Duration>) -> Leases {
     let mut leases = Leases::default();
     for (service, instance, i) in state.instances() {
         if i.health != Health::Passing {
@@ -284,6 +286,7 @@ fn first_leases(state: &Projection, now: Instant) -> Leases {
             continue;
         };
         let ttl = Duration::from_millis(i.registration.ttl_ms);
+        let ttl = grace.map_or(ttl, |g| g.min(ttl));
         leases.renew(&service, &instance, ttl, now);
     }
     leases

@@ -23,6 +23,12 @@ pub struct BlueprintConfig {
     pub max_value_bytes: usize,
     /// How often leases are checked (default 100 ms).
     pub lease_check: Duration,
+    /// The longest lease an instance gets when the node opens (default `None`: its full
+    /// TTL). Leases live in memory only, so at open every passing instance gets a fresh one;
+    /// an instance that died while the node was down is routed to until it lapses. A grace
+    /// shorter than the TTL caps that; it must be longer than the instances' heartbeat
+    /// interval, or live instances lapse once (and come back at their next registration).
+    pub restart_grace: Option<Duration>,
     /// The process's shutdown token: when it is triggered, watches are closed with 1001
     /// (going away). Default: a token of its own, never triggered.
     pub shutdown: Shutdown,
@@ -41,6 +47,7 @@ impl BlueprintConfig {
             checkpoint_keep: 8,
             max_value_bytes: 1024 * 1024,
             lease_check: Duration::from_millis(100),
+            restart_grace: None,
             shutdown: Shutdown::new(),
             upstream: UpstreamPolicy::default(),
         }

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{call, instance, open, open_in, service};
+use common::{call, instance, open, open_configured, open_in, service};
 use draft_blueprint::wire::Registration;
 use draft_blueprint::{Condition, Key, Revision};
 
@@ -210,4 +210,56 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
     );
     // The restarted node gives the instance a full TTL: it is passing and can heartbeat.
     assert!(again.blueprint.heartbeat(&service("svc"), &instance("a")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_grace_caps_the_first_lease_of_a_long_ttl() {
+    let h = open(10_000).await;
+    for id in ["a", "b"] {
+        h.blueprint
+            .register(&service("svc"), &instance(id), registration(600_000), "t")
+            .await
+            .expect("register");
+    }
+    let dir = h.dir;
+    drop((h.blueprint, h.log));
+    // Without a grace, the restart gives both ten minutes; with 300 ms, the silent one lapses
+    // at once while the one that heartbeats stays.
+    let h = open_configured(dir, 10_000, |c| {
+        c.restart_grace = Some(Duration::from_millis(300));
+    })
+    .await;
+    let bp = &h.blueprint;
+    let health = |i: &str| bp.read(|p| p.instance("svc", i).map(|x| x.health));
+    assert_eq!(health("a"), Some(draft_blueprint::wire::Health::Passing));
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(bp.heartbeat(&service("svc"), &instance("b")), "b renews");
+    }
+    eventually("a to lapse within the grace", || {
+        health("a") == Some(draft_blueprint::wire::Health::Critical)
+    })
+    .await;
+    assert_eq!(health("b"), Some(draft_blueprint::wire::Health::Passing));
+    // The heartbeat renewed b for its full TTL, not the grace.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(health("b"), Some(draft_blueprint::wire::Health::Passing));
+
+    // The same restart without a grace keeps the silent one passing past 300 ms.
+    let dir = h.dir;
+    drop((h.blueprint, h.log));
+    let h = open_in(dir, 10_000).await;
+    h.blueprint
+        .register(&service("svc"), &instance("a"), registration(600_000), "t")
+        .await
+        .expect("register again");
+    let dir = h.dir;
+    drop((h.blueprint, h.log));
+    let h = open_in(dir, 10_000).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        h.blueprint
+            .read(|p| p.instance("svc", "a").map(|x| x.health)),
+        Some(draft_blueprint::wire::Health::Passing)
+    );
 }

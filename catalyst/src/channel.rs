@@ -91,8 +91,21 @@ pub(crate) async fn configure(
             "channel settings are at most {SETTINGS_BODY_BYTES} bytes"
         ))
     })?;
-    let settings: ChannelSettings = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(Code::InvalidSettings, format!("channel settings: {e}")))?;
+    let invalid =
+        |m: String| ApiError::new(Code::InvalidSettings, format!("channel settings: {m}"));
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    // Objects only: serde would also read a struct from an array of its fields.
+    let retention_is_object = value
+        .get("retention")
+        .is_none_or(|r| r.is_object() || r.is_null());
+    if !value.is_object() || !retention_is_object {
+        return Err(invalid(
+            "an object, with `retention` an object or null".to_owned(),
+        ));
+    }
+    let settings: ChannelSettings =
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     let revision = state
         .retentions()
         .set(&channel, settings.retention, &actor)

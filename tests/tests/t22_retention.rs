@@ -102,6 +102,8 @@ async fn default_and_per_channel_retention_are_applied_recorded_and_kept() {
             "invalid_settings",
         ),
         ("kept", r#"{"retention": 5}"#, "invalid_settings"),
+        ("kept", r#"{"retention": [null, null]}"#, "invalid_settings"),
+        ("kept", r#"[{"max_bytes": null}]"#, "invalid_settings"),
         ("kept", "not json", "invalid_settings"),
         (
             "_draft",

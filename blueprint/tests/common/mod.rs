@@ -18,6 +18,15 @@ pub struct Harness {
 }
 
 pub async fn open_in(dir: tempfile::TempDir, checkpoint_every: u64) -> Harness {
+    open_configured(dir, checkpoint_every, |_| {}).await
+}
+
+/// [`open_in`], with `configure` given the settings last.
+pub async fn open_configured(
+    dir: tempfile::TempDir,
+    checkpoint_every: u64,
+    configure: impl FnOnce(&mut BlueprintConfig),
+) -> Harness {
     // A Blueprint dropped just before may still be closing its log: retry while it is locked.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let log = loop {
@@ -36,6 +45,7 @@ pub async fn open_in(dir: tempfile::TempDir, checkpoint_every: u64) -> Harness {
     let mut config = BlueprintConfig::new("test", dir.path().join("checkpoints"));
     config.checkpoint_every = checkpoint_every;
     config.lease_check = std::time::Duration::from_millis(20);
+    configure(&mut config);
     let blueprint = Blueprint::open(Arc::new(log.clone()), config)
         .await
         .expect("blueprint");

@@ -63,6 +63,10 @@ pub(crate) struct UpArgs {
     /// a keep-alive connection may sit idle. Default 30000.
     #[arg(long, env = "DRAFT_HEADER_READ_TIMEOUT_MS")]
     pub(crate) header_read_timeout_ms: Option<u64>,
+    /// The longest lease an instance gets when the node starts, in milliseconds (default:
+    /// its full TTL). Longer than the instances' heartbeat interval, or live ones lapse once.
+    #[arg(long, env = "DRAFT_RESTART_GRACE_MS")]
+    pub(crate) restart_grace_ms: Option<u64>,
     /// A PEM certificate chain (leaf first): the API and the ingress serve HTTPS with it.
     #[arg(long, env = "DRAFT_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -127,6 +131,7 @@ impl UpArgs {
                 flush_interval_ms: self.flush_interval_ms,
                 max_connections: self.max_connections,
                 header_read_timeout_ms: self.header_read_timeout_ms,
+                restart_grace_ms: self.restart_grace_ms,
                 tls_cert: self.tls_cert,
                 tls_key: self.tls_key,
             },

@@ -140,6 +140,9 @@ pub struct NodeLayer {
     pub max_connections: Option<usize>,
     /// How long a client has to send request headers, in milliseconds (default 30000).
     pub header_read_timeout_ms: Option<u64>,
+    /// The longest lease an instance gets when the node starts, in milliseconds (default:
+    /// its full TTL).
+    pub restart_grace_ms: Option<u64>,
     /// A PEM certificate chain: both listeners serve TLS with it (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
@@ -212,6 +215,7 @@ impl Layer {
                 flush_interval_ms: n.flush_interval_ms.or(l.flush_interval_ms),
                 max_connections: n.max_connections.or(l.max_connections),
                 header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
+                restart_grace_ms: n.restart_grace_ms.or(l.restart_grace_ms),
                 tls_cert: n.tls_cert.or(l.tls_cert),
                 tls_key: n.tls_key.or(l.tls_key),
             },
@@ -285,6 +289,8 @@ pub struct Settings {
     pub durability: Durability,
     /// Limits on each listener's clients.
     pub limits: Limits,
+    /// The longest lease an instance gets when the node starts (`None`: its full TTL).
+    pub restart_grace: Option<Duration>,
     /// The broker's settings.
     pub catalyst: CatalystConfig,
     /// How much of each channel the log keeps, unless the channel has its own retention.
@@ -373,6 +379,10 @@ impl Settings {
                 "the group commit interval must be 1 ms to 10 s, and shorter than the group timeout",
             );
         }
+        let restart_grace = node.restart_grace_ms.map(Duration::from_millis);
+        if restart_grace.is_some_and(|g| g.is_zero()) {
+            return invalid("the restart grace must be at least 1 ms");
+        }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {
             return invalid("the node name must be non-empty, without '/' or spaces");
@@ -392,6 +402,7 @@ impl Settings {
             data_dir: node.data_dir.unwrap_or_else(|| PathBuf::from(".draft")),
             durability,
             limits,
+            restart_grace,
             catalyst,
             retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),

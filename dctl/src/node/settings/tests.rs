@@ -116,6 +116,7 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
         ),
         ("[catalyst]\nretention_age_secs = 0\n", "default retention"),
         ("[catalyst]\nretention_bytes = 0\n", "default retention"),
+        ("[node]\nrestart_grace_ms = 0\n", "restart grace"),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
         assert!(e.to_string().contains(says), "{toml}: {e}");
@@ -149,6 +150,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
         flush_interval_ms,
         max_connections,
         header_read_timeout_ms,
+        restart_grace_ms,
         tls_cert,
         tls_key,
     } = &fixture.node;
@@ -176,6 +178,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(
         tls_cert.is_none() && tls_key.is_none(),
         "TLS is off by default; the fixture shows the keys commented out"
+    );
+    assert!(
+        restart_grace_ms.is_none(),
+        "an instance gets its full TTL at start by default; the fixture shows the key commented out"
     );
     assert!(
         retention_age_secs.is_none() && retention_bytes.is_none(),

@@ -54,14 +54,24 @@ impl Delivered {
 }
 
 /// One channel's live feed. Dropping the last handle stops its tail.
+///
+/// Only the feed's task holds a strong sender: when the task ends (its tail failed, or the
+/// log closed), every receiver sees `Closed` at once, so its consumer is closed with 1011
+/// instead of waiting for ever, and [`Feeds::get`] starts a new feed for the next consumer.
 pub(crate) struct Feed {
-    tx: broadcast::Sender<Delivered>,
+    tx: broadcast::WeakSender<Delivered>,
     task: JoinHandle<()>,
 }
 
 impl Feed {
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Delivered> {
-        self.tx.subscribe()
+    /// A receiver of the feed's events; `None` once the feed has stopped.
+    pub(crate) fn subscribe(&self) -> Option<broadcast::Receiver<Delivered>> {
+        self.tx.upgrade().map(|tx| tx.subscribe())
+    }
+
+    /// Whether the feed's task still runs.
+    fn is_alive(&self) -> bool {
+        !self.task.is_finished() && self.tx.strong_count() > 0
     }
 }
 
@@ -85,7 +95,8 @@ impl Feeds {
         }
     }
 
-    /// The channel's feed, started at the channel's current end if it is not running.
+    /// The channel's feed, started at the channel's current end if it is not running (or
+    /// has stopped).
     pub(crate) async fn get(&self, channel: &PartitionName) -> draft_log::Result<Arc<Feed>> {
         if let Some(feed) = self.lookup(channel) {
             return Ok(feed);
@@ -96,18 +107,18 @@ impl Feeds {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another consumer may have started it while we read the head.
-        if let Some(feed) = feeds.get(channel).and_then(Weak::upgrade) {
+        if let Some(feed) = feeds
+            .get(channel)
+            .and_then(Weak::upgrade)
+            .filter(|f| f.is_alive())
+        {
             return Ok(feed);
         }
         feeds.retain(|_, f| f.strong_count() > 0);
         let (tx, _) = broadcast::channel(FEED_CAPACITY);
-        let task = tokio::spawn(run(
-            Arc::clone(&self.log),
-            channel.clone(),
-            start,
-            tx.clone(),
-        ));
-        let feed = Arc::new(Feed { tx, task });
+        let weak = tx.downgrade();
+        let task = tokio::spawn(run(Arc::clone(&self.log), channel.clone(), start, tx));
+        let feed = Arc::new(Feed { tx: weak, task });
         feeds.insert(channel.clone(), Arc::downgrade(&feed));
         Ok(feed)
     }
@@ -117,7 +128,10 @@ impl Feeds {
             .feeds
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        feeds.get(channel).and_then(Weak::upgrade)
+        feeds
+            .get(channel)
+            .and_then(Weak::upgrade)
+            .filter(|f| f.is_alive())
     }
 }
 
@@ -133,9 +147,12 @@ async fn run(
             // No receivers is fine: consumers come and go.
             Ok(record) => drop(tx.send(Delivered::from_record(&channel, &record))),
             Err(e) => {
-                warn!(channel = %channel, error = %e, "live feed stopped");
+                warn!(channel = %channel, error = %e, "live feed stopped; its consumers are closed with 1011");
                 return;
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

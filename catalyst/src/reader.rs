@@ -13,6 +13,9 @@ use crate::cloudevent::Filter;
 use crate::feed::{Feeds, delivered_text};
 use crate::read_size::{READ_BYTES, ReadSize};
 
+/// Why a reader stops when its channel's live feed has (it is closed with 1011; it can
+/// reconnect and resume from its last offset).
+const FEED_STOPPED: &str = "the channel's live feed stopped";
 /// How many records a replay reads from the log at a time.
 const REPLAY_CHUNK: usize = 512;
 
@@ -56,7 +59,9 @@ pub(crate) async fn read_channel(
     };
     // Subscribe before replaying: whatever is appended meanwhile is in the feed, and the
     // offsets tell the replay and the feed apart.
-    let mut live = feed.subscribe();
+    let Some(mut live) = feed.subscribe() else {
+        return Stop::Failed(FEED_STOPPED.to_owned());
+    };
     let mut size = ReadSize::new(REPLAY_CHUNK, READ_BYTES);
     loop {
         // Replay from the log until it has nothing more.
@@ -95,11 +100,14 @@ pub(crate) async fn read_channel(
                 // A gap (the feed is ahead of us): read it from the log.
                 Ok(_) => break,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    live = feed.subscribe();
+                    let Some(again) = feed.subscribe() else {
+                        return Stop::Failed(FEED_STOPPED.to_owned());
+                    };
+                    live = again;
                     break;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    return Stop::Failed("the channel's live feed stopped".to_owned());
+                    return Stop::Failed(FEED_STOPPED.to_owned());
                 }
             }
         }

@@ -215,7 +215,8 @@ impl Node {
     }
 
     /// Serves both listeners until `stop` resolves; then stops accepting, finishes in-flight
-    /// requests, closes WebSockets with 1001 (up to a deadline), fsyncs and returns.
+    /// requests and closes WebSockets with 1001, for at most the shutdown timeout (then
+    /// what is left is cut off), fsyncs and returns.
     ///
     /// # Errors
     /// [`Error::Sync`] if the final fsync fails.
@@ -247,17 +248,45 @@ impl Node {
             tls.clone(),
         ));
         let trigger = shutdown.clone();
+        let triggered_at = Arc::new(std::sync::OnceLock::new());
+        let at = Arc::clone(&triggered_at);
         tokio::spawn(async move {
             stop.await;
             info!("shutting down: draining requests and closing WebSockets");
+            let _ = at.set(tokio::time::Instant::now());
             trigger.trigger();
         });
-        serve_tls(api, app, settings.limits, shutdown.clone(), tls).await;
-        if let Err(e) = ingress.await {
-            warn!(error = %e, "the ingress listener task failed");
+        let api = tokio::spawn(serve_tls(api, app, settings.limits, shutdown.clone(), tls));
+        let aborts = [api.abort_handle(), ingress.abort_handle()];
+        let listeners = async {
+            for (name, task) in [("API", api), ("ingress", ingress)] {
+                if let Err(e) = task.await {
+                    warn!(error = %e, listener = name, "a listener task failed");
+                }
+            }
+        };
+        let timeout = settings.shutdown_timeout;
+        let out_of_time = async {
+            shutdown.triggered().await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            () = listeners => {}
+            () = out_of_time => {
+                warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "requests still in flight at the shutdown timeout; closing them"
+                );
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            }
         }
-        // WebSockets were handed off by the listeners: give them a moment to send their close.
-        if !shutdown.drain(DRAIN_DEADLINE).await {
+        // WebSockets were handed off by the listeners: give them a moment to send their close,
+        // within the shutdown timeout, so the fsync below comes before a supervisor's SIGKILL.
+        let end = triggered_at
+            .get()
+            .map_or_else(tokio::time::Instant::now, |t| *t + timeout);
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        if !shutdown.drain(left.min(DRAIN_DEADLINE)).await {
             warn!(
                 open = shutdown.active(),
                 "WebSockets still open after the drain deadline"

@@ -63,3 +63,41 @@ async fn sigterm_closes_consumers_with_1001_and_exits_0() {
     let node = Node::start(dir.path(), &[]);
     assert_eq!(count(&node, "s").await, 10);
 }
+
+/// A request that never finishes does not hold the node past its shutdown timeout: it is cut
+/// off, the log is fsync'ed, the node exits 0, and what was acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_ends_is_cut_off_at_the_shutdown_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut node = Node::start(
+        dir.path(),
+        &["--durability", "buffered", "--shutdown-timeout-ms", "1000"],
+    );
+    let client = Client::new(&node.url);
+    client
+        .produce("s", &event("kept", "t"))
+        .await
+        .expect("produce");
+    // Headers promising a body that never comes: the handler waits on it.
+    let addr = node.url.trim_start_matches("http://").to_owned();
+    let mut stuck = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    stuck
+        .write_all(
+            b"POST /v1/channels/s/events HTTP/1.1\r\nhost: x\r\n\
+              content-type: application/cloudevents+json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| node.terminate());
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(8), "exited after {took:?}");
+    drop(stuck);
+    let node = Node::start(dir.path(), &[]);
+    assert_eq!(count(&node, "s").await, 1);
+}

@@ -63,6 +63,11 @@ pub(crate) struct UpArgs {
     /// a keep-alive connection may sit idle. Default 30000.
     #[arg(long, env = "DRAFT_HEADER_READ_TIMEOUT_MS")]
     pub(crate) header_read_timeout_ms: Option<u64>,
+    /// How long a stopping node waits for in-flight requests and WebSockets before it cuts
+    /// them off, fsyncs and exits, in milliseconds. Keep it under the supervisor's grace
+    /// period (Kubernetes: 30 s). Default 10000.
+    #[arg(long, env = "DRAFT_SHUTDOWN_TIMEOUT_MS")]
+    pub(crate) shutdown_timeout_ms: Option<u64>,
     /// The longest lease an instance gets when the node starts, in milliseconds (default:
     /// its full TTL). Longer than the instances' heartbeat interval, or live ones lapse once.
     #[arg(long, env = "DRAFT_RESTART_GRACE_MS")]
@@ -132,6 +137,7 @@ impl UpArgs {
                 max_connections: self.max_connections,
                 header_read_timeout_ms: self.header_read_timeout_ms,
                 restart_grace_ms: self.restart_grace_ms,
+                shutdown_timeout_ms: self.shutdown_timeout_ms,
                 tls_cert: self.tls_cert,
                 tls_key: self.tls_key,
             },

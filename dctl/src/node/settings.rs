@@ -143,6 +143,9 @@ pub struct NodeLayer {
     /// The longest lease an instance gets when the node starts, in milliseconds (default:
     /// its full TTL).
     pub restart_grace_ms: Option<u64>,
+    /// How long a stopping node waits for requests and WebSockets, in milliseconds (default
+    /// 10000).
+    pub shutdown_timeout_ms: Option<u64>,
     /// A PEM certificate chain: both listeners serve TLS with it (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
@@ -216,6 +219,7 @@ impl Layer {
                 max_connections: n.max_connections.or(l.max_connections),
                 header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
                 restart_grace_ms: n.restart_grace_ms.or(l.restart_grace_ms),
+                shutdown_timeout_ms: n.shutdown_timeout_ms.or(l.shutdown_timeout_ms),
                 tls_cert: n.tls_cert.or(l.tls_cert),
                 tls_key: n.tls_key.or(l.tls_key),
             },
@@ -291,6 +295,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The longest lease an instance gets when the node starts (`None`: its full TTL).
     pub restart_grace: Option<Duration>,
+    /// How long a stopping node waits for requests and WebSockets before cutting them off.
+    pub shutdown_timeout: Duration,
     /// The broker's settings.
     pub catalyst: CatalystConfig,
     /// How much of each channel the log keeps, unless the channel has its own retention.
@@ -383,6 +389,10 @@ impl Settings {
         if restart_grace.is_some_and(|g| g.is_zero()) {
             return invalid("the restart grace must be at least 1 ms");
         }
+        let shutdown_timeout = Duration::from_millis(node.shutdown_timeout_ms.unwrap_or(10_000));
+        if !(1..=600_000).contains(&shutdown_timeout.as_millis()) {
+            return invalid("the shutdown timeout must be 1 ms to 10 minutes");
+        }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {
             return invalid("the node name must be non-empty, without '/' or spaces");
@@ -403,6 +413,7 @@ impl Settings {
             durability,
             limits,
             restart_grace,
+            shutdown_timeout,
             catalyst,
             retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),

@@ -117,6 +117,8 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
         ("[catalyst]\nretention_age_secs = 0\n", "default retention"),
         ("[catalyst]\nretention_bytes = 0\n", "default retention"),
         ("[node]\nrestart_grace_ms = 0\n", "restart grace"),
+        ("[node]\nshutdown_timeout_ms = 0\n", "shutdown timeout"),
+        ("[node]\nshutdown_timeout_ms = 600001\n", "shutdown timeout"),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
         assert!(e.to_string().contains(says), "{toml}: {e}");
@@ -151,6 +153,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
         max_connections,
         header_read_timeout_ms,
         restart_grace_ms,
+        shutdown_timeout_ms,
         tls_cert,
         tls_key,
     } = &fixture.node;
@@ -190,6 +193,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(listen.is_some() && ingress.is_some() && data_dir.is_some());
     assert!(durability.is_some() && flush_interval_ms.is_some());
     assert!(max_connections.is_some() && header_read_timeout_ms.is_some());
+    assert!(shutdown_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());

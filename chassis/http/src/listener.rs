@@ -137,13 +137,13 @@ pub async fn serve_tls(
         };
         let watcher = graceful.watcher();
         let stop = shutdown.triggered();
-        let connection = Connection {
+        let connection = Arc::new(Connection {
             remote,
             limits,
             websockets: Arc::clone(&websockets),
             websocket_refusals: Arc::clone(&websocket_refusals),
             upgraded: Arc::clone(&slots.websocket),
-        };
+        });
         let (app, http, tls) = (app.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte of a request; a client that
@@ -198,7 +198,7 @@ pub async fn serve_tls(
 /// answered). The stream holds the connection's slots: an upgrade takes it, and them, along.
 async fn serve_connection<S>(
     stream: S,
-    connection: Connection,
+    connection: Arc<Connection>,
     app: Router,
     http: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
@@ -207,7 +207,7 @@ async fn serve_connection<S>(
 {
     let remote = connection.remote;
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let (connection, app) = (connection.clone(), app.clone());
+        let (connection, app) = (Arc::clone(&connection), app.clone());
         async move { Ok::<_, std::convert::Infallible>(connection.handle(app, request).await) }
     });
     let served = http.serve_connection_with_upgrades(TokioIo::new(stream), service);

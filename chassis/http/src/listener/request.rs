@@ -43,7 +43,6 @@ impl Deadline {
 }
 
 /// What the requests of one connection share.
-#[derive(Clone)]
 pub(crate) struct Connection {
     pub(crate) remote: SocketAddr,
     pub(crate) limits: Limits,

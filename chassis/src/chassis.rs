@@ -246,7 +246,7 @@ impl Chassis {
         let http = tokio::spawn(draft_http::serve(
             self.listener,
             app,
-            Limits::default(),
+            service_limits(),
             self.http_stop.clone(),
         ));
         let follower = {
@@ -301,5 +301,19 @@ impl Chassis {
         .shut_down()
         .await;
         Ok(())
+    }
+}
+
+/// A service's listener limits: the defaults, but no per-address limit beyond the cap on
+/// connections, since a service behind the node's ingress sees every request it forwards
+/// arrive from the node's one address; and a request deadline of a day, the longest route
+/// `timeout_ms` Blueprint accepts, so the route's timeout, which the ingress keeps, decides
+/// how long a handler may take (the body deadline still holds).
+fn service_limits() -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_connections_per_address: defaults.max_connections,
+        request_timeout: std::time::Duration::from_secs(24 * 60 * 60),
+        ..defaults
     }
 }

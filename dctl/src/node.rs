@@ -17,7 +17,7 @@ use axum::Router;
 use draft_blueprint::{Blueprint, BlueprintConfig, Revision, UpstreamPolicy};
 use draft_catalyst::Catalyst;
 use draft_fuse::{Fuse, FuseConfig};
-use draft_http::{ApiError, Code, Shutdown, Tls, serve_tls};
+use draft_http::{ApiError, Code, Limits, Role, Shutdown, Tls, serve_tls};
 use draft_log::{Log, LogBackend, LogConfig};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -243,7 +243,11 @@ impl Node {
         let ingress = tokio::spawn(serve_tls(
             ingress,
             draft_fuse::ingress(parts.fuse.clone()),
-            settings.limits,
+            // It forwards: a request past its deadline is the upstream's, 504.
+            Limits {
+                role: Role::Gateway,
+                ..settings.limits
+            },
             shutdown.clone(),
             tls.clone(),
         ));

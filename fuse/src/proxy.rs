@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use draft_blueprint::Blueprint;
-use draft_http::{ApiError, Cidr, Code};
+use draft_http::{ApiError, Cidr, Code, Deadline};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -223,6 +223,7 @@ async fn proxy(
         .map_or("/", |p| p.as_str())
         .to_owned();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let deadline = request.extensions().get::<Deadline>().cloned();
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
         return error(Code::TooLarge, "the request body is over 16 MiB");
     };
@@ -233,6 +234,7 @@ async fn proxy(
         target,
         body,
         client_upgrade,
+        deadline,
     };
     forward(&fuse, route, &key, outgoing).await
 }
@@ -244,6 +246,8 @@ struct Outgoing {
     target: String,
     body: Bytes,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The listener's deadline for the response, when served by `draft_http::serve`.
+    deadline: Option<Deadline>,
 }
 
 /// Sends the request to the route's instances, round robin, failing over on connect errors
@@ -255,6 +259,7 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
         target,
         body,
         client_upgrade,
+        deadline,
     } = outgoing;
     let timeout = Duration::from_millis(route.timeout_ms);
     let start = fuse.cursor(key).fetch_add(1, Ordering::Relaxed);
@@ -277,6 +282,10 @@ async fn forward(fuse: &Fuse, route: &RouteEntry, key: &str, outgoing: Outgoing)
         *upstream.uri_mut() = uri;
         *upstream.headers_mut() = headers.clone();
         let began = Instant::now();
+        if let Some(deadline) = &deadline {
+            // The route's timeout is the upstream's to use, even past the listener's.
+            deadline.extend_to(began + timeout);
+        }
         match tokio::time::timeout(timeout, fuse.inner.client.request(upstream)).await {
             Ok(Ok(mut response)) => {
                 let elapsed = began.elapsed();

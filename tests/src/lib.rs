@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod prometheus;
+pub mod raw;
 pub mod servers;
 
 pub use servers::{NatsServer, Postgres};

@@ -58,6 +58,9 @@ pub enum Code {
     NoRoute,
     /// 405: the path exists but does not take this method.
     MethodNotAllowed,
+    /// 408: the request's body did not arrive within the listener's body read timeout; the
+    /// connection is closed.
+    RequestTimeout,
     /// 409: the request does not fit the resource's current state (a consumer group with
     /// other settings, or with members still connected; a route another service owns).
     Conflict,
@@ -83,6 +86,10 @@ pub enum Code {
     NotReady,
     /// 503: the route's service has no passing instance.
     NoHealthyInstance,
+    /// 503: the listener has as many WebSockets open as it allows; retry later.
+    TooManyConnections,
+    /// 503: the node did not answer within the listener's request timeout.
+    DeadlineExceeded,
     /// 504: the upstream did not answer in time.
     UpstreamTimeout,
     /// 508: the request has already passed through this node's ingress (its `Draft-Hop`
@@ -113,6 +120,7 @@ impl Code {
             Self::UnknownEndpoint => "unknown_endpoint",
             Self::NoRoute => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PreconditionFailed => "precondition_failed",
             Self::TooLarge => "too_large",
@@ -125,6 +133,8 @@ impl Code {
             Self::ShuttingDown => "shutting_down",
             Self::NotReady => "not_ready",
             Self::NoHealthyInstance => "no_healthy_instance",
+            Self::TooManyConnections => "too_many_connections",
+            Self::DeadlineExceeded => "deadline_exceeded",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::LoopDetected => "loop_detected",
         }
@@ -151,6 +161,7 @@ impl Code {
                 StatusCode::NOT_FOUND
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,9 +170,11 @@ impl Code {
             Self::UpstreamUnavailable | Self::BadUpstream | Self::UpstreamError => {
                 StatusCode::BAD_GATEWAY
             }
-            Self::ShuttingDown | Self::NotReady | Self::NoHealthyInstance => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::ShuttingDown
+            | Self::NotReady
+            | Self::NoHealthyInstance
+            | Self::TooManyConnections
+            | Self::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::LoopDetected => StatusCode::LOOP_DETECTED,
         }
@@ -438,6 +451,7 @@ mod tests {
             UnknownEndpoint,
             NoRoute,
             MethodNotAllowed,
+            RequestTimeout,
             Conflict,
             PreconditionFailed,
             TooLarge,
@@ -449,6 +463,8 @@ mod tests {
             ShuttingDown,
             NotReady,
             NoHealthyInstance,
+            TooManyConnections,
+            DeadlineExceeded,
             UpstreamTimeout,
             LoopDetected,
         ] {

@@ -6,8 +6,9 @@
 //!
 //! - [`ApiError`] with a stable [`Code`], answered as the JSON body of DESIGN.md §4
 //!   ([`ErrorBody`], which clients parse; feature `client` needs only serde);
-//! - [`serve`]: the accept loop with its [`Limits`] (header read deadline, connection cap,
-//!   back-off when out of file descriptors);
+//! - [`serve`]: the accept loop with its [`Limits`] (header, body and request deadlines,
+//!   caps on connections, on connections per client address and on WebSockets, back-off when
+//!   out of file descriptors);
 //! - [`Shutdown`]: one token for a whole process, and a drain with a deadline;
 //! - [`Query`], [`At`], [`Start`] and [`rfc3339`]: the query parameters every service takes;
 //! - [`ws`]: WebSocket limits, close codes and the one socket loop;
@@ -60,7 +61,7 @@ pub use crate::prometheus::LabelValue;
 pub use crate::{
     actor::Actor,
     error::{ApiError, Code, log_server_errors},
-    listener::{Limits, serve, serve_tls},
+    listener::{Deadline, Limits, Role, serve, serve_tls},
     query::{At, Query, Start},
     shutdown::{DrainGuard, Shutdown},
     time::{parse_rfc3339, rfc3339},

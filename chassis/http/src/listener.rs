@@ -1,66 +1,104 @@
 //! The listener every Draft HTTP server uses (the node's API and ingress, Chassis services):
-//! axum routers served by hyper, with two limits that `axum::serve` does not set and a server
-//! exposed to clients needs:
+//! axum routers served by hyper, with the limits that `axum::serve` does not set and a server
+//! exposed to clients needs ([`Limits`]):
 //!
 //! - a deadline for request headers: a client that trickles them (slowloris), or leaves a
 //!   keep-alive connection idle that long, is disconnected;
-//! - a cap on open connections: one more is closed as soon as it is accepted, so a flood of
-//!   connections cannot exhaust the process's file descriptors and lock everyone out. A
-//!   connection upgraded to a WebSocket leaves hyper, and the count, once upgraded.
+//! - a deadline for the body: a client that trickles one is answered 408 and disconnected;
+//! - a deadline for the response to start: 503 (504 on a gateway), so no request holds its
+//!   connection for ever; a WebSocket is past it once upgraded;
+//! - a cap on open connections, and one per client address: one more is closed as soon as it
+//!   is accepted, so a flood of connections (from one address, or from many) cannot exhaust
+//!   the process's file descriptors and lock everyone out. A WebSocket keeps counting until
+//!   it closes (its slots travel with the stream through the upgrade: `held.rs`);
+//! - a cap on WebSockets: one more upgrade is answered 503 before it is upgraded.
 //!
-//! Requests carry `ConnectInfo<SocketAddr>` (Fuse's `X-Forwarded-For` needs it); upgrades
-//! (WebSockets) are passed through; on shutdown, idle connections close and in-flight requests
-//! finish.
+//! Requests carry `ConnectInfo<SocketAddr>` (Fuse's `X-Forwarded-For` needs it) and a
+//! [`Deadline`]; upgrades (WebSockets) are passed through; on shutdown, idle connections
+//! close and in-flight requests finish.
+
+mod held;
+mod limits;
+mod per_address;
+mod refusals;
+mod request;
+mod timed_body;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
+use self::held::{Held, Slots};
+use self::per_address::PerAddress;
+use self::refusals::Refusals;
+use self::request::Connection;
+pub use self::{
+    limits::{Limits, Role},
+    request::Deadline,
+};
 use crate::shutdown::Shutdown;
 use crate::tls::{PLAIN_ON_TLS, Tls, is_tls_handshake};
-
-/// Limits on the clients of one listener.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The most connections open at once.
-    pub max_connections: usize,
-    /// How long a client has to send a request's headers, from the moment the connection
-    /// waits for them (so also the longest a keep-alive connection stays idle).
-    pub header_read_timeout: Duration,
-}
-
-/// How often a refused connection is logged, at most.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-impl Default for Limits {
-    /// 4,096 connections (10,000 needed more descriptors than a common hard limit), 30 s.
-    fn default() -> Self {
-        Self {
-            max_connections: 4096,
-            header_read_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Serves `app` on `listener` until `shutdown` is triggered, then stops accepting and waits
 /// for the open connections to finish their in-flight requests. Connections that were
 /// upgraded (WebSockets) are their handlers' to close: they see the same token.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: Shutdown) {
     serve_tls(listener, app, limits, shutdown, None).await;
+}
+
+/// What the accept loop refuses, and what it has refused.
+struct Gate {
+    open: Arc<Semaphore>,
+    per_address: PerAddress,
+    over_max: Refusals,
+    over_per_address: Refusals,
+}
+
+impl Gate {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            open: Arc::new(Semaphore::new(limits.max_connections)),
+            per_address: PerAddress::new(limits.max_connections_per_address),
+            over_max: Refusals::default(),
+            over_per_address: Refusals::default(),
+        }
+    }
+
+    /// The slots for a connection from `remote`, or `None` (logged, at most every 10 s per
+    /// kind) if its address or the listener is at its limit. The address is checked first,
+    /// so a client at its own limit takes no slot from anyone else.
+    fn admit(&self, remote: SocketAddr, limits: &Limits) -> Option<Slots> {
+        let Some(address) = self.per_address.try_acquire(remote.ip()) else {
+            if let Some(refused) = self.over_per_address.record(Instant::now()) {
+                let limit = limits.max_connections_per_address;
+                warn!(%remote, refused, limit, "refusing connections: max_connections_per_address are open from this address");
+            }
+            return None;
+        };
+        let Ok(connection) = Arc::clone(&self.open).try_acquire_owned() else {
+            if let Some(refused) = self.over_max.record(Instant::now()) {
+                let limit = limits.max_connections;
+                warn!(%remote, refused, limit, "refusing connections: max_connections are open");
+            }
+            return None;
+        };
+        Some(Slots {
+            connection,
+            address,
+            websocket: Arc::new(OnceLock::new()),
+        })
+    }
 }
 
 /// [`serve`], over TLS when `tls` is given: each connection's handshake must finish within
@@ -74,8 +112,9 @@ pub async fn serve_tls(
 ) {
     let graceful = GracefulShutdown::new();
     let http = http1_builder(limits.header_read_timeout);
-    let open = Arc::new(Semaphore::new(limits.max_connections));
-    let mut refused = Refusals::default();
+    let gate = Gate::new(&limits);
+    let websockets = Arc::new(Semaphore::new(limits.max_websockets));
+    let websocket_refusals = Arc::new(Refusals::default());
     let mut stopping = std::pin::pin!(shutdown.triggered());
     loop {
         let accepted = tokio::select! {
@@ -92,13 +131,19 @@ pub async fn serve_tls(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            refused.record(remote, limits.max_connections);
+        let Some(slots) = gate.admit(remote, &limits) else {
             drop(stream);
             continue;
         };
         let watcher = graceful.watcher();
         let stop = shutdown.triggered();
+        let connection = Arc::new(Connection {
+            remote,
+            limits,
+            websockets: Arc::clone(&websockets),
+            websocket_refusals: Arc::clone(&websocket_refusals),
+            upgraded: Arc::clone(&slots.websocket),
+        });
         let (app, http, tls) = (app.clone(), http.clone(), tls.clone());
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte of a request; a client that
@@ -117,7 +162,10 @@ pub async fn serve_tls(
             // Small request/response exchanges: do not let Nagle's algorithm hold them back.
             let _ = stream.set_nodelay(true);
             match tls {
-                None => serve_connection(stream, remote, app, &http, watcher).await,
+                None => {
+                    serve_connection(Held::new(stream, slots), connection, app, &http, watcher)
+                        .await;
+                }
                 Some(tls) => {
                     if !is_tls_handshake(first[0]) {
                         let mut stream = stream;
@@ -132,14 +180,14 @@ pub async fn serve_tls(
                     .await;
                     match accepted {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, remote, app, &http, watcher).await;
+                            let stream = Held::new(stream, slots);
+                            serve_connection(stream, connection, app, &http, watcher).await;
                         }
                         Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%remote, "TLS handshake timed out"),
                     }
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -147,23 +195,23 @@ pub async fn serve_tls(
 }
 
 /// Serves one connection until it closes (or, on shutdown, until its in-flight request is
-/// answered).
+/// answered). The stream holds the connection's slots: an upgrade takes it, and them, along.
 async fn serve_connection<S>(
     stream: S,
-    remote: SocketAddr,
+    connection: Arc<Connection>,
     app: Router,
     http: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = app.map_request(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(remote));
-        request.map(axum::body::Body::new)
+    let remote = connection.remote;
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let (connection, app) = (Arc::clone(&connection), app.clone());
+        async move { Ok::<_, std::convert::Infallible>(connection.handle(app, request).await) }
     });
-    let connection = http
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(e) = watcher.watch(connection.into_owned()).await {
+    let served = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(served.into_owned()).await {
         debug!(%remote, error = %e, "connection ended with an error");
     }
 }
@@ -178,28 +226,5 @@ fn http1_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> 
     builder.http1_only()
 }
 
-/// Connections refused for being over the cap, logged at most every [`REFUSAL_LOG_EVERY`].
-#[derive(Default)]
-struct Refusals {
-    since_logged: u64,
-    logged: Option<Instant>,
-}
-
-impl Refusals {
-    fn record(&mut self, remote: SocketAddr, limit: usize) {
-        self.since_logged += 1;
-        if self
-            .logged
-            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY)
-        {
-            warn!(
-                %remote,
-                refused = self.since_logged,
-                limit,
-                "refusing connections: max_connections are open"
-            );
-            self.since_logged = 0;
-            self.logged = Some(Instant::now());
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -72,6 +72,23 @@ pub(crate) struct UpArgs {
     /// its full TTL). Longer than the instances' heartbeat interval, or live ones lapse once.
     #[arg(long, env = "DRAFT_RESTART_GRACE_MS")]
     pub(crate) restart_grace_ms: Option<u64>,
+    /// The most connections open at once from one client address (an IPv4 address, or an
+    /// IPv6 /64), per listener; one more is closed at once. Default 512.
+    #[arg(long, env = "DRAFT_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub(crate) max_connections_per_address: Option<usize>,
+    /// The most WebSockets open at once, per listener (they also count as connections until
+    /// they close); one more upgrade is answered 503. Default 2048.
+    #[arg(long, env = "DRAFT_MAX_WEBSOCKETS")]
+    pub(crate) max_websockets: Option<usize>,
+    /// How long a client has to send a request's body, in milliseconds, from the end of its
+    /// headers; later it is answered 408 and disconnected. Default 30000.
+    #[arg(long, env = "DRAFT_BODY_READ_TIMEOUT_MS")]
+    pub(crate) body_read_timeout_ms: Option<u64>,
+    /// How long a request may take until its response starts, in milliseconds: later the API
+    /// answers 503 and the ingress 504 (a route's longer `timeout_ms` wins on the ingress).
+    /// WebSockets are exempt once upgraded. Default 60000.
+    #[arg(long, env = "DRAFT_REQUEST_TIMEOUT_MS")]
+    pub(crate) request_timeout_ms: Option<u64>,
     /// A PEM certificate chain (leaf first): the API and the ingress serve HTTPS with it.
     #[arg(long, env = "DRAFT_TLS_CERT", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -138,6 +155,10 @@ impl UpArgs {
                 header_read_timeout_ms: self.header_read_timeout_ms,
                 restart_grace_ms: self.restart_grace_ms,
                 shutdown_timeout_ms: self.shutdown_timeout_ms,
+                max_connections_per_address: self.max_connections_per_address,
+                max_websockets: self.max_websockets,
+                body_read_timeout_ms: self.body_read_timeout_ms,
+                request_timeout_ms: self.request_timeout_ms,
                 tls_cert: self.tls_cert,
                 tls_key: self.tls_key,
             },

@@ -146,6 +146,16 @@ pub struct NodeLayer {
     /// How long a stopping node waits for requests and WebSockets, in milliseconds (default
     /// 10000).
     pub shutdown_timeout_ms: Option<u64>,
+    /// The most connections open at once from one client address (an IPv4 address or an
+    /// IPv6 /64), per listener (default 512).
+    pub max_connections_per_address: Option<usize>,
+    /// The most WebSockets open at once, per listener (default 2048).
+    pub max_websockets: Option<usize>,
+    /// How long a client has to send a request's body, in milliseconds (default 30000).
+    pub body_read_timeout_ms: Option<u64>,
+    /// How long a request may take until its response starts, in milliseconds (default
+    /// 60000).
+    pub request_timeout_ms: Option<u64>,
     /// A PEM certificate chain: both listeners serve TLS with it (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
@@ -220,6 +230,12 @@ impl Layer {
                 header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
                 restart_grace_ms: n.restart_grace_ms.or(l.restart_grace_ms),
                 shutdown_timeout_ms: n.shutdown_timeout_ms.or(l.shutdown_timeout_ms),
+                max_connections_per_address: n
+                    .max_connections_per_address
+                    .or(l.max_connections_per_address),
+                max_websockets: n.max_websockets.or(l.max_websockets),
+                body_read_timeout_ms: n.body_read_timeout_ms.or(l.body_read_timeout_ms),
+                request_timeout_ms: n.request_timeout_ms.or(l.request_timeout_ms),
                 tls_cert: n.tls_cert.or(l.tls_cert),
                 tls_key: n.tls_key.or(l.tls_key),
             },
@@ -331,15 +347,20 @@ impl Settings {
                 interval: Duration::from_millis(flush),
             },
         };
-        let defaults = Limits::default();
-        let limits = Limits {
-            max_connections: node.max_connections.unwrap_or(defaults.max_connections),
-            header_read_timeout: node
-                .header_read_timeout_ms
-                .map_or(defaults.header_read_timeout, Duration::from_millis),
-        };
-        if limits.max_connections == 0 || limits.header_read_timeout.is_zero() {
-            return invalid("max connections and the header read timeout must be positive");
+        let limits = limits(&node);
+        if limits.max_connections == 0
+            || limits.max_connections_per_address == 0
+            || limits.max_websockets == 0
+        {
+            return invalid(
+                "max connections, max connections per address and max websockets must be positive",
+            );
+        }
+        if limits.header_read_timeout.is_zero()
+            || limits.body_read_timeout.is_zero()
+            || limits.request_timeout.is_zero()
+        {
+            return invalid("the header read, body read and request timeouts must be positive");
         }
         let retention = Retention {
             max_age: catalyst.retention_age_secs.map(Duration::from_secs),
@@ -419,6 +440,23 @@ impl Settings {
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),
             trusted_proxies: fuse.trusted_proxies.unwrap_or_default(),
         })
+    }
+}
+
+/// The listeners' limits `node` sets, with the defaults for what it leaves out.
+fn limits(node: &NodeLayer) -> Limits {
+    let defaults = Limits::default();
+    let ms = |set: Option<u64>, default: Duration| set.map_or(default, Duration::from_millis);
+    Limits {
+        max_connections: node.max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_address: node
+            .max_connections_per_address
+            .unwrap_or(defaults.max_connections_per_address),
+        max_websockets: node.max_websockets.unwrap_or(defaults.max_websockets),
+        header_read_timeout: ms(node.header_read_timeout_ms, defaults.header_read_timeout),
+        body_read_timeout: ms(node.body_read_timeout_ms, defaults.body_read_timeout),
+        request_timeout: ms(node.request_timeout_ms, defaults.request_timeout),
+        role: defaults.role,
     }
 }
 

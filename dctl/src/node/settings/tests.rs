@@ -24,6 +24,10 @@ fn an_empty_layer_gives_the_defaults() {
     assert_eq!(s.durability, Durability::Sync);
     assert_eq!(s.limits.max_connections, 4096);
     assert_eq!(s.limits.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(s.limits.max_connections_per_address, 512);
+    assert_eq!(s.limits.max_websockets, 2048);
+    assert_eq!(s.limits.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(s.limits.request_timeout, Duration::from_secs(60));
     assert_eq!(s.catalyst.max_event_bytes, 1024 * 1024);
     assert_eq!(s.catalyst.max_batch_bytes, 16 * 1024 * 1024);
     assert_eq!(s.catalyst.dedup_window, Duration::from_secs(120));
@@ -95,10 +99,14 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
     for (toml, says) in [
         ("[node]\nflush_interval_ms = 0\n", "flush interval"),
         ("[node]\nmax_connections = 0\n", "max connections"),
+        ("[node]\nheader_read_timeout_ms = 0\n", "header read"),
         (
-            "[node]\nheader_read_timeout_ms = 0\n",
-            "header read timeout",
+            "[node]\nmax_connections_per_address = 0\n",
+            "max connections per address",
         ),
+        ("[node]\nmax_websockets = 0\n", "max websockets"),
+        ("[node]\nbody_read_timeout_ms = 0\n", "body read"),
+        ("[node]\nrequest_timeout_ms = 0\n", "request timeouts"),
         ("[catalyst]\nmax_event_bytes = 0\n", "max event bytes"),
         (
             "[catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 9\n",
@@ -154,6 +162,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
         header_read_timeout_ms,
         restart_grace_ms,
         shutdown_timeout_ms,
+        max_connections_per_address,
+        max_websockets,
+        body_read_timeout_ms,
+        request_timeout_ms,
         tls_cert,
         tls_key,
     } = &fixture.node;
@@ -194,6 +206,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(durability.is_some() && flush_interval_ms.is_some());
     assert!(max_connections.is_some() && header_read_timeout_ms.is_some());
     assert!(shutdown_timeout_ms.is_some());
+    assert!(max_connections_per_address.is_some() && max_websockets.is_some());
+    assert!(body_read_timeout_ms.is_some() && request_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());

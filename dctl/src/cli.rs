@@ -28,7 +28,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a Draft node: the log, the broker and the API in one process.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run a manifest's services beside a node, their output prefixed (like foreman).
     Run(RunArgs),
     /// Send one CloudEvent to a channel and print its offset.

@@ -20,7 +20,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             init_tracing();
-            up::run(args).await
+            up::run(*args).await
         }
         Command::Run(args) => run::run(args).await,
         Command::Produce(args) => produce::run(args).await,

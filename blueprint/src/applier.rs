@@ -50,6 +50,13 @@ pub(crate) enum Op {
         service: ServiceName,
         instance: InstanceId,
     },
+    /// Sent by the critical-instance reaper; dropped unless the instance is still critical
+    /// from the expiry at revision `expired_at` (it did not register again meanwhile).
+    Remove {
+        service: ServiceName,
+        instance: InstanceId,
+        expired_at: u64,
+    },
     Put {
         key: Key,
         value: Vec<u8>,
@@ -327,6 +334,27 @@ fn decide(
             }
             _ => Ok(None),
         },
+        Op::Remove {
+            service,
+            instance,
+            expired_at,
+        } => {
+            let untouched = !overlay
+                .instances
+                .contains_key(&(service.clone(), instance.clone()));
+            let still_critical = state
+                .instance(service, instance)
+                .is_some_and(|i| i.health == Health::Critical && i.revision == *expired_at);
+            if !(untouched && still_critical) {
+                return Ok(None);
+            }
+            decide_deregister(state, overlay, (service, instance), revision).map(|_| {
+                Some(ControlEvent::Removed {
+                    service: service.as_str().to_owned(),
+                    instance: instance.as_str().to_owned(),
+                })
+            })
+        }
         Op::CreateToken { .. } | Op::RevokeToken { .. } => {
             tokens::decide(state, &mut overlay.tokens, op).map(Some)
         }

@@ -17,6 +17,7 @@ use crate::expiry;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::projection::Projection;
+use crate::reaper;
 use crate::replay;
 use crate::shared::Shared;
 use crate::token_cache::TokenCache;
@@ -80,6 +81,12 @@ impl Blueprint {
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
         tokio::spawn(expiry::keep_leases(Arc::downgrade(&blueprint.shared)));
+        if let Some(after) = blueprint.shared.config.remove_critical_after {
+            tokio::spawn(reaper::remove_critical(
+                Arc::downgrade(&blueprint.shared),
+                after,
+            ));
+        }
         Ok(blueprint)
     }
 

@@ -29,6 +29,10 @@ pub struct BlueprintConfig {
     /// shorter than the TTL caps that; it must be longer than the instances' heartbeat
     /// interval, or live instances lapse once (and come back at their next registration).
     pub restart_grace: Option<Duration>,
+    /// How long an instance may stay critical (its lease lapsed, no new registration) before
+    /// the node removes it, as `io.draft.instance.removed` (default `None`: never; Consul's
+    /// `DeregisterCriticalServiceAfter`).
+    pub remove_critical_after: Option<Duration>,
     /// The process's shutdown token: when it is triggered, watches are closed with 1001
     /// (going away). Default: a token of its own, never triggered.
     pub shutdown: Shutdown,
@@ -48,6 +52,7 @@ impl BlueprintConfig {
             max_value_bytes: 1024 * 1024,
             lease_check: Duration::from_millis(100),
             restart_grace: None,
+            remove_critical_after: None,
             shutdown: Shutdown::new(),
             upstream: UpstreamPolicy::default(),
         }

@@ -14,10 +14,11 @@ pub const CONTROL_PARTITION: &str = "_draft";
 pub const CONTROL_TYPE_PREFIX: &str = "io.draft.";
 
 /// The types Blueprint itself writes (and the projection folds).
-const OWN_TYPES: [&str; 7] = [
+const OWN_TYPES: [&str; 8] = [
     "io.draft.instance.registered",
     "io.draft.instance.deregistered",
     "io.draft.instance.expired",
+    "io.draft.instance.removed",
     "io.draft.kv.put",
     "io.draft.kv.deleted",
     "io.draft.token.created",
@@ -71,6 +72,15 @@ pub enum ControlEvent {
     },
     /// `io.draft.instance.expired`: an instance's lease lapsed.
     Expired {
+        /// The service.
+        service: String,
+        /// The instance.
+        instance: String,
+    },
+    /// `io.draft.instance.removed`: the node removed an instance that had been critical
+    /// (its lease lapsed, and it did not register again) for longer than its
+    /// `remove_critical_after` (Consul's `DeregisterCriticalServiceAfter`).
+    Removed {
         /// The service.
         service: String,
         /// The instance.
@@ -181,6 +191,7 @@ impl ControlEvent {
             Self::Registered { .. } => "io.draft.instance.registered",
             Self::Deregistered { .. } => "io.draft.instance.deregistered",
             Self::Expired { .. } => "io.draft.instance.expired",
+            Self::Removed { .. } => "io.draft.instance.removed",
             Self::KvPut { .. } => "io.draft.kv.put",
             Self::KvDeleted { .. } => "io.draft.kv.deleted",
             Self::TokenCreated { .. } => "io.draft.token.created",
@@ -198,7 +209,8 @@ impl ControlEvent {
                 service, instance, ..
             }
             | Self::Deregistered { service, instance }
-            | Self::Expired { service, instance } => Some(format!("services/{service}/{instance}")),
+            | Self::Expired { service, instance }
+            | Self::Removed { service, instance } => Some(format!("services/{service}/{instance}")),
             Self::KvPut { key, .. } | Self::KvDeleted { key } => Some(key.clone()),
             Self::TokenCreated { .. } | Self::TokenRevoked { .. } | Self::Other { .. } => None,
         }
@@ -224,9 +236,9 @@ impl ControlEvent {
                 metadata: registration.metadata,
                 ttl_ms: registration.ttl_ms,
             },
-            Self::Deregistered { service, instance } | Self::Expired { service, instance } => {
-                Data::Instance { service, instance }
-            }
+            Self::Deregistered { service, instance }
+            | Self::Expired { service, instance }
+            | Self::Removed { service, instance } => Data::Instance { service, instance },
             Self::KvPut { key, value } => Data::KvPut {
                 key,
                 value_base64: base64_encode(&value),
@@ -341,6 +353,9 @@ impl ControlEvent {
             }
             ("io.draft.instance.expired", Data::Instance { service, instance }) => {
                 Self::Expired { service, instance }
+            }
+            ("io.draft.instance.removed", Data::Instance { service, instance }) => {
+                Self::Removed { service, instance }
             }
             ("io.draft.kv.put", Data::KvPut { key, value_base64 }) => Self::KvPut {
                 key,

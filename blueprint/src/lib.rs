@@ -45,6 +45,8 @@ pub mod ownership;
 #[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
+mod reaper;
+#[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
 mod replay;

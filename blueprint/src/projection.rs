@@ -86,7 +86,8 @@ impl Projection {
                 instance,
                 registration,
             } => self.registered(service, instance, registration, revision),
-            ControlEvent::Deregistered { service, instance } => {
+            ControlEvent::Deregistered { service, instance }
+            | ControlEvent::Removed { service, instance } => {
                 self.deregistered(service, instance, revision);
             }
             ControlEvent::Expired { service, instance } => {

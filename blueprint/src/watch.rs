@@ -40,7 +40,9 @@ fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
             instance,
             registration,
         },
-        ControlEvent::Deregistered { service, instance } => WatchMessage::Deregistered {
+        // A removal is a departure, as watchers see it.
+        ControlEvent::Deregistered { service, instance }
+        | ControlEvent::Removed { service, instance } => WatchMessage::Deregistered {
             revision,
             service,
             instance,

@@ -263,3 +263,62 @@ async fn a_restart_grace_caps_the_first_lease_of_a_long_ttl() {
         Some(draft_blueprint::wire::Health::Passing)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_critical_past_the_delay_is_removed_and_audited() {
+    let h = open_configured(tempfile::tempdir().expect("dir"), 10_000, |c| {
+        c.remove_critical_after = Some(Duration::from_millis(300));
+    })
+    .await;
+    let bp = &h.blueprint;
+    let health = |i: &str| bp.read(|p| p.instance("api", i).map(|x| x.health));
+    for id in ["gone", "back"] {
+        bp.register(&service("api"), &instance(id), registration(100), "t")
+            .await
+            .expect("register");
+    }
+    eventually("both to lapse", || {
+        health("gone") == Some(draft_blueprint::wire::Health::Critical)
+            && health("back") == Some(draft_blueprint::wire::Health::Critical)
+    })
+    .await;
+    // One registers again while critical, and heartbeats: it stays.
+    bp.register(&service("api"), &instance("back"), registration(100), "t")
+        .await
+        .expect("register again");
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(bp.heartbeat(&service("api"), &instance("back")));
+    }
+    eventually("the silent one to be removed", || health("gone").is_none()).await;
+    assert_eq!(health("back"), Some(draft_blueprint::wire::Health::Passing));
+    let records = h
+        .log
+        .read(bp.control(), draft_log::Offset(0), 100)
+        .expect("read");
+    let removed: Vec<_> = records
+        .iter()
+        .filter_map(|r| draft_blueprint::ControlEvent::from_cloudevent(&r.payload).ok())
+        .filter(|(e, _)| matches!(e, draft_blueprint::ControlEvent::Removed { .. }))
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].1, "draft");
+    assert!(matches!(
+        &removed[0].0,
+        draft_blueprint::ControlEvent::Removed { instance, .. } if instance == "gone"
+    ));
+    // A replay of the log agrees.
+    let dir = h.dir;
+    drop((h.blueprint, h.log));
+    let again = open_in(dir, 10_000).await;
+    assert!(
+        again
+            .blueprint
+            .read(|p| p.instance("api", "gone").is_none())
+    );
+    assert!(
+        again
+            .blueprint
+            .read(|p| p.instance("api", "back").is_some())
+    );
+}

@@ -129,7 +129,9 @@ impl Summaries {
                 data["group"].as_str().unwrap_or("?"),
                 data["committed_offset"]
             ),
-            "io.draft.instance.deregistered" | "io.draft.instance.expired" => {
+            "io.draft.instance.deregistered"
+            | "io.draft.instance.expired"
+            | "io.draft.instance.removed" => {
                 format!(
                     "{}/{}",
                     data["service"].as_str().unwrap_or("?"),

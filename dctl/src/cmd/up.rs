@@ -68,6 +68,11 @@ pub(crate) struct UpArgs {
     /// period (Kubernetes: 30 s). Default 10000.
     #[arg(long, env = "DRAFT_SHUTDOWN_TIMEOUT_MS")]
     pub(crate) shutdown_timeout_ms: Option<u64>,
+    /// How long an instance may stay critical (its lease lapsed and it did not register
+    /// again) before the node removes it, as `io.draft.instance.removed`, in seconds
+    /// (Consul's `DeregisterCriticalServiceAfter`). Default: never.
+    #[arg(long, env = "DRAFT_REMOVE_CRITICAL_AFTER_SECS")]
+    pub(crate) remove_critical_after_secs: Option<u64>,
     /// The longest lease an instance gets when the node starts, in milliseconds (default:
     /// its full TTL). Longer than the instances' heartbeat interval, or live ones lapse once.
     #[arg(long, env = "DRAFT_RESTART_GRACE_MS")]
@@ -154,6 +159,7 @@ impl UpArgs {
                 max_connections: self.max_connections,
                 header_read_timeout_ms: self.header_read_timeout_ms,
                 restart_grace_ms: self.restart_grace_ms,
+                remove_critical_after_secs: self.remove_critical_after_secs,
                 shutdown_timeout_ms: self.shutdown_timeout_ms,
                 max_connections_per_address: self.max_connections_per_address,
                 max_websockets: self.max_websockets,

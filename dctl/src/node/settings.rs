@@ -146,6 +146,9 @@ pub struct NodeLayer {
     /// How long a stopping node waits for requests and WebSockets, in milliseconds (default
     /// 10000).
     pub shutdown_timeout_ms: Option<u64>,
+    /// How long an instance may stay critical before the node removes it, in seconds
+    /// (default: never).
+    pub remove_critical_after_secs: Option<u64>,
     /// The most connections open at once from one client address (an IPv4 address or an
     /// IPv6 /64), per listener (default 512).
     pub max_connections_per_address: Option<usize>,
@@ -230,6 +233,9 @@ impl Layer {
                 header_read_timeout_ms: n.header_read_timeout_ms.or(l.header_read_timeout_ms),
                 restart_grace_ms: n.restart_grace_ms.or(l.restart_grace_ms),
                 shutdown_timeout_ms: n.shutdown_timeout_ms.or(l.shutdown_timeout_ms),
+                remove_critical_after_secs: n
+                    .remove_critical_after_secs
+                    .or(l.remove_critical_after_secs),
                 max_connections_per_address: n
                     .max_connections_per_address
                     .or(l.max_connections_per_address),
@@ -313,6 +319,8 @@ pub struct Settings {
     pub restart_grace: Option<Duration>,
     /// How long a stopping node waits for requests and WebSockets before cutting them off.
     pub shutdown_timeout: Duration,
+    /// How long an instance may stay critical before the node removes it (`None`: never).
+    pub remove_critical_after: Option<Duration>,
     /// The broker's settings.
     pub catalyst: CatalystConfig,
     /// How much of each channel the log keeps, unless the channel has its own retention.
@@ -367,6 +375,10 @@ impl Settings {
         if restart_grace.is_some_and(|g| g.is_zero()) {
             return invalid("the restart grace must be at least 1 ms");
         }
+        let remove_critical_after = node.remove_critical_after_secs.map(Duration::from_secs);
+        if remove_critical_after.is_some_and(|d| d.is_zero()) {
+            return invalid("remove critical after must be at least 1 s");
+        }
         let shutdown_timeout = Duration::from_millis(node.shutdown_timeout_ms.unwrap_or(10_000));
         if !(1..=600_000).contains(&shutdown_timeout.as_millis()) {
             return invalid("the shutdown timeout must be 1 ms to 10 minutes");
@@ -392,6 +404,7 @@ impl Settings {
             limits,
             restart_grace,
             shutdown_timeout,
+            remove_critical_after,
             catalyst,
             retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),

@@ -126,6 +126,10 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
         ("[catalyst]\nretention_bytes = 0\n", "default retention"),
         ("[node]\nrestart_grace_ms = 0\n", "restart grace"),
         ("[node]\nshutdown_timeout_ms = 0\n", "shutdown timeout"),
+        (
+            "[node]\nremove_critical_after_secs = 0\n",
+            "remove critical after",
+        ),
         ("[node]\nshutdown_timeout_ms = 600001\n", "shutdown timeout"),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
@@ -162,6 +166,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
         header_read_timeout_ms,
         restart_grace_ms,
         shutdown_timeout_ms,
+        remove_critical_after_secs,
         max_connections_per_address,
         max_websockets,
         body_read_timeout_ms,
@@ -193,6 +198,10 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(
         tls_cert.is_none() && tls_key.is_none(),
         "TLS is off by default; the fixture shows the keys commented out"
+    );
+    assert!(
+        remove_critical_after_secs.is_none(),
+        "critical instances stay by default; the fixture shows the key commented out"
     );
     assert!(
         restart_grace_ms.is_none(),

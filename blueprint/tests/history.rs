@@ -53,7 +53,8 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     for _ in 0..9 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
-            bp.heartbeat(&service("api"), &instance("kept")),
+            bp.heartbeat(&service("api"), &instance("kept"))
+                .expect("writable"),
             "kept is passing"
         );
     }
@@ -64,7 +65,8 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     );
     assert_eq!(health("kept"), Some(draft_blueprint::wire::Health::Passing));
     assert!(
-        !bp.heartbeat(&service("api"), &instance("dropped")),
+        !bp.heartbeat(&service("api"), &instance("dropped"))
+            .expect("writable"),
         "a lapsed lease answers 404: register again"
     );
     // The expiry is in the audit trail, with Draft as its actor.
@@ -207,5 +209,10 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
         "same state after restart"
     );
     // The restarted node gives the instance a full TTL: it is passing and can heartbeat.
-    assert!(again.blueprint.heartbeat(&service("svc"), &instance("a")));
+    assert!(
+        again
+            .blueprint
+            .heartbeat(&service("svc"), &instance("a"))
+            .expect("writable")
+    );
 }

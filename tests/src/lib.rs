@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod prometheus;
 pub mod servers;
+pub mod small_disk;
 
 pub use servers::{NatsServer, Postgres};
 

@@ -147,7 +147,8 @@ async fn heartbeats(bp: &Blueprint, secs: u64) {
                 let mut missed = 0u64;
                 while Instant::now() < deadline {
                     for i in g * 100..(g + 1) * 100 {
-                        missed += u64::from(!bp.heartbeat(&fleet(), &instance(i)));
+                        missed +=
+                            u64::from(!bp.heartbeat(&fleet(), &instance(i)).expect("writable"));
                     }
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }

@@ -169,20 +169,32 @@ impl Blueprint {
         Ok(outcome)
     }
 
-    /// Renews a passing instance's lease. `false` if it is unknown or critical (the client
-    /// should register again).
-    #[must_use]
-    pub fn heartbeat(&self, service: &ServiceName, instance: &InstanceId) -> bool {
+    /// Renews a passing instance's lease. `Ok(false)` if it is unknown or critical (the
+    /// client should register again).
+    ///
+    /// # Errors
+    /// [`WriteError::Log`] with [`draft_log::Error::ReadOnly`] once the log is read-only: a
+    /// node that cannot write cannot record the instance's expiry or its deregistration
+    /// either, so it does not pretend to keep the lease (the lease it holds is kept, and
+    /// expires nothing: see [`expiry`](crate::expiry)).
+    pub fn heartbeat(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+    ) -> Result<bool, WriteError> {
+        if let Some(failure) = self.shared.log.storage_failure() {
+            return Err(WriteError::Log(draft_log::Error::ReadOnly(failure)));
+        }
         let ttl = self.read(|s| {
             s.instance(service, instance)
                 .filter(|i| i.health == Health::Passing)
                 .map(|i| Duration::from_millis(i.registration.ttl_ms))
         });
-        let Some(ttl) = ttl else { return false };
+        let Some(ttl) = ttl else { return Ok(false) };
         self.shared
             .leases()
             .renew(service, instance, ttl, Instant::now());
-        true
+        Ok(true)
     }
 
     /// Deregisters an instance.

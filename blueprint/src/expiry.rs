@@ -1,12 +1,22 @@
 //! Lease expiry: the lease keeper task, which appends `io.draft.instance.expired` through the
 //! write queue for every lease that lapsed in the [`Leases`](crate::lease::Leases) table.
+//!
+//! Two rules keep a storage failure from losing instances:
+//! - a lapse whose expiry could not be written is put back in the table (see
+//!   [`keeps_lease`]): the instance still counts, and the expiry is tried again at the next
+//!   check;
+//! - a node whose log is read-only expires nothing at all. It cannot write, so it cannot
+//!   take heartbeats either (they answer 503 `storage_failed`): it must not decide that the
+//!   instances it stopped hearing from died. Their leases wait in the table; a restart gives
+//!   every passing instance a full TTL again.
 
 use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::applier::Op;
+use crate::error::WriteError;
 use crate::shared::Shared;
 
 /// Appends `io.draft.instance.expired` for every lease that lapsed, until Blueprint is gone.
@@ -19,6 +29,10 @@ pub(crate) async fn keep_leases(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if !shared.log.is_healthy() {
+            debug!("the log is read-only: no lease expires");
+            continue;
+        }
         let now = Instant::now();
         // Taken out of the table here, so each lapse is sent once; a heartbeat that arrives
         // before the expiry is written puts the lease back, and the writer then drops it.
@@ -32,14 +46,42 @@ pub(crate) async fn keep_leases(shared: Weak<Shared>) {
             // The writer drops it if the lease was renewed or the instance left meanwhile.
             tokio::spawn(async move {
                 if let Err(e) = shared.write(op, "draft").await {
+                    let kept = keeps_lease(&e);
+                    if kept {
+                        shared.leases().put_back(&service, &instance, now);
+                    }
                     warn!(
                         service = service.as_str(),
                         instance = instance.as_str(),
                         error = %e,
+                        lease_kept = kept,
                         "could not record an expiry"
                     );
                 }
             });
         }
+    }
+}
+
+/// Whether a lapse whose expiry failed with `e` goes back in the lease table: yes when the
+/// expiry was not written (the log refused or failed the append, or stopped), so the
+/// instance still counts and is tried again; no when the writer refused the expiry itself
+/// (the instance is not there any more).
+pub(crate) fn keeps_lease(e: &WriteError) -> bool {
+    matches!(e, WriteError::Log(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use draft_log::{Error, StorageFailure};
+
+    use super::*;
+
+    #[test]
+    fn a_lapse_whose_expiry_was_not_written_is_kept() {
+        let full = StorageFailure::from_io("append", &std::io::ErrorKind::StorageFull.into());
+        assert!(keeps_lease(&WriteError::Log(Error::ReadOnly(full))));
+        assert!(keeps_lease(&WriteError::Log(Error::Closed)));
+        assert!(!keeps_lease(&WriteError::NotFound));
     }
 }

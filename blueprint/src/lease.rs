@@ -49,6 +49,21 @@ impl Leases {
             .is_some_and(|deadline| *deadline > now)
     }
 
+    /// Puts back a lease taken by [`take_lapsed`](Self::take_lapsed) whose expiry could not be
+    /// written: the instance still counts, and its lapse (at `lapsed_at`) is taken again at
+    /// the next check. A lease renewed meanwhile (a heartbeat, a registration) wins: it is
+    /// newer than the lapse.
+    pub(crate) fn put_back(
+        &mut self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        lapsed_at: Instant,
+    ) {
+        self.deadlines
+            .entry((service.clone(), instance.clone()))
+            .or_insert(lapsed_at);
+    }
+
     /// Takes every lease that has lapsed at `now` (its deadline is `now` or earlier) out of the
     /// table, so each lapse is taken once; live leases stay.
     pub(crate) fn take_lapsed(&mut self, now: Instant) -> Vec<(ServiceName, InstanceId)> {
@@ -130,6 +145,44 @@ mod tests {
         // The renewed lease lapses again later, and is taken again.
         tokio::time::advance(TTL).await;
         assert_eq!(leases.take_lapsed(Instant::now()), vec![key(&web, &a)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_put_back_is_held_by_nobody_and_taken_again() {
+        let (web, a, _) = names();
+        let mut leases = Leases::default();
+        leases.renew(&web, &a, TTL, Instant::now());
+        tokio::time::advance(TTL).await;
+        let lapsed_at = Instant::now();
+        assert_eq!(leases.take_lapsed(lapsed_at), vec![key(&web, &a)]);
+        // The expiry could not be written: the lease goes back, still lapsed.
+        leases.put_back(&web, &a, lapsed_at);
+        assert!(!leases.still_held(&web, &a, Instant::now()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            leases.take_lapsed(Instant::now()),
+            vec![key(&web, &a)],
+            "retried at the next check"
+        );
+        assert!(leases.take_lapsed(Instant::now()).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_before_the_put_back_wins() {
+        let (web, a, _) = names();
+        let mut leases = Leases::default();
+        leases.renew(&web, &a, TTL, Instant::now());
+        tokio::time::advance(TTL).await;
+        let lapsed_at = Instant::now();
+        assert_eq!(leases.take_lapsed(lapsed_at), vec![key(&web, &a)]);
+        // A heartbeat arrives while the expiry is being written, then the write fails.
+        leases.renew(&web, &a, TTL, Instant::now());
+        leases.put_back(&web, &a, lapsed_at);
+        assert!(
+            leases.still_held(&web, &a, Instant::now()),
+            "the renewal stays"
+        );
+        assert!(leases.take_lapsed(Instant::now()).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

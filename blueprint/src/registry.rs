@@ -157,8 +157,9 @@ pub(crate) async fn register(
     Ok(with_revision(json(StatusCode::OK, &body), revision))
 }
 
-/// `POST …/heartbeat`: 404 when the instance is unknown or its lease lapsed (register again).
-/// A name the API refuses is an instance that cannot be registered, so it is unknown too.
+/// `POST …/heartbeat`: 404 when the instance is unknown or its lease lapsed (register again),
+/// 503 `storage_failed` once the node is read-only. A name the API refuses is an instance
+/// that cannot be registered, so it is unknown too.
 pub(crate) async fn heartbeat(
     State(bp): State<Blueprint>,
     Path((service, instance)): Path<(String, String)>,
@@ -166,7 +167,13 @@ pub(crate) async fn heartbeat(
     let names = ServiceName::parse(&service)
         .ok()
         .zip(InstanceId::parse(&instance).ok());
-    if names.is_some_and(|(s, i)| bp.heartbeat(&s, &i)) {
+    let renewed = match names {
+        Some((s, i)) => bp
+            .heartbeat(&s, &i)
+            .map_err(|e| write_error(e, "the instance"))?,
+        None => false,
+    };
+    if renewed {
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({"service": service, "instance": instance, "health": "passing"}),

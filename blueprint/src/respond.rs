@@ -75,13 +75,15 @@ pub(crate) async fn view(blueprint: &Blueprint, at: Option<At>) -> Result<View, 
     Ok(View::At(Box::new(state)))
 }
 
-/// The answer for a failure of the log: 503 while the node stops, 413 for an append over
-/// the log's limit, otherwise a 500 that names no internals (the error goes to the node's
-/// log, once, through `draft_http::log_server_errors`).
+/// The answer for a failure of the log: 503 `shutting_down` while the node stops, 503
+/// `storage_failed` once a write to disk failed (the node is read-only), 413 for an append
+/// over the log's limit, otherwise a 500 that names no internals (the error goes to the
+/// node's log, once, through `draft_http::log_server_errors`).
 #[must_use]
 pub fn log_error(e: &draft_log::Error) -> ApiError {
     match e {
         draft_log::Error::Closed => ApiError::shutting_down(),
+        draft_log::Error::ReadOnly(failure) => ApiError::storage_failed(failure.reason()),
         draft_log::Error::TooLarge { bytes, limit } => ApiError::too_large(format!(
             "{bytes} bytes is over the log's limit of {limit} bytes"
         )),
@@ -159,4 +161,27 @@ pub(crate) fn with_revision(mut response: Response, revision: Option<Revision>) 
 /// A JSON answer with a status.
 pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
     (status, axum::Json(value)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use draft_log::StorageFailure;
+
+    use super::*;
+
+    #[test]
+    fn a_write_refused_by_a_read_only_log_is_a_503_storage_failed() {
+        let eio = StorageFailure::from_io("fsync", &std::io::Error::from_raw_os_error(5));
+        let e = write_error(
+            WriteError::Log(draft_log::Error::ReadOnly(eio)),
+            "the instance",
+        );
+        assert_eq!((e.code(), e.status().as_u16()), (Code::StorageFailed, 503));
+        assert!(
+            e.message()
+                .contains("the disk failed a write or an fsync (during fsync)"),
+            "{}",
+            e.message()
+        );
+    }
 }

@@ -36,6 +36,16 @@ impl Shared {
 
     /// Decides, appends and answers one group of writes.
     async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
+        // Once the log is read-only every write is refused, even one that would append
+        // nothing (a registration repeated as it stands would otherwise renew a lease, which
+        // is a heartbeat the node cannot honour: see `expiry`).
+        if let Some(failure) = self.log.storage_failure() {
+            let e = WriteError::Log(draft_log::Error::ReadOnly(failure));
+            for request in requests {
+                let _ = request.reply.send(Err(e.clone()));
+            }
+            return;
+        }
         let next = self.revision().map_or(0, |r| r + 1);
         let group = {
             let leases = self.leases();

@@ -53,7 +53,8 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     for _ in 0..9 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
-            bp.heartbeat(&service("api"), &instance("kept")),
+            bp.heartbeat(&service("api"), &instance("kept"))
+                .expect("writable"),
             "kept is passing"
         );
     }
@@ -64,7 +65,8 @@ async fn a_lease_lapses_without_heartbeats_and_is_logged_as_expired() {
     );
     assert_eq!(health("kept"), Some(draft_blueprint::wire::Health::Passing));
     assert!(
-        !bp.heartbeat(&service("api"), &instance("dropped")),
+        !bp.heartbeat(&service("api"), &instance("dropped"))
+            .expect("writable"),
         "a lapsed lease answers 404: register again"
     );
     // The expiry is in the audit trail, with Draft as its actor.
@@ -209,7 +211,12 @@ async fn a_restart_loads_the_checkpoint_and_replays_the_tail() {
         "same state after restart"
     );
     // The restarted node gives the instance a full TTL: it is passing and can heartbeat.
-    assert!(again.blueprint.heartbeat(&service("svc"), &instance("a")));
+    assert!(
+        again
+            .blueprint
+            .heartbeat(&service("svc"), &instance("a"))
+            .expect("writable")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +241,11 @@ async fn a_restart_grace_caps_the_first_lease_of_a_long_ttl() {
     assert_eq!(health("a"), Some(draft_blueprint::wire::Health::Passing));
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(bp.heartbeat(&service("svc"), &instance("b")), "b renews");
+        assert!(
+            bp.heartbeat(&service("svc"), &instance("b"))
+                .expect("writable"),
+            "b renews"
+        );
     }
     eventually("a to lapse within the grace", || {
         health("a") == Some(draft_blueprint::wire::Health::Critical)
@@ -288,7 +299,10 @@ async fn an_instance_critical_past_the_delay_is_removed_and_audited() {
         .expect("register again");
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(bp.heartbeat(&service("api"), &instance("back")));
+        assert!(
+            bp.heartbeat(&service("api"), &instance("back"))
+                .expect("writable")
+        );
     }
     eventually("the silent one to be removed", || health("gone").is_none()).await;
     assert_eq!(health("back"), Some(draft_blueprint::wire::Health::Passing));

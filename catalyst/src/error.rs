@@ -19,12 +19,14 @@ pub(crate) fn channel_not_found(channel: &str) -> ApiError {
     )
 }
 
-/// The answer for a failure of the log: 503 while the node stops, 413 for an append over
-/// the log's limit, otherwise a 500 that names no internals (the error goes to the node's
-/// log, once, through `draft_http::log_server_errors`).
+/// The answer for a failure of the log: 503 `shutting_down` while the node stops, 503
+/// `storage_failed` once a write to disk failed (the node is read-only), 413 for an append
+/// over the log's limit, otherwise a 500 that names no internals (the error goes to the
+/// node's log, once, through `draft_http::log_server_errors`).
 pub(crate) fn log_error(e: &draft_log::Error) -> ApiError {
     match e {
         draft_log::Error::Closed => ApiError::shutting_down(),
+        draft_log::Error::ReadOnly(failure) => ApiError::storage_failed(failure.reason()),
         draft_log::Error::TooLarge { bytes, limit } => ApiError::too_large(format!(
             "{bytes} bytes is over the log's limit of {limit} bytes"
         )),
@@ -42,5 +44,26 @@ impl From<ChannelNameError> for ApiError {
 impl From<EventError> for ApiError {
     fn from(e: EventError) -> Self {
         Self::new(Code::InvalidEvent, e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use draft_log::StorageFailure;
+
+    use super::*;
+
+    #[test]
+    fn a_read_only_log_is_a_503_storage_failed_and_other_storage_errors_stay_500() {
+        let full = StorageFailure::from_io("append", &std::io::ErrorKind::StorageFull.into());
+        let e = log_error(&draft_log::Error::ReadOnly(full));
+        assert_eq!((e.code(), e.status().as_u16()), (Code::StorageFailed, 503));
+        assert!(e.message().contains("the disk is full"), "{}", e.message());
+        let e = log_error(&draft_log::Error::Backend("a read failed".into()));
+        assert_eq!((e.code(), e.status().as_u16()), (Code::StorageError, 500));
+        assert_eq!(
+            log_error(&draft_log::Error::Closed).code(),
+            Code::ShuttingDown
+        );
     }
 }

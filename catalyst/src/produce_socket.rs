@@ -112,7 +112,7 @@ async fn store_frames(
     let results = produce::store_many(state, channel, payloads, actor).await;
     if let Some(e) = results
         .iter()
-        .find_map(|r| r.as_ref().err().filter(|e| e.status().is_server_error()))
+        .find_map(|r| r.as_ref().err().filter(|e| e.is_logged()))
     {
         let detail = e.detail().unwrap_or(e.message());
         tracing::error!(channel = %channel, code = %e.code(), error = %detail,

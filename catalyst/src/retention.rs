@@ -157,11 +157,7 @@ impl Retentions {
         let revision = self
             .control
             .record("io.draft.channel.configured", data, actor.name())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not record a channel's settings");
-                ApiError::new(Code::StorageError, "the change could not be recorded")
-            })?;
+            .await?;
         let bytes = serde_json::to_vec(&Stored {
             channels: next.clone(),
         })

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 
 use crate::config::Retention;
 use crate::error::{Error, Result};
+use crate::failure::StorageFailure;
 use crate::log::Log;
 use crate::record::{
     AppendAck, NewRecord, Offset, PartitionHead, PartitionName, Record, Timestamp,
@@ -81,9 +82,15 @@ pub trait LogBackend: Send + Sync + 'static {
     /// The retention in force for `partition`.
     fn retention<'a>(&'a self, partition: &'a PartitionName) -> BoxFuture<'a, Result<Retention>>;
 
-    /// Whether the backend can still take writes; `false` after a storage failure that needs
-    /// the operator (a node reports it as not ready).
-    fn is_healthy(&self) -> bool;
+    /// The storage failure that made the backend read-only, if one did: a write or an fsync
+    /// failed, and every write is refused from then on until the backend is reopened (a node
+    /// reports it as not ready, answers writes with 503 and stops expiring leases).
+    fn storage_failure(&self) -> Option<StorageFailure>;
+
+    /// Whether the backend can still take writes: no [`storage_failure`](Self::storage_failure).
+    fn is_healthy(&self) -> bool {
+        self.storage_failure().is_none()
+    }
 }
 
 /// Runs a blocking log call off the async workers.
@@ -167,7 +174,7 @@ impl LogBackend for Log {
         Box::pin(std::future::ready(Ok(Log::retention_of(self, partition))))
     }
 
-    fn is_healthy(&self) -> bool {
-        Log::is_healthy(self)
+    fn storage_failure(&self) -> Option<StorageFailure> {
+        Log::storage_failure(self)
     }
 }

@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 
 use crate::config::{LogConfig, Retention};
 use crate::error::{Error, Result};
+use crate::failure::StorageFailure;
 use crate::record::{Offset, PartitionName, Timestamp};
 use crate::store::Store;
 use crate::writer::Command;
@@ -68,6 +69,11 @@ pub(crate) fn spawn_retention(
                     .retention_interval;
                 if stop.sleep(interval) {
                     return;
+                }
+                // A read-only log removes nothing (it cannot commit a removal); the failure
+                // was logged once, where it happened.
+                if store.failure().is_some() {
+                    continue;
                 }
                 for head in store.heads() {
                     let retention = config
@@ -146,12 +152,15 @@ pub(crate) fn spawn_flusher(
     interval: Duration,
     stop: Arc<Stop>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("draft-log-flush".into()).spawn(move || {
-        while !stop.sleep(interval) {
-            if let Err(e) = store.db.persist(PersistMode::SyncAll) {
-                warn!(error = ?e, "periodic fsync failed; the log refuses writes until reopened");
-                return;
+    std::thread::Builder::new()
+        .name("draft-log-flush".into())
+        .spawn(move || {
+            while !stop.sleep(interval) {
+                if let Err(e) = store.db.persist(PersistMode::SyncAll) {
+                    // `fail` logs it: the log is read-only from now on.
+                    store.fail(StorageFailure::new("periodic fsync", &e));
+                    return;
+                }
             }
-        }
-    })
+        })
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::failure::StorageFailure;
 use crate::offset::Offset;
 
 /// A `Result` whose error defaults to the log's [`Error`].
@@ -24,8 +25,8 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// Fatal: the storage engine failed during `op`. After a failed fsync fjall refuses every
-    /// later write ("poisoned") until the process reopens the log.
+    /// Fatal: the storage engine failed during `op` (opening the log, or reading). A failed
+    /// *write* is [`Error::ReadOnly`].
     #[error("storage error during {op}: {source}")]
     Storage {
         /// What the log was doing.
@@ -84,6 +85,13 @@ pub enum Error {
         limit: u64,
     },
 
+    /// Fatal until the log is reopened: a write to disk failed (the disk is full, or a write
+    /// or an fsync failed), in this call or an earlier one, and the log is read-only from the
+    /// first such failure on (see [`StorageFailure`] for why it stays so). Reads go on. The
+    /// failure is always the first one, whatever call reports it.
+    #[error("the log is read-only: {0}")]
+    ReadOnly(StorageFailure),
+
     /// Retryable by reopening: the log has been closed, or its writer stopped.
     #[error("the log is closed")]
     Closed,
@@ -110,9 +118,48 @@ impl Error {
         matches!(
             self,
             Self::Storage { .. }
+                | Self::ReadOnly(_)
                 | Self::Corrupt { .. }
                 | Self::Inconsistent { .. }
                 | Self::UnsupportedFormat { .. }
         )
+    }
+
+    /// The storage failure that made the log read-only, if this error reports one: the node
+    /// must stop taking writes (and answer them with 503) until it is restarted.
+    #[must_use]
+    pub fn storage_failure(&self) -> Option<&StorageFailure> {
+        match self {
+            Self::ReadOnly(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_write_is_a_storage_failure() {
+        let full = StorageFailure::new(
+            "append",
+            &fjall::Error::Io(std::io::ErrorKind::StorageFull.into()),
+        );
+        let read_only = Error::ReadOnly(full.clone());
+        assert_eq!(read_only.storage_failure(), Some(&full));
+        assert!(read_only.is_fatal());
+        let read = Error::storage(
+            "read records",
+            fjall::Error::Io(std::io::ErrorKind::Other.into()),
+        );
+        assert_eq!(
+            read.storage_failure(),
+            None,
+            "a failed read leaves the log writable"
+        );
+        assert_eq!(Error::Closed.storage_failure(), None);
+        let too_large = Error::TooLarge { bytes: 2, limit: 1 };
+        assert_eq!(too_large.storage_failure(), None);
     }
 }

@@ -39,6 +39,7 @@ mod codec;
 mod config;
 mod error;
 mod event_key;
+mod failure;
 mod frame;
 mod log;
 mod offset;
@@ -55,6 +56,7 @@ pub use crate::backend::LogBackend;
 pub use crate::config::{Durability, LogConfig, Retention};
 pub use crate::error::{Error, Result};
 pub use crate::event_key::{event_key, event_key_source_and_id, split_event_key};
+pub use crate::failure::{FailureCause, StorageFailure};
 pub use crate::log::Log;
 pub use crate::record::{
     AppendAck, MAX_PARTITION_NAME_LEN, NewRecord, Offset, PartitionHead, PartitionName, Record,

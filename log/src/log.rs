@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use crate::background::{self, RetentionTable, Stop};
 use crate::config::{Durability, LogConfig, Retention};
 use crate::error::{Error, Result};
+use crate::failure::StorageFailure;
 use crate::record::{
     AppendAck, NewRecord, Offset, PartitionHead, PartitionName, Record, Timestamp,
 };
@@ -266,20 +267,31 @@ impl Log {
     }
 
     /// Forces an fsync of everything appended so far (useful in `Buffered` mode).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] if the fsync fails (the log turns read-only) or a write failed
+    /// before.
     pub fn sync(&self) -> Result<()> {
-        self.inner
-            .store
+        let store = &self.inner.store;
+        store.check_writable()?;
+        store
             .db
             .persist(PersistMode::SyncAll)
-            .map_err(|e| Error::storage("fsync", e))
-            .inspect_err(|_| self.inner.store.mark_failed())
+            .map_err(|e| store.fail(StorageFailure::new("fsync", &e)))
     }
 
-    /// `false` once a commit or an fsync has failed: the log then refuses writes until it is
-    /// reopened (see [`Error::Storage`]).
+    /// `false` once a write or an fsync has failed: the log then refuses writes until it is
+    /// reopened (see [`Error::ReadOnly`]).
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        !self.inner.store.has_failed()
+        self.storage_failure().is_none()
+    }
+
+    /// The first write or fsync that failed since the log was opened, if one did: the log is
+    /// read-only from then on, until it is reopened. Reads go on.
+    #[must_use]
+    pub fn storage_failure(&self) -> Option<StorageFailure> {
+        self.inner.store.failure().cloned()
     }
 
     /// Closes the log if this is the last handle: waits for queued appends and the background
@@ -306,6 +318,10 @@ impl Drop for Inner {
             }
         }
         self.store.close();
+        // A read-only log has nothing to make durable (fjall would only say "poisoned").
+        if self.store.failure().is_some() {
+            return;
+        }
         if let Err(e) = self.store.db.persist(PersistMode::SyncAll) {
             warn!(error = ?e, "could not fsync on close");
         }

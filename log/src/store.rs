@@ -7,8 +7,8 @@
 //! reader never looks for records that are being removed.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use tracing::error;
 use crate::codec::{self, Stats};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
+use crate::failure::StorageFailure;
 use crate::frame::{self, ItemKey};
 use crate::partition::PartState;
 use crate::record::{Offset, PartitionHead, PartitionName, Record, Timestamp};
@@ -33,8 +34,9 @@ pub(crate) struct Store {
     /// Bumped after every commit and when the log closes; tails wait on it.
     pub(crate) committed: watch::Sender<u64>,
     closed: AtomicBool,
-    /// Set once a commit failed: fjall refuses every later write until the log is reopened.
-    failed: AtomicBool,
+    /// The first write that failed: fjall refuses every later write until the log is
+    /// reopened, and so does the log (see [`crate::failure`]).
+    failure: OnceLock<StorageFailure>,
 }
 
 impl Store {
@@ -69,7 +71,7 @@ impl Store {
             heads: RwLock::new(heads),
             committed: watch::Sender::new(0),
             closed: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
+            failure: OnceLock::new(),
         })
     }
 
@@ -101,14 +103,25 @@ impl Store {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Records that a commit failed (the log refuses writes from now on).
-    pub(crate) fn mark_failed(&self) {
-        self.failed.store(true, Ordering::Release);
+    /// Records that a write failed (the log refuses writes from now on) and returns the
+    /// error every write now gets: the *first* failure, whichever this one is.
+    pub(crate) fn fail(&self, failure: StorageFailure) -> Error {
+        let first = self.failure.get_or_init(|| {
+            error!(failure = %failure, "a write to disk failed; the log is read-only until reopened");
+            failure
+        });
+        Error::ReadOnly(first.clone())
     }
 
-    /// Whether a commit has failed since the log was opened.
-    pub(crate) fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+    /// The first write that failed since the log was opened, if one did.
+    pub(crate) fn failure(&self) -> Option<&StorageFailure> {
+        self.failure.get()
+    }
+
+    /// `Err(ReadOnly)` once a write has failed: what a write must check before it starts.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.failure()
+            .map_or(Ok(()), |f| Err(Error::ReadOnly(f.clone())))
     }
 
     fn heads_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionName, PartState>> {

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use fjall::PersistMode;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
 
 use crate::codec::{self, Stats};
 use crate::error::{Error, Result};
+use crate::failure::StorageFailure;
 use crate::frame;
 use crate::partition::PartState;
 use crate::record::{AppendAck, NewRecord, Offset, PartitionName, Timestamp};
@@ -91,9 +91,6 @@ pub(crate) struct Writer {
     value_buf: Vec<u8>,
     /// The frame being built (reused).
     frame_buf: Vec<u8>,
-    /// A commit failed: fjall refuses writes until the log is reopened, and retention must
-    /// not publish heads it cannot commit.
-    poisoned: bool,
 }
 
 impl Writer {
@@ -108,7 +105,6 @@ impl Writer {
             max_append_bytes,
             value_buf: Vec::new(),
             frame_buf: Vec::new(),
-            poisoned: false,
         }
     }
 
@@ -181,9 +177,18 @@ impl Writer {
                 }
             }
         }
-        if !appends.is_empty() {
-            self.append_group(appends);
+        if appends.is_empty() {
+            return;
         }
+        // Once a write failed the log is read-only (see `crate::failure`): every append gets
+        // the first failure, without asking fjall, which would only say "poisoned".
+        if let Err(e) = self.store.check_writable() {
+            for (_, _, reply) in appends {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        self.append_group(appends);
     }
 
     /// `Sync`: `SyncAll` (fsync). `SyncData` (fdatasync) would be as durable on Linux for this
@@ -271,10 +276,10 @@ impl Writer {
                 }
             }
             Err(e) => {
-                self.poisoned = true;
-                self.store.mark_failed();
-                error!(error = ?e, "group commit failed; the log refuses writes until reopened");
-                let err = Error::storage("append", e);
+                // Nothing is published: readers never see the records of this group, and the
+                // next open finds (at most) a torn journal tail that fjall cuts off. `fail`
+                // logs the first failure.
+                let err = self.store.fail(StorageFailure::new("append", &e));
                 for (reply, _) in acks {
                     let _ = reply.send(Err(err.clone()));
                 }
@@ -345,9 +350,7 @@ impl Writer {
             records: 0,
             more: false,
         };
-        if self.poisoned {
-            return Err(Error::storage("trim", fjall::Error::Poisoned));
-        }
+        self.store.check_writable()?;
         let Some(old) = self.parts.get(partition).copied() else {
             return Ok(done);
         };
@@ -395,9 +398,8 @@ impl Writer {
         // missing in between; if the commit fails, the old head comes back.
         self.store.publish([(partition.clone(), state)]);
         if let Err(e) = batch.commit() {
-            self.poisoned = true;
             self.store.publish([(partition.clone(), old)]);
-            return Err(Error::storage("trim", e));
+            return Err(self.store.fail(StorageFailure::new("trim", &e)));
         }
         self.parts.insert(partition.clone(), state);
         Ok(done)

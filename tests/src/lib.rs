@@ -12,6 +12,7 @@ pub mod auth;
 pub mod prometheus;
 pub mod raw;
 pub mod servers;
+pub mod small_disk;
 
 pub use servers::{NatsServer, Postgres};
 

@@ -410,7 +410,7 @@ fn status_of(code: &str) -> u16 {
         "too_large" => 413,
         "unsupported_media_type" => 415,
         "storage_error" | "internal" => 500,
-        "shutting_down" | "not_ready" => 503,
+        "shutting_down" | "not_ready" | "storage_failed" => 503,
         _ => 400,
     }
 }

@@ -86,8 +86,8 @@ impl LogBackend for FirstTailFails {
     ) -> BoxFuture<'a, draft_log::Result<Retention>> {
         LogBackend::retention(&self.log, partition)
     }
-    fn is_healthy(&self) -> bool {
-        LogBackend::is_healthy(&self.log)
+    fn storage_failure(&self) -> Option<draft_log::StorageFailure> {
+        LogBackend::storage_failure(&self.log)
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`ControlLog`]: where Catalyst records its control events (a consumer group created or
 //! deleted) for the audit trail.
 
+use draft_http::ApiError;
 use futures::future::BoxFuture;
 
 /// Appends Catalyst's control events to the control partition `_draft`, in order with the
@@ -12,11 +13,12 @@ pub trait ControlLog: Send + Sync + 'static {
     /// `data`, made by `actor`; resolves once it is durable, with its revision.
     ///
     /// # Errors
-    /// Why it could not be recorded (for the node's log; the client gets a 500).
+    /// Why it could not be recorded, as the client is to be answered: 503 `storage_failed`
+    /// once the node is read-only, otherwise a 500 whose detail goes to the node's log.
     fn record<'a>(
         &'a self,
         ty: &'static str,
         data: serde_json::Value,
         actor: &'a str,
-    ) -> BoxFuture<'a, Result<u64, String>>;
+    ) -> BoxFuture<'a, Result<u64, ApiError>>;
 }

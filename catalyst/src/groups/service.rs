@@ -243,10 +243,7 @@ impl Groups {
         data: serde_json::Value,
         actor: &Actor,
     ) -> Result<u64, ApiError> {
-        self.control
-            .record(ty, data, actor.name())
-            .await
-            .map_err(ApiError::storage)
+        self.control.record(ty, data, actor.name()).await
     }
 
     /// A new member of `key`, and the receiver of its signals (an `Activate` is waiting in it
@@ -305,6 +302,11 @@ impl Groups {
                 live.signals.remove(&expiry.lost);
                 live.activate(expiry.next);
             }
+        }
+        // A read-only log stores nothing: the acknowledgements stay in memory (members keep
+        // their place), and after a restart groups resume from their last stored commit.
+        if !self.store.is_writable() {
+            return;
         }
         let _changes = self.changes.lock().await;
         let commits = self.live().table.to_commit();

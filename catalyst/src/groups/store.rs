@@ -70,6 +70,11 @@ impl Store {
         Ok((store, groups))
     }
 
+    /// Whether the log still takes writes (it is read-only after a storage failure).
+    pub(crate) fn is_writable(&self) -> bool {
+        self.log.is_healthy()
+    }
+
     /// Appends one record; resolves once it is durable.
     pub(crate) async fn append(&self, record: &GroupRecord) -> draft_log::Result<Offset> {
         let ack = self

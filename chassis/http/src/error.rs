@@ -82,6 +82,10 @@ pub enum Code {
     UpstreamError,
     /// 503: the node is shutting down.
     ShuttingDown,
+    /// 503: the node's storage failed a write (the disk is full, or a write or an fsync
+    /// failed): the node is read-only until it is restarted. Reads still work; writes and
+    /// heartbeats are refused with this code, and `/readyz` answers it.
+    StorageFailed,
     /// 503: the node is not ready (still catching up, or its storage failed).
     NotReady,
     /// 503: the route's service has no passing instance.
@@ -131,6 +135,7 @@ impl Code {
             Self::BadUpstream => "bad_upstream",
             Self::UpstreamError => "upstream_error",
             Self::ShuttingDown => "shutting_down",
+            Self::StorageFailed => "storage_failed",
             Self::NotReady => "not_ready",
             Self::NoHealthyInstance => "no_healthy_instance",
             Self::TooManyConnections => "too_many_connections",
@@ -171,6 +176,7 @@ impl Code {
                 StatusCode::BAD_GATEWAY
             }
             Self::ShuttingDown
+            | Self::StorageFailed
             | Self::NotReady
             | Self::NoHealthyInstance
             | Self::TooManyConnections
@@ -265,6 +271,18 @@ impl ApiError {
         )
     }
 
+    /// 503 `storage_failed`: the node's storage failed a write and the node is read-only;
+    /// `reason` says why and what the operator must do (it must name no file or engine
+    /// internals). Nothing is logged for it: the failure itself was logged once, where it
+    /// happened, and every write after it is refused the same way.
+    #[must_use]
+    pub fn storage_failed(reason: impl std::fmt::Display) -> Self {
+        Self::new(
+            Code::StorageFailed,
+            format!("the node cannot store anything: {reason}"),
+        )
+    }
+
     /// 500 `storage_error`: the node could not store or read; `detail` (the storage error)
     /// goes to its log only.
     #[must_use]
@@ -286,6 +304,15 @@ impl ApiError {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         self.code.status()
+    }
+
+    /// Whether the node logs this error when it answers it: every server error but
+    /// `storage_failed`. A read-only node refuses every write, heartbeat and readiness probe
+    /// the same way until it restarts; the failure is logged once where it happened, not
+    /// once a request.
+    #[must_use]
+    pub fn is_logged(&self) -> bool {
+        self.status().is_server_error() && self.code != Code::StorageFailed
     }
 
     /// The message the client gets.
@@ -319,7 +346,7 @@ struct ServerError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let server_error = status.is_server_error().then(|| ServerError {
+        let server_error = self.is_logged().then(|| ServerError {
             code: self.code,
             detail: self.detail.unwrap_or_else(|| self.message.clone()),
         });
@@ -343,7 +370,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Middleware (`axum::middleware::from_fn(log_server_errors)`) that logs every server error
-/// an [`ApiError`] answered, once, with its method, path and detail.
+/// an [`ApiError`] answered, once, with its method, path and detail; all but
+/// `storage_failed`, whose cause the log logged once when it happened.
 pub async fn log_server_errors(request: Request, next: Next) -> Response {
     // Cheap to keep: the method is an enum, the URI's bytes are shared (no copy).
     let method = request.method().clone();
@@ -393,6 +421,20 @@ mod tests {
         assert!(response.extensions().get::<ServerError>().is_some());
         let text = body(response).await.to_string();
         assert!(!text.contains("EIO"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_is_a_503_that_leaves_nothing_to_log() {
+        let response = ApiError::storage_failed("the disk is full").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.extensions().get::<ServerError>().is_none());
+        assert_eq!(
+            body(response).await,
+            serde_json::json!({"error": {
+                "code": "storage_failed",
+                "message": "the node cannot store anything: the disk is full"
+            }})
+        );
     }
 
     #[tokio::test]
@@ -461,6 +503,7 @@ mod tests {
             BadUpstream,
             UpstreamError,
             ShuttingDown,
+            StorageFailed,
             NotReady,
             NoHealthyInstance,
             TooManyConnections,

@@ -13,7 +13,7 @@ use draft_blueprint::{Blueprint, Revision};
 use draft_catalyst::Catalyst;
 use draft_fuse::Fuse;
 use draft_http::{ApiError, Code, LabelValue, Shutdown};
-use draft_log::{LogBackend, PartitionHead};
+use draft_log::{LogBackend, PartitionHead, StorageFailure};
 use tokio::time::Instant;
 
 /// The API described for tools (`GET /v1/openapi.json`).
@@ -62,11 +62,8 @@ pub(super) fn not_ready(parts: &Parts) -> Option<ApiError> {
     if parts.shutdown.is_triggered() {
         return Some(ApiError::shutting_down());
     }
-    if !parts.log.is_healthy() {
-        return Some(ApiError::new(
-            Code::NotReady,
-            "the log refuses writes after a storage failure; see the node's log and restart it",
-        ));
+    if let Some(failure) = parts.log.storage_failure() {
+        return Some(ApiError::storage_failed(failure.reason()));
     }
     let applied = parts.blueprint.revision();
     if applied < parts.control_at_open {
@@ -82,7 +79,8 @@ pub(super) fn not_ready(parts: &Parts) -> Option<ApiError> {
 }
 
 /// `GET /readyz`: 200 once the projections have caught up with the log; 503 with the reason
-/// while they have not, after a storage failure, and while the node shuts down.
+/// while they have not (`not_ready`), once a write to disk failed (`storage_failed`, until
+/// the node is restarted), and while the node shuts down (`shutting_down`).
 async fn ready(State(parts): State<Parts>) -> Response {
     match not_ready(&parts) {
         None => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
@@ -117,8 +115,22 @@ async fn status(State(parts): State<Parts>) -> Result<Response, ApiError> {
         "services": services,
         "instances": instances,
         "routes": parts.fuse.table().routes.len(),
+        "storage": storage(parts.log.storage_failure().as_ref()),
     });
     Ok(axum::Json(body).into_response())
+}
+
+/// The storage state in `/v1/status`: `{"state":"writable"}`, or once a write to disk failed
+/// `{"state":"read_only","cause":..,"reason":..}` (sticky until the node restarts).
+fn storage(failure: Option<&StorageFailure>) -> serde_json::Value {
+    match failure {
+        None => serde_json::json!({"state": "writable"}),
+        Some(f) => serde_json::json!({
+            "state": "read_only",
+            "cause": f.cause().as_str(),
+            "reason": f.reason(),
+        }),
+    }
 }
 
 /// `GET /metrics`: Prometheus text format. Every label value is escaped (`LabelValue`).

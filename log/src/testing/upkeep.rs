@@ -171,6 +171,7 @@ pub async fn sync_succeeds_and_a_fresh_backend_is_healthy<H: Harness>(h: &H) {
         log.append(&part, records("s", 3)).await.expect("append");
         log.sync().await.expect("sync");
         assert!(log.is_healthy(), "still healthy after a sync");
+        assert_eq!(log.storage_failure(), None, "no storage failure to report");
     }
     let log = h.open(Vec::new()).await.expect("reopen");
     assert_eq!(payloads(&read_all(&log, &part).await), payloads_of("s", 3));

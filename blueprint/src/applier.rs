@@ -14,7 +14,7 @@ use crate::error::WriteError;
 use crate::event::ControlEvent;
 use crate::names::{InstanceId, Key, Revision, ServiceName, TokenName};
 use crate::ownership::{self, Claim, ClaimDecision, ClaimStore, Claimant, RouteKey, may_take_over};
-use crate::projection::Projection;
+use crate::projection::{Projection, entry_bytes};
 use crate::wire::{Health, Registration};
 
 /// The most writes one group takes.
@@ -104,11 +104,32 @@ pub(crate) struct WriteRequest {
     pub(crate) reply: oneshot::Sender<Result<Outcome, WriteError>>,
 }
 
+/// The KV store's limits on what it holds (the projection keeps every key and value in
+/// memory); a put over either is refused with [`WriteError::QuotaExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KvLimits {
+    /// The most keys.
+    pub(crate) max_keys: usize,
+    /// The most bytes of keys and values together.
+    pub(crate) max_bytes: u64,
+}
+
+impl KvLimits {
+    /// No limit.
+    #[cfg(test)]
+    pub(crate) const NONE: Self = Self {
+        max_keys: usize::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
 /// What the group has decided so far, over the projection.
-#[derive(Default)]
 struct Overlay {
-    /// Key -> its revision after this group's earlier writes (`None`: deleted).
-    kv: HashMap<Key, Option<u64>>,
+    /// Key -> its revision and its bytes after this group's earlier writes (`None`: deleted).
+    kv: HashMap<Key, Option<(u64, u64)>>,
+    /// Keys and bytes the group's earlier writes added to the projection's (negative: freed).
+    kv_delta: (i128, i128),
+    limits: KvLimits,
     /// Instance -> its state after this group's earlier writes (`None`: deregistered).
     instances: HashMap<(ServiceName, InstanceId), Option<(Registration, Health)>>,
     /// Route -> its claim after this group's earlier writes (`None`: released).
@@ -158,11 +179,39 @@ fn check_claims(
 }
 
 impl Overlay {
-    fn key_revision(&self, state: &Projection, key: &Key) -> Option<u64> {
-        match self.kv.get(key) {
-            Some(rev) => *rev,
-            None => state.get(key).map(|v| v.revision),
+    fn new(limits: KvLimits) -> Self {
+        Self {
+            kv: HashMap::new(),
+            kv_delta: (0, 0),
+            limits,
+            instances: HashMap::new(),
+            claims: HashMap::new(),
+            tokens: tokens::TokenOverlay::default(),
         }
+    }
+
+    /// The key's revision and bytes as the group sees them.
+    fn key_state(&self, state: &Projection, key: &Key) -> Option<(u64, u64)> {
+        match self.kv.get(key) {
+            Some(now) => *now,
+            None => state
+                .get(key)
+                .map(|v| (v.revision, entry_bytes(key.as_str(), &v.value))),
+        }
+    }
+
+    fn key_revision(&self, state: &Projection, key: &Key) -> Option<u64> {
+        self.key_state(state, key).map(|(revision, _)| revision)
+    }
+
+    /// Records `key` as `now` (`None`: deleted), and what that adds to the store's size.
+    fn set_key(&mut self, state: &Projection, key: &Key, now: Option<(u64, u64)>) {
+        let before = self.key_state(state, key);
+        let count = |k: Option<(u64, u64)>| i128::from(k.is_some());
+        let bytes = |k: Option<(u64, u64)>| k.map_or(0, |(_, b)| i128::from(b));
+        self.kv_delta.0 += count(now) - count(before);
+        self.kv_delta.1 += bytes(now) - bytes(before);
+        self.kv.insert(key.clone(), now);
     }
 
     fn instance(
@@ -201,8 +250,26 @@ fn decide_put(
     (key, value, condition): (&Key, &[u8], Condition),
     revision: u64,
 ) -> Result<Option<ControlEvent>, WriteError> {
-    check(condition, overlay.key_revision(state, key))?;
-    overlay.kv.insert(key.clone(), Some(revision));
+    let before = overlay.key_state(state, key);
+    check(condition, before.map(|(r, _)| r))?;
+    let bytes = entry_bytes(key.as_str(), value);
+    // In i128: counts and limits are u64/usize, deltas negative.
+    let keys_after = state.kv_len() as i128 + overlay.kv_delta.0 + i128::from(before.is_none());
+    let bytes_after = i128::from(state.kv_bytes()) + overlay.kv_delta.1 + i128::from(bytes)
+        - i128::from(before.map_or(0, |(_, b)| b));
+    if keys_after > overlay.limits.max_keys as i128 {
+        return Err(WriteError::QuotaExceeded(format!(
+            "the KV store holds {} keys, its most; delete some first",
+            overlay.limits.max_keys
+        )));
+    }
+    if bytes_after > i128::from(overlay.limits.max_bytes) {
+        return Err(WriteError::QuotaExceeded(format!(
+            "the KV store would hold {bytes_after} bytes of keys and values, over its most of {}",
+            overlay.limits.max_bytes
+        )));
+    }
+    overlay.set_key(state, key, Some((revision, bytes)));
     Ok(Some(ControlEvent::KvPut {
         key: key.as_str().to_owned(),
         value: value.to_vec(),
@@ -221,7 +288,7 @@ fn decide_delete(
         return Err(WriteError::NotFound);
     }
     check(condition, current)?;
-    overlay.kv.insert(key.clone(), None);
+    overlay.set_key(state, key, None);
     Ok(Some(ControlEvent::KvDeleted {
         key: key.as_str().to_owned(),
     }))
@@ -392,8 +459,9 @@ pub(crate) fn decide_group(
     next_revision: u64,
     requests: Vec<WriteRequest>,
     keep: impl Fn(&Op) -> bool,
+    limits: KvLimits,
 ) -> Group {
-    let mut overlay = Overlay::default();
+    let mut overlay = Overlay::new(limits);
     let mut events = Vec::new();
     let mut decisions = Vec::with_capacity(requests.len());
     for request in &requests {

@@ -215,10 +215,16 @@ impl Client {
         self.json(&format!("/v1/kv?{query}")).await
     }
 
-    /// `GET /v1/kv/{key}/history[?at=]`.
+    /// `GET /v1/kv/{key}/history[?at=]`, every page of it: the key's whole history.
     pub async fn history(&self, key: &str, at: Option<&str>) -> Result<KvHistory, ClientError> {
-        self.json(&format!("/v1/kv/{}/history?{}", encode(key), at_query(at)))
-            .await
+        let base = format!("/v1/kv/{}/history?limit=1000&{}", encode(key), at_query(at));
+        let mut history: KvHistory = self.json(&base).await?;
+        while let Some(after) = history.next_after.take() {
+            let page: KvHistory = self.json(&format!("{base}&after={after}")).await?;
+            history.changes.extend(page.changes);
+            history.next_after = page.next_after;
+        }
+        Ok(history)
     }
 
     /// `PUT /v1/services/{service}/instances/{instance}`: registers (or replaces) an

@@ -21,6 +21,10 @@ pub struct BlueprintConfig {
     pub checkpoint_keep: usize,
     /// The largest KV value, in bytes (default 1 MiB).
     pub max_value_bytes: usize,
+    /// The most KV keys held (default 1,000,000): every key and value is in memory.
+    pub max_keys: usize,
+    /// The most bytes of KV keys and values held together (default 256 MiB).
+    pub max_kv_bytes: u64,
     /// How often leases are checked (default 100 ms).
     pub lease_check: Duration,
     /// The longest lease an instance gets when the node opens (default `None`: its full
@@ -50,6 +54,8 @@ impl BlueprintConfig {
             checkpoint_every: 10_000,
             checkpoint_keep: 8,
             max_value_bytes: 1024 * 1024,
+            max_keys: 1_000_000,
+            max_kv_bytes: 256 * 1024 * 1024,
             lease_check: Duration::from_millis(100),
             restart_grace: None,
             remove_critical_after: None,

@@ -63,6 +63,10 @@ pub enum WriteError {
     /// randomness for a token's secret.
     #[error("no randomness for a secret: {0}")]
     NoRandomness(String),
+    /// Bad input for the store's state: a put would take the KV store over its most keys or
+    /// bytes (the message says which). Not fatal: deletes make room.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// A caller's mistake: an event that Blueprint does not record for another part of the
     /// node (its type is not `io.draft.*`, or is in one of Blueprint's own families).
     #[error("not recorded: {0}")]

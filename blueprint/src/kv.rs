@@ -19,6 +19,10 @@ use crate::wire::{KvChange, KvEntry, KvHistory, KvList, base64_encode};
 /// Keys per page of `GET /v1/kv` by default, and at most.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 10_000;
+/// The most changes one page of a key's history holds.
+const MAX_HISTORY_PAGE: usize = 1000;
+/// About how many value bytes one page holds (a page has at least one entry).
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The key in a request's path, or 400 `invalid_key` with the rule it breaks (see [`Key`]).
 fn parse_key(key: &str) -> Result<Key, ApiError> {
@@ -202,15 +206,24 @@ pub(crate) async fn list(
     let prefix = q.one("prefix")?.unwrap_or("");
     let view = view(&bp, q.at()?).await?;
     let after = q.one("after")?;
-    let mut entries: Vec<KvEntry> = view.with(|p| {
-        p.range(prefix, after, limit + 1)
-            .map(|(k, v)| entry(k, v))
-            .collect()
+    // At most `limit` entries and about PAGE_BYTES of values (at least one entry): a page of
+    // 1 MiB values is not held ten thousand times over.
+    let (mut entries, more) = view.with(|p| {
+        let mut entries: Vec<KvEntry> = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for (k, v) in p.range(prefix, after, limit + 1) {
+            if entries.len() == limit || (!entries.is_empty() && bytes >= PAGE_BYTES) {
+                more = true;
+                break;
+            }
+            bytes += v.value.len();
+            entries.push(entry(k, v));
+        }
+        (entries, more)
     });
-    let next_after = (entries.len() > limit).then(|| {
-        entries.truncate(limit);
-        entries.last().map(|e| e.key.clone())
-    });
+    let next_after = more.then(|| entries.last().map(|e| e.key.clone()));
+    entries.shrink_to_fit();
     let revision = view.revision();
     let page = KvList {
         entries,
@@ -220,14 +233,56 @@ pub(crate) async fn list(
     Ok(with_revision(json(StatusCode::OK, &page), revision))
 }
 
-/// `GET /v1/kv/{key}/history[?at=]`: every change, with revision, time and actor.
+/// `GET /v1/kv/{key}/history[?after=&limit=&at=]`: the key's changes after revision `after`,
+/// oldest first, with revision, time and actor: at most `limit` (default 100, at most
+/// [`MAX_HISTORY_PAGE`]) and about [`PAGE_BYTES`] of values; `next_after` says where the next
+/// page starts.
 async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Response, ApiError> {
     let key = parse_key(key)?;
-    let q = Query::parse(raw, &["at"])?;
+    let q = Query::parse(raw, &["after", "limit", "at"])?;
+    let limit = match q.one("limit")? {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=MAX_HISTORY_PAGE).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(format!("limit must be 1..={MAX_HISTORY_PAGE}"))
+            })?,
+    };
+    let after: Option<u64> = match q.one("after")? {
+        None => None,
+        Some(a) => Some(a.parse().map_err(|_| {
+            ApiError::invalid_parameter("after must be a revision (an unsigned integer)")
+        })?),
+    };
     let view = view(bp, q.at()?).await?;
-    let revisions = view.with(|p| p.history(&key).to_vec());
-    let mut changes = Vec::with_capacity(revisions.len());
+    let (revisions, ever_written) = view.with(|p| {
+        let all = p.history(&key);
+        let from = after.map_or(0, |a| all.partition_point(|r| *r <= a));
+        (
+            all[from..]
+                .iter()
+                .take(limit + 1)
+                .copied()
+                .collect::<Vec<u64>>(),
+            !all.is_empty(),
+        )
+    });
+    if !ever_written {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("key {key:?} was never written"),
+        ));
+    }
+    let mut changes = Vec::with_capacity(revisions.len().min(limit));
+    let mut bytes = 0;
+    let mut next_after = None;
     for revision in revisions {
+        if changes.len() == limit || (!changes.is_empty() && bytes >= PAGE_BYTES) {
+            next_after = changes.last().map(|c: &KvChange| c.revision);
+            break;
+        }
         let records = bp
             .log()
             .read(bp.control(), Offset(revision), 1)
@@ -240,7 +295,10 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             continue;
         };
         let (op, value_base64) = match event {
-            ControlEvent::KvPut { value, .. } => ("put", Some(base64_encode(&value))),
+            ControlEvent::KvPut { value, .. } => {
+                bytes += value.len();
+                ("put", Some(base64_encode(&value)))
+            }
             _ => ("delete", None),
         };
         changes.push(KvChange {
@@ -251,18 +309,13 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             value_base64,
         });
     }
-    if changes.is_empty() {
-        return Err(ApiError::new(
-            Code::NotFound,
-            format!("key {key:?} was never written"),
-        ));
-    }
     Ok(with_revision(
         json(
             StatusCode::OK,
             &KvHistory {
                 key: key.as_str().to_owned(),
                 changes,
+                next_after,
             },
         ),
         view.revision(),

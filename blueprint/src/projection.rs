@@ -43,22 +43,60 @@ pub struct KvValue {
 
 /// The state of the control plane as of `revision`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Saved")]
 pub struct Projection {
     revision: Option<u64>,
     /// The revision of the last registry change (registration, deregistration, expiry).
-    #[serde(default)]
     registry_revision: Option<u64>,
     services: BTreeMap<String, BTreeMap<String, Instance>>,
     kv: BTreeMap<String, KvValue>,
     /// The revisions of every change of every key ever written (deleted keys included).
     history: BTreeMap<String, Vec<u64>>,
-    /// Who owns each route (see [`ownership`]). Absent from checkpoints written before
-    /// routes had owners: [`Projection::fill_missing_claims`] derives it then.
-    #[serde(default)]
+    /// Who owns each route (see [`ownership`]).
     routes: RouteClaims,
     /// Tokens made and not revoked.
+    tokens: Tokens,
+    /// Bytes of every key and value held: not saved, counted again when a checkpoint is read.
+    #[serde(skip_serializing)]
+    kv_bytes: u64,
+}
+
+/// A [`Projection`] as checkpoints hold it.
+#[derive(Deserialize)]
+struct Saved {
+    revision: Option<u64>,
+    #[serde(default)]
+    registry_revision: Option<u64>,
+    services: BTreeMap<String, BTreeMap<String, Instance>>,
+    kv: BTreeMap<String, KvValue>,
+    history: BTreeMap<String, Vec<u64>>,
+    /// Absent from checkpoints written before routes had owners:
+    /// [`Projection::fill_missing_claims`] derives it then.
+    #[serde(default)]
+    routes: RouteClaims,
     #[serde(default)]
     tokens: Tokens,
+}
+
+impl From<Saved> for Projection {
+    fn from(saved: Saved) -> Self {
+        let kv_bytes = saved.kv.iter().map(|(k, v)| entry_bytes(k, &v.value)).sum();
+        Self {
+            revision: saved.revision,
+            registry_revision: saved.registry_revision,
+            services: saved.services,
+            kv: saved.kv,
+            history: saved.history,
+            routes: saved.routes,
+            tokens: saved.tokens,
+            kv_bytes,
+        }
+    }
+}
+
+/// What one key and its value count towards the KV store's byte limit.
+pub(crate) fn entry_bytes(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 impl Projection {
@@ -102,6 +140,8 @@ impl Projection {
             }
             ControlEvent::KvPut { key, value } => {
                 let create_revision = self.kv.get(key).map_or(revision, |v| v.create_revision);
+                let before = self.kv.get(key).map_or(0, |v| entry_bytes(key, &v.value));
+                self.kv_bytes = self.kv_bytes - before + entry_bytes(key, value);
                 self.kv.insert(
                     key.clone(),
                     KvValue {
@@ -115,7 +155,9 @@ impl Projection {
                 self.history.entry(key.clone()).or_default().push(revision);
             }
             ControlEvent::KvDeleted { key } => {
-                self.kv.remove(key);
+                if let Some(gone) = self.kv.remove(key) {
+                    self.kv_bytes -= entry_bytes(key, &gone.value);
+                }
                 self.history.entry(key.clone()).or_default().push(revision);
             }
             ControlEvent::TokenCreated {
@@ -246,6 +288,18 @@ impl Projection {
         self.history.get(key).map_or(&[], Vec::as_slice)
     }
 
+    /// How many keys are held.
+    #[must_use]
+    pub fn kv_len(&self) -> usize {
+        self.kv.len()
+    }
+
+    /// Bytes of every key and value held.
+    #[must_use]
+    pub fn kv_bytes(&self) -> u64 {
+        self.kv_bytes
+    }
+
     /// Who owns each route.
     #[must_use]
     pub fn route_claims(&self) -> &RouteClaims {
@@ -313,224 +367,4 @@ mod bytes_base64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(revision: u64, event: ControlEvent) -> Applied {
-        Applied {
-            revision,
-            time_nanos: revision * 10,
-            actor: "tester".into(),
-            event,
-        }
-    }
-
-    fn registered(service: &str, instance: &str, address: &str) -> ControlEvent {
-        ControlEvent::Registered {
-            service: service.into(),
-            instance: instance.into(),
-            registration: Registration {
-                address: address.into(),
-                routes: vec![],
-                metadata: BTreeMap::new(),
-                ttl_ms: 1000,
-            },
-        }
-    }
-
-    fn put(key: &str, value: &str) -> ControlEvent {
-        ControlEvent::KvPut {
-            key: key.into(),
-            value: value.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn registration_expiry_and_deregistration() {
-        let mut p = Projection::default();
-        p.apply(&at(0, registered("web", "w1", "a:1")));
-        p.apply(&at(1, registered("web", "w2", "a:2")));
-        assert_eq!(
-            p.instance("web", "w1").map(|i| i.health),
-            Some(Health::Passing)
-        );
-        p.apply(&at(
-            2,
-            ControlEvent::Expired {
-                service: "web".into(),
-                instance: "w1".into(),
-            },
-        ));
-        let w1 = p.instance("web", "w1").expect("kept while critical");
-        assert_eq!((w1.health, w1.revision), (Health::Critical, 2));
-        p.apply(&at(3, registered("web", "w1", "a:9")));
-        let w1 = p.instance("web", "w1").expect("re-registered");
-        assert_eq!(
-            (w1.health, w1.registration.address.as_str()),
-            (Health::Passing, "a:9")
-        );
-        p.apply(&at(
-            4,
-            ControlEvent::Deregistered {
-                service: "web".into(),
-                instance: "w1".into(),
-            },
-        ));
-        p.apply(&at(
-            5,
-            ControlEvent::Deregistered {
-                service: "web".into(),
-                instance: "w2".into(),
-            },
-        ));
-        assert!(
-            p.service("web").is_none(),
-            "a service with no instances is gone"
-        );
-        p.apply(&at(
-            6,
-            ControlEvent::Expired {
-                service: "nope".into(),
-                instance: "x".into(),
-            },
-        ));
-        assert_eq!(p.revision(), Some(6));
-    }
-
-    #[test]
-    fn routes_are_owned_and_checkpoints_from_before_owners_get_them_back() {
-        let mut p = Projection::default();
-        let mut web = registered("web", "w1", "a:1");
-        if let ControlEvent::Registered { registration, .. } = &mut web {
-            registration.routes = vec![crate::wire::Route {
-                prefix: "/api/".into(),
-                host: None,
-                strip_prefix: false,
-                timeout_ms: None,
-            }];
-        }
-        p.apply(&at(0, web));
-        p.apply(&at(1, put("k", "v")));
-        let key = RouteKey {
-            host: None,
-            prefix: "/api".into(),
-        };
-        assert_eq!(
-            p.route_claims()
-                .get(&key)
-                .map(|c| (c.owner.as_str(), c.since)),
-            Some(("web", 0))
-        );
-        let mut old = serde_json::to_value(&p).expect("json");
-        old.as_object_mut().expect("object").remove("routes");
-        let mut old: Projection = serde_json::from_value(old).expect("an old checkpoint");
-        assert!(old.route_claims().is_empty());
-        old.fill_missing_claims();
-        assert_eq!(old, p);
-        p.apply(&at(
-            2,
-            ControlEvent::Deregistered {
-                service: "web".into(),
-                instance: "w1".into(),
-            },
-        ));
-        assert!(
-            p.route_claims().is_empty(),
-            "released with the last instance"
-        );
-    }
-
-    #[test]
-    fn kv_revisions_history_and_ranges() {
-        let mut p = Projection::default();
-        p.apply(&at(0, put("app/a", "1")));
-        p.apply(&at(1, put("app/b", "2")));
-        p.apply(&at(2, put("app/a", "3")));
-        p.apply(&at(3, put("other", "x")));
-        let a = p.get("app/a").expect("a");
-        assert_eq!(
-            (a.value.as_slice(), a.revision, a.create_revision),
-            (&b"3"[..], 2, 0)
-        );
-        p.apply(&at(
-            4,
-            ControlEvent::KvDeleted {
-                key: "app/a".into(),
-            },
-        ));
-        assert!(p.get("app/a").is_none());
-        assert_eq!(p.history("app/a"), &[0, 2, 4]);
-        p.apply(&at(5, put("app/a", "new")));
-        assert_eq!(
-            p.get("app/a").map(|v| v.create_revision),
-            Some(5),
-            "recreated"
-        );
-        let keys: Vec<_> = p.range("app/", None, 10).map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, vec!["app/a", "app/b"]);
-        let keys: Vec<_> = p
-            .range("app/", Some("app/a"), 10)
-            .map(|(k, _)| k.as_str())
-            .collect();
-        assert_eq!(keys, vec!["app/b"]);
-        assert_eq!(p.range("", None, 1).count(), 1);
-    }
-
-    #[test]
-    fn tokens_come_and_go_with_their_events_and_leave_the_registry_alone() {
-        let mut p = Projection::default();
-        p.apply(&at(0, registered("web", "w1", "a:1")));
-        p.apply(&at(
-            1,
-            ControlEvent::TokenCreated {
-                name: "ci".into(),
-                secret_sha256: "ab".repeat(32),
-                policy: draft_http::auth::Policy::Reader,
-                expires_at_nanos: None,
-                creator: "admin".into(),
-            },
-        ));
-        assert_eq!(p.registry_revision(), Some(0), "routes need no rebuild");
-        let (name, token) = p.tokens().by_digest(&"ab".repeat(32)).expect("found");
-        assert_eq!((name, token.revision, token.created_nanos), ("ci", 1, 10));
-        let snapshot: Projection =
-            serde_json::from_str(&serde_json::to_string(&p).expect("json")).expect("back");
-        assert_eq!(snapshot, p, "checkpoints keep tokens");
-        p.apply(&at(2, ControlEvent::TokenRevoked { name: "ci".into() }));
-        assert!(p.tokens().get("ci").is_none());
-        assert_eq!(p.revision(), Some(2));
-    }
-
-    #[test]
-    fn replaying_applied_events_changes_nothing_and_order_matters() {
-        let events: Vec<Applied> = (0..20)
-            .map(|i| {
-                at(
-                    i,
-                    if i % 3 == 0 {
-                        put("k", &i.to_string())
-                    } else {
-                        registered("s", &format!("i{}", i % 4), "a")
-                    },
-                )
-            })
-            .collect();
-        let mut once = Projection::default();
-        for e in &events {
-            once.apply(e);
-        }
-        let mut twice = once.clone();
-        for e in &events {
-            twice.apply(e);
-        }
-        assert_eq!(once, twice, "idempotent");
-        let snapshot: Projection =
-            serde_json::from_str(&serde_json::to_string(&once).expect("json")).expect("back");
-        assert_eq!(snapshot, once, "checkpoints round trip");
-        assert_eq!(
-            once.get("k").map(|v| v.value.clone()),
-            Some(b"18".to_vec()),
-            "last write wins"
-        );
-    }
-}
+mod tests;

@@ -119,6 +119,7 @@ pub(crate) fn write_error(e: WriteError, what: &str) -> ApiError {
     match e {
         WriteError::NotFound => ApiError::new(Code::NotFound, format!("{what} does not exist")),
         WriteError::Exists => ApiError::new(Code::Conflict, format!("{what} already exists")),
+        WriteError::QuotaExceeded(reason) => ApiError::new(Code::QuotaExceeded, reason),
         WriteError::PreconditionFailed { current } => ApiError::new(
             Code::PreconditionFailed,
             format!(

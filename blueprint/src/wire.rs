@@ -153,8 +153,11 @@ pub struct KvChange {
 pub struct KvHistory {
     /// The key.
     pub key: String,
-    /// Every change, oldest first.
+    /// The page's changes, oldest first.
     pub changes: Vec<KvChange>,
+    /// The revision to pass as `after` for the next page (`None`: this is the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as values travel in JSON.

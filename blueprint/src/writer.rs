@@ -55,7 +55,11 @@ impl Shared {
                 Op::Expire { service, instance } => !leases.still_held(service, instance, now),
                 _ => true,
             };
-            self.read(|state| applier::decide_group(state, next, requests, keep))
+            let limits = applier::KvLimits {
+                max_keys: self.config.max_keys,
+                max_bytes: self.config.max_kv_bytes,
+            };
+            self.read(|state| applier::decide_group(state, next, requests, keep, limits))
         };
         let revisions = match self.append(&group.events).await {
             Ok(revisions) => revisions,

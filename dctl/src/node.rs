@@ -91,6 +91,7 @@ impl Node {
         blueprint_config.shutdown = shutdown.clone();
         blueprint_config.restart_grace = settings.restart_grace;
         blueprint_config.remove_critical_after = settings.remove_critical_after;
+        (blueprint_config.max_keys, blueprint_config.max_kv_bytes) = settings.kv_max;
         blueprint_config.upstream = upstream_policy(&settings, &api, &ingress)?;
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await

@@ -49,6 +49,7 @@ fn compare_and_set_sees_earlier_writes_of_the_same_group() {
             }),
         ],
         |_| true,
+        KvLimits::NONE,
     );
     let shape: Vec<String> = group.decisions.iter().map(|d| format!("{d:?}")).collect();
     assert_eq!(group.events.len(), 3, "{shape:?}");
@@ -95,6 +96,7 @@ fn same_registration_appends_nothing_and_expiry_needs_a_passing_instance() {
             request(reg()),
         ],
         |_| true,
+        KvLimits::NONE,
     );
     let kinds: Vec<_> = group.events.iter().map(|(e, _)| e.ty()).collect();
     assert_eq!(
@@ -177,7 +179,7 @@ mod ownership {
             }
             let group: Vec<_> = ops.by_ref().take((*size).max(1)).map(request).collect();
             let next = state.revision().map_or(0, |r| r + 1);
-            let decided = decide_group(state, next, group, |_| true);
+            let decided = decide_group(state, next, group, |_| true, KvLimits::NONE);
             for (i, (event, actor)) in decided.events.into_iter().enumerate() {
                 state.apply(&Applied {
                     revision: next + i as u64,
@@ -321,4 +323,62 @@ mod ownership {
             prop_assert_eq!(listed, claimed);
         }
     }
+}
+
+#[test]
+fn kv_limits_count_the_projection_and_the_groups_earlier_writes() {
+    // "a" (1 byte) -> "v" (1 byte): every key here is 2 bytes.
+    let mut state = Projection::default();
+    state.apply(&Applied {
+        revision: 0,
+        time_nanos: 0,
+        actor: "a".into(),
+        event: ControlEvent::KvPut {
+            key: "a".into(),
+            value: b"v".to_vec(),
+        },
+    });
+    let limits = KvLimits {
+        max_keys: 2,
+        max_bytes: 6,
+    };
+    let del = |k: &str| Op::Delete {
+        key: key(k),
+        condition: Condition::None,
+    };
+    let group = decide_group(
+        &state,
+        1,
+        vec![
+            request(put("b", Condition::None)), // 2 keys: ok
+            request(put("c", Condition::None)), // 3 keys: refused
+            request(put("a", Condition::None)), // an overwrite: ok
+            request(del("b")),                  // 1 key
+            request(put("c", Condition::None)), // 2 keys: ok now
+        ],
+        |_| true,
+        limits,
+    );
+    let shape: Vec<String> = group.decisions.iter().map(|d| format!("{d:?}")).collect();
+    assert!(matches!(group.decisions[0], Ok(Some(_))), "{shape:?}");
+    assert!(
+        matches!(&group.decisions[1], Err(WriteError::QuotaExceeded(m)) if m.contains("keys")),
+        "{shape:?}"
+    );
+    assert!(matches!(group.decisions[2], Ok(Some(_))), "{shape:?}");
+    assert!(matches!(group.decisions[3], Ok(Some(_))), "{shape:?}");
+    assert!(matches!(group.decisions[4], Ok(Some(_))), "{shape:?}");
+
+    // Bytes: a value that would take the store past 6 bytes is refused.
+    let big = Op::Put {
+        key: key("b"),
+        value: b"vvvv".to_vec(),
+        condition: Condition::None,
+    };
+    let group = decide_group(&state, 1, vec![request(big)], |_| true, limits);
+    assert!(
+        matches!(&group.decisions[0], Err(WriteError::QuotaExceeded(m)) if m.contains("bytes")),
+        "{:?}",
+        group.decisions
+    );
 }

@@ -150,6 +150,7 @@ mod tests {
                 create("old", "d5", None, 40), // not expired yet at 40... but taken above
             ],
             |_| true,
+            super::super::KvLimits::NONE,
         );
         let answers: Vec<_> = group
             .decisions

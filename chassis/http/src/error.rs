@@ -70,6 +70,9 @@ pub enum Code {
     TooLarge,
     /// 415: the content type is not one the endpoint takes.
     UnsupportedMediaType,
+    /// 507: the KV store holds its most keys or bytes (the message says which); delete some
+    /// first.
+    QuotaExceeded,
     /// 500: the node could not store or read; its log says why.
     StorageError,
     /// 500: a broken invariant of the node (a bug); its log says more.
@@ -129,6 +132,7 @@ impl Code {
             Self::PreconditionFailed => "precondition_failed",
             Self::TooLarge => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::StorageError => "storage_error",
             Self::Internal => "internal",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -171,6 +175,7 @@ impl Code {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             Self::StorageError | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UpstreamUnavailable | Self::BadUpstream | Self::UpstreamError => {
                 StatusCode::BAD_GATEWAY
@@ -498,6 +503,7 @@ mod tests {
             PreconditionFailed,
             TooLarge,
             UnsupportedMediaType,
+            QuotaExceeded,
             StorageError,
             UpstreamUnavailable,
             BadUpstream,

@@ -68,6 +68,14 @@ pub(crate) struct UpArgs {
     /// period (Kubernetes: 30 s). Default 10000.
     #[arg(long, env = "DRAFT_SHUTDOWN_TIMEOUT_MS")]
     pub(crate) shutdown_timeout_ms: Option<u64>,
+    /// The most keys the KV store holds (every key and value is in memory); one more put is
+    /// answered 507. Default 1000000.
+    #[arg(long, env = "DRAFT_KV_MAX_KEYS")]
+    pub(crate) kv_max_keys: Option<usize>,
+    /// The most bytes of keys and values the KV store holds; a put past it is answered 507.
+    /// Default 268435456 (256 MiB).
+    #[arg(long, env = "DRAFT_KV_MAX_BYTES")]
+    pub(crate) kv_max_bytes: Option<u64>,
     /// How long an instance may stay critical (its lease lapsed and it did not register
     /// again) before the node removes it, as `io.draft.instance.removed`, in seconds
     /// (Consul's `DeregisterCriticalServiceAfter`). Default: never.
@@ -160,6 +168,8 @@ impl UpArgs {
                 header_read_timeout_ms: self.header_read_timeout_ms,
                 restart_grace_ms: self.restart_grace_ms,
                 remove_critical_after_secs: self.remove_critical_after_secs,
+                kv_max_keys: self.kv_max_keys,
+                kv_max_bytes: self.kv_max_bytes,
                 shutdown_timeout_ms: self.shutdown_timeout_ms,
                 max_connections_per_address: self.max_connections_per_address,
                 max_websockets: self.max_websockets,

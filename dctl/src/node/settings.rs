@@ -149,6 +149,10 @@ pub struct NodeLayer {
     /// How long an instance may stay critical before the node removes it, in seconds
     /// (default: never).
     pub remove_critical_after_secs: Option<u64>,
+    /// The most keys the KV store holds (default 1,000,000).
+    pub kv_max_keys: Option<usize>,
+    /// The most bytes of keys and values the KV store holds (default 256 MiB).
+    pub kv_max_bytes: Option<u64>,
     /// The most connections open at once from one client address (an IPv4 address or an
     /// IPv6 /64), per listener (default 512).
     pub max_connections_per_address: Option<usize>,
@@ -236,6 +240,8 @@ impl Layer {
                 remove_critical_after_secs: n
                     .remove_critical_after_secs
                     .or(l.remove_critical_after_secs),
+                kv_max_keys: n.kv_max_keys.or(l.kv_max_keys),
+                kv_max_bytes: n.kv_max_bytes.or(l.kv_max_bytes),
                 max_connections_per_address: n
                     .max_connections_per_address
                     .or(l.max_connections_per_address),
@@ -321,6 +327,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How long an instance may stay critical before the node removes it (`None`: never).
     pub remove_critical_after: Option<Duration>,
+    /// The most keys, and bytes of keys and values, the KV store holds.
+    pub kv_max: (usize, u64),
     /// The broker's settings.
     pub catalyst: CatalystConfig,
     /// How much of each channel the log keeps, unless the channel has its own retention.
@@ -379,6 +387,13 @@ impl Settings {
         if remove_critical_after.is_some_and(|d| d.is_zero()) {
             return invalid("remove critical after must be at least 1 s");
         }
+        let kv_max = (
+            node.kv_max_keys.unwrap_or(1_000_000),
+            node.kv_max_bytes.unwrap_or(256 * 1024 * 1024),
+        );
+        if kv_max.0 == 0 || kv_max.1 == 0 {
+            return invalid("the KV store's most keys and bytes must be positive");
+        }
         let shutdown_timeout = Duration::from_millis(node.shutdown_timeout_ms.unwrap_or(10_000));
         if !(1..=600_000).contains(&shutdown_timeout.as_millis()) {
             return invalid("the shutdown timeout must be 1 ms to 10 minutes");
@@ -405,6 +420,7 @@ impl Settings {
             restart_grace,
             shutdown_timeout,
             remove_critical_after,
+            kv_max,
             catalyst,
             retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),

@@ -167,6 +167,8 @@ fn the_fixture_lists_every_setting_at_its_default() {
         restart_grace_ms,
         shutdown_timeout_ms,
         remove_critical_after_secs,
+        kv_max_keys,
+        kv_max_bytes,
         max_connections_per_address,
         max_websockets,
         body_read_timeout_ms,
@@ -215,6 +217,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(durability.is_some() && flush_interval_ms.is_some());
     assert!(max_connections.is_some() && header_read_timeout_ms.is_some());
     assert!(shutdown_timeout_ms.is_some());
+    assert!(kv_max_keys.is_some() && kv_max_bytes.is_some());
     assert!(max_connections_per_address.is_some() && max_websockets.is_some());
     assert!(body_read_timeout_ms.is_some() && request_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());

@@ -1,6 +1,9 @@
 //! A client of Catalyst's HTTP and WebSocket API (feature `client`; no fjall).
 
 mod producer;
+mod tls;
+
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -91,6 +94,9 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    /// What `wss://` sockets trust when a CA was given ([`Client::with_ca`]); `None`: the
+    /// public roots.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -110,6 +116,7 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             token: None,
+            tls: None,
         }
     }
 
@@ -122,7 +129,8 @@ impl Client {
     }
 
     /// Trusts the certificate authority in `pem` (PEM, one or more certificates) besides the
-    /// public ones, for an `https://` node with a private certificate.
+    /// public ones, for an `https://` node with a private certificate: over HTTP and over its
+    /// `wss://` WebSockets.
     ///
     /// # Errors
     /// [`ClientError::Protocol`] if `pem` holds no usable certificate.
@@ -141,7 +149,15 @@ impl Client {
         self.http = builder
             .build()
             .map_err(|e| ClientError::Protocol(format!("the CA file: {e}")))?;
+        self.tls = Some(tls::trusting(pem)?);
         Ok(self)
+    }
+
+    /// How this client's WebSockets are encrypted on a `wss://` URL (`None`: the public
+    /// roots), for a caller that opens its own WebSockets to the same node.
+    #[must_use]
+    pub fn websocket_connector(&self) -> Option<tokio_tungstenite::Connector> {
+        self.tls.clone().map(tokio_tungstenite::Connector::Rustls)
     }
 
     /// A request with the client's token.
@@ -173,19 +189,24 @@ impl Client {
         if let Some(value) = self.authorization() {
             request.headers_mut().insert("authorization", value);
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => {
-                    let body = response
-                        .body()
-                        .as_deref()
-                        .map(String::from_utf8_lossy)
-                        .unwrap_or_default();
-                    ClientError::from_answer(response.status().as_u16(), &body)
-                }
-                e => self.connect_error(&e),
-            })?;
+        let (socket, _) = Box::pin(tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            self.websocket_connector(),
+        ))
+        .await
+        .map_err(|e| match e {
+            tungstenite::Error::Http(response) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                ClientError::from_answer(response.status().as_u16(), &body)
+            }
+            e => self.connect_error(&e),
+        })?;
         Ok(socket)
     }
 

@@ -196,7 +196,7 @@ impl Builder {
         check_name(&self.name)?;
         check_hooks(&self.hooks)?;
         check_lease(env.ttl.unwrap_or(self.ttl), env.instance.as_deref())?;
-        let node = NodeLink::new(&env.url, env.token.clone());
+        let node = node_link(&env)?;
         let metrics = Arc::new(Metrics::new());
 
         // Configuration: the lower layers must fit; KV is followed from here on.
@@ -387,6 +387,30 @@ fn check_hooks(hooks: &[(Hook, Handler)]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The link to the node `env` names, trusting `DRAFT_CA` if it is set.
+///
+/// # Errors
+/// [`Error::Setting`] naming `DRAFT_CA` if its file cannot be read or holds no certificate.
+fn node_link(env: &Environment) -> Result<NodeLink, Error> {
+    let bad_ca = |path: &std::path::Path, reason: String| Error::Setting {
+        variable: "DRAFT_CA".to_owned(),
+        value: path.display().to_string(),
+        reason,
+    };
+    let ca = match &env.ca {
+        None => None,
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| bad_ca(path, format!("cannot be read: {e}")))?)
+        }
+    };
+    NodeLink::new(&env.url, env.token.clone(), ca.as_deref()).map_err(|e| {
+        bad_ca(
+            env.ca.as_deref().unwrap_or(std::path::Path::new("")),
+            e.to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

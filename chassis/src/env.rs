@@ -16,6 +16,9 @@ pub struct Environment {
     pub url: String,
     /// `DRAFT_TOKEN`: sent as a bearer token.
     pub token: Option<String>,
+    /// `DRAFT_CA`: a PEM file of the certificate authority an `https://` node's certificate
+    /// comes from, trusted besides the public roots (over HTTP and `wss://`).
+    pub ca: Option<PathBuf>,
     /// `DRAFT_SERVICE_ADDR`: where the service listens (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// `DRAFT_ADVERTISE`: the `host:port` registered (default: the bound address).
@@ -84,6 +87,7 @@ impl Environment {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             token: var("DRAFT_TOKEN"),
+            ca: var("DRAFT_CA").map(PathBuf::from),
             listen,
             advertise,
             instance: var("DRAFT_INSTANCE"),

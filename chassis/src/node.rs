@@ -19,13 +19,28 @@ pub(crate) struct NodeLink {
 }
 
 impl NodeLink {
-    pub(crate) fn new(url: &str, token: Option<String>) -> Self {
-        Self {
-            url: url.to_owned(),
-            blueprint: draft_blueprint::client::Client::new(url).with_token(token.clone()),
-            catalyst: draft_catalyst::client::Client::new(url).with_token(token.clone()),
-            token,
+    /// The link to the node at `url`, with `token`, trusting the certificate authority in
+    /// `ca` (PEM) besides the public roots.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] if `ca` holds no usable certificate.
+    pub(crate) fn new(
+        url: &str,
+        token: Option<String>,
+        ca: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
+        let mut blueprint = draft_blueprint::client::Client::new(url).with_token(token.clone());
+        let mut catalyst = draft_catalyst::client::Client::new(url).with_token(token.clone());
+        if let Some(pem) = ca {
+            blueprint = blueprint.with_ca(pem)?;
+            catalyst = catalyst.with_ca(pem)?;
         }
+        Ok(Self {
+            url: url.to_owned(),
+            blueprint,
+            catalyst,
+            token,
+        })
     }
 
     /// Opens a WebSocket to `path_and_query` (with the bearer token, if any).
@@ -44,7 +59,12 @@ impl NodeLink {
         {
             request.headers_mut().insert("authorization", value);
         }
-        match tokio_tungstenite::connect_async_with_config(request, None, true).await {
+        let connector = self.catalyst.websocket_connector();
+        match Box::pin(tokio_tungstenite::connect_async_tls_with_config(
+            request, None, true, connector,
+        ))
+        .await
+        {
             Ok((socket, _)) => Ok(socket),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let body = response

@@ -106,7 +106,9 @@ async fn a_trickled_body_is_answered_408_and_closed_within_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_lived_requests_outlive_a_short_request_deadline() {
     let dir = tempfile::tempdir().expect("dir");
-    let node = Node::start(dir.path(), &["--request-timeout-ms", "300"]);
+    // 1 s: short enough to be outlived below, long enough for a registration's fsync on a
+    // busy machine (300 ms was not).
+    let node = Node::start(dir.path(), &["--request-timeout-ms", "1000"]);
     let client = draft_catalyst::client::Client::new(&node.url);
     client
         .produce("c", &event("e0", "t"))
@@ -143,7 +145,7 @@ async fn long_lived_requests_outlive_a_short_request_deadline() {
     let (mut proxied, _) = tokio_tungstenite::connect_async(ws(&node.ingress, "/ws"))
         .await
         .expect("a WebSocket through the ingress");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
     client
         .produce("c", &event("e1", "t"))
@@ -176,13 +178,13 @@ async fn long_lived_requests_outlive_a_short_request_deadline() {
     assert_eq!(next_text(&mut proxied).await, "echo: hi");
 
     let started = Instant::now();
-    let slow = reqwest::get(format!("{}/slow/x?sleep_ms=1000", node.ingress))
+    let slow = reqwest::get(format!("{}/slow/x?sleep_ms=2500", node.ingress))
         .await
         .expect("slow");
     assert_eq!(
         slow.status().as_u16(),
         200,
-        "the route's 5 s timeout wins over the ingress's 300 ms"
+        "the route's 5 s timeout wins over the ingress's 1 s"
     );
-    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(started.elapsed() >= Duration::from_millis(2500));
 }

@@ -76,6 +76,7 @@ impl Client {
             url: format!("{ws_base}/v1/channels/{channel}/produce"),
             base: self.base.clone(),
             authorization: self.authorization(),
+            connector: self.websocket_connector(),
         };
         let socket = link.connect().await?;
         let (queue, frames) = mpsc::unbounded_channel();
@@ -154,6 +155,7 @@ struct Link {
     url: String,
     base: String,
     authorization: Option<tungstenite::http::HeaderValue>,
+    connector: Option<tokio_tungstenite::Connector>,
 }
 
 impl Link {
@@ -174,7 +176,12 @@ impl Link {
         if let Some(value) = &self.authorization {
             request.headers_mut().insert("authorization", value.clone());
         }
-        match tokio_tungstenite::connect_async_with_config(request, None, true).await {
+        let connector = self.connector.clone();
+        match Box::pin(tokio_tungstenite::connect_async_tls_with_config(
+            request, None, true, connector,
+        ))
+        .await
+        {
             Ok((socket, _)) => Ok(socket),
             Err(tungstenite::Error::Http(response)) => {
                 let body = response

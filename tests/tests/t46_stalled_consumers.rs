@@ -34,6 +34,14 @@ fn start(args: &[&str]) -> (tempfile::TempDir, Node) {
     (dir, node)
 }
 
+/// A node with the short write deadline.
+fn start_with_deadline() -> (tempfile::TempDir, Node) {
+    start(&[
+        "--ws-write-timeout-ms",
+        &WRITE_TIMEOUT.as_millis().to_string(),
+    ])
+}
+
 /// A consumer over raw TCP with a small receive buffer: it completes the WebSocket handshake,
 /// and then reads nothing until the test looks at whether the node closed it.
 async fn stalled_consumer(node: &Node, path: &str) -> TcpStream {
@@ -130,10 +138,7 @@ fn big_event(i: usize) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_consumers_are_closed_at_the_deadline_in_bounded_memory_and_a_reader_gets_all() {
-    let (_dir, node) = start(&[
-        "--ws-write-timeout-ms",
-        &WRITE_TIMEOUT.as_millis().to_string(),
-    ]);
+    let (_dir, node) = start_with_deadline();
     let client = draft_catalyst::client::Client::new(&node.url);
     // Half the events before the consumers connect (each replays its own copies from disk),
     // half while they are stalled (the live feed's).
@@ -211,4 +216,24 @@ async fn a_node_with_a_stalled_consumer_and_watch_shuts_down_at_once() {
         took < Duration::from_millis(1500),
         "the node took {took:?} to stop"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watch_is_closed_at_the_write_deadline() {
+    let (_dir, node) = start_with_deadline();
+    let mut watch = stalled_consumer(&node, "/v1/watch").await;
+    let http = reqwest::Client::new();
+    let value = "v".repeat(EVENT_BYTES);
+    for i in 0..EVENTS {
+        let r = http
+            .put(format!("{}/v1/kv/big/{i}", node.url))
+            .body(value.clone())
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // Written while it was stalled, then it was closed: what it had been sent, then the end.
+    let (_, closed) = draft_tests::raw::read_until_closed(&mut watch, WRITE_TIMEOUT * 5).await;
+    assert!(closed, "the node closed the stalled watch");
 }

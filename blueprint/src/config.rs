@@ -40,6 +40,8 @@ pub struct BlueprintConfig {
     /// The process's shutdown token: when it is triggered, watches are closed with 1001
     /// (going away). Default: a token of its own, never triggered.
     pub shutdown: Shutdown,
+    /// How long a watch may take no write before it is closed with 1008 (default 30 s).
+    pub ws_write_timeout: Duration,
     /// Which addresses instances may register (default: the built-in refusals only; the
     /// node adds its own listeners and `--upstream-allow`).
     pub upstream: UpstreamPolicy,
@@ -60,6 +62,7 @@ impl BlueprintConfig {
             restart_grace: None,
             remove_critical_after: None,
             shutdown: Shutdown::new(),
+            ws_write_timeout: draft_http::ws::WRITE_TIMEOUT,
             upstream: UpstreamPolicy::default(),
         }
     }

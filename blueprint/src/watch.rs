@@ -8,11 +8,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
+use draft_http::ws::{
+    ClientData, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
+};
 use draft_http::{ApiError, Code, Query};
 use draft_log::Record;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
@@ -132,26 +133,32 @@ pub(crate) async fn watch(
     Ok(draft_http::ws::limited(upgrade).on_upgrade(move |socket| serve(bp, socket, prefix, from)))
 }
 
-/// Watchers only receive; what they send is ignored.
-const OPTIONS: SocketOptions = SocketOptions {
-    ping_every: draft_http::ws::PING_EVERY,
-    idle_limit: draft_http::ws::IDLE_LIMIT,
-    client_data: ClientData::Ignore,
-};
-/// Messages queued between a watch's reader and its socket.
+/// Watchers only receive; what they send is ignored. The same keepalive, idle limit and
+/// write deadline as every other socket.
+fn options(bp: &Blueprint) -> SocketOptions {
+    SocketOptions {
+        ping_every: draft_http::ws::PING_EVERY,
+        idle_limit: draft_http::ws::IDLE_LIMIT,
+        write_timeout: bp.config().ws_write_timeout,
+        client_data: ClientData::Ignore,
+    }
+}
+/// Messages queued between a watch's reader and its socket (and at most [`OUTBOX_BYTES`] of
+/// them).
 const SOCKET_QUEUE: usize = 256;
 
 async fn serve(bp: Blueprint, socket: WebSocket, prefix: String, from: Option<Revision>) {
-    let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+    let (tx, rx) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
+    let options = options(&bp);
     let shutdown = bp.config().shutdown.clone();
     let reader = tokio::spawn(read(bp, prefix, from, tx));
     let (sink, stream) = socket.split();
-    serve_socket(sink, stream, rx, OPTIONS, shutdown).await;
+    serve_socket(sink, stream, rx, options, shutdown).await;
     reader.abort();
 }
 
 /// Queues `message`; `false` once the socket is gone.
-async fn send(out: &mpsc::Sender<Outbound>, message: &WatchMessage) -> bool {
+async fn send(out: &OutboxSender, message: &WatchMessage) -> bool {
     let Ok(text) = serde_json::to_string(message) else {
         return false;
     };
@@ -162,7 +169,7 @@ async fn send(out: &mpsc::Sender<Outbound>, message: &WatchMessage) -> bool {
 
 /// What one watch sends: the state (or the log since `from`), the caught-up marker, then
 /// every change, until the socket goes away.
-async fn read(bp: Blueprint, prefix: String, from: Option<Revision>, out: mpsc::Sender<Outbound>) {
+async fn read(bp: Blueprint, prefix: String, from: Option<Revision>, out: OutboxSender) {
     // Where the log replay starts, and the revision to announce as caught up.
     let (start, caught_up) = if let Some(rev) = from {
         (rev.next(), bp.revision())

@@ -41,6 +41,9 @@ pub struct CatalystConfig {
     /// (going away), and WebSocket producers once what they sent is answered. Default: a token
     /// of its own, never triggered.
     pub shutdown: Shutdown,
+    /// How long a consumer or producer WebSocket may take no write before it is closed with
+    /// 1008; it can connect again and resume from its last offset (default 30 s).
+    pub ws_write_timeout: Duration,
 }
 
 impl Default for CatalystConfig {
@@ -55,6 +58,7 @@ impl Default for CatalystConfig {
             group_timeout: Duration::from_secs(30),
             group_commit_interval: Duration::from_millis(100),
             shutdown: Shutdown::new(),
+            ws_write_timeout: draft_http::ws::WRITE_TIMEOUT,
         }
     }
 }

@@ -10,11 +10,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::Response;
-use draft_http::ws::{ClientData, Outbound, SocketOptions, serve_socket};
+use draft_http::ws::{
+    ClientData, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
+};
 use draft_http::{Actor, ApiError, Code, Query};
 use draft_log::{LogBackend, Offset, PartitionName};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::broker::Catalyst;
 use crate::channel;
@@ -25,14 +26,19 @@ use crate::query::{filter, resolve_start};
 use crate::reader::{Stop, read_channel};
 use crate::wire::SUBPROTOCOL;
 
-/// Events queued between a consumer's reader and its socket.
+/// Events queued between a consumer's reader and its socket (and at most [`OUTBOX_BYTES`]
+/// of them).
 const SOCKET_QUEUE: usize = 256;
+
 /// Consumers only receive (the CloudEvents WebSocket binding's consumer side).
-const OPTIONS: SocketOptions = SocketOptions {
-    ping_every: draft_http::ws::PING_EVERY,
-    idle_limit: draft_http::ws::IDLE_LIMIT,
-    client_data: ClientData::Refuse("consumers only receive; send nothing but pings and close"),
-};
+fn options(state: &Catalyst) -> SocketOptions {
+    SocketOptions {
+        ping_every: draft_http::ws::PING_EVERY,
+        idle_limit: draft_http::ws::IDLE_LIMIT,
+        write_timeout: state.config().ws_write_timeout,
+        client_data: ClientData::Refuse("consumers only receive; send nothing but pings and close"),
+    }
+}
 
 /// `GET /v1/channels/{channel}/consume`: checks every parameter before the upgrade (a bad one
 /// is a 400 with the JSON error), then serves the WebSocket.
@@ -84,10 +90,10 @@ pub(crate) async fn consume(
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
             state.metrics().consumer_connected();
-            let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+            let (tx, rx) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
             let reader = tokio::spawn(consumer.read(tx));
             let (sink, stream) = socket.split();
-            serve_socket(sink, stream, rx, OPTIONS, state.shutdown()).await;
+            serve_socket(sink, stream, rx, options(&state), state.shutdown()).await;
             reader.abort();
             state.metrics().consumer_disconnected();
         }))
@@ -105,7 +111,7 @@ struct Consumer {
 impl Consumer {
     /// Reads the channel into `out` until the socket goes away; a failure to read is logged
     /// here and ends the socket with 1011.
-    async fn read(self, out: mpsc::Sender<Outbound>) {
+    async fn read(self, out: OutboxSender) {
         let channel = self.channel.clone();
         let stop = read_channel(
             self.log,

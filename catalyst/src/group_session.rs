@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket, close_code};
-use draft_http::ws::{ClientData, Inbound, Outbound, SocketOptions, serve_socket};
+use draft_http::ws::{
+    ClientData, Inbound, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
+};
 use draft_log::Offset;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -19,7 +21,8 @@ use crate::group_wire::{Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED};
 use crate::groups::{GroupKey, Groups, MemberId, Signal};
 use crate::reader::{Delivery, Stop, read_channel};
 
-/// Events queued between a member's reader and its socket.
+/// Events queued between a member's reader and its socket (and at most [`OUTBOX_BYTES`] of
+/// them).
 const SOCKET_QUEUE: usize = 256;
 /// Acknowledgements a client may send ahead of the node reading them.
 const INBOUND_QUEUE: usize = 1024;
@@ -35,11 +38,12 @@ pub(crate) async fn run(
     socket: WebSocket,
 ) {
     state.metrics().consumer_connected();
-    let (out, outbound) = mpsc::channel(SOCKET_QUEUE);
+    let (out, outbound) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
     let (forward, inbound) = mpsc::channel(INBOUND_QUEUE);
     let options = SocketOptions {
         ping_every: draft_http::ws::PING_EVERY,
         idle_limit: draft_http::ws::IDLE_LIMIT,
+        write_timeout: state.config().ws_write_timeout,
         client_data: ClientData::Forward(forward),
     };
     let (sink, stream) = socket.split();
@@ -82,13 +86,21 @@ struct ToMember {
     groups: Arc<Groups>,
     key: GroupKey,
     id: MemberId,
-    out: mpsc::Sender<Outbound>,
+    out: OutboxSender,
 }
 
 impl Delivery for ToMember {
     async fn deliver(&mut self, offset: u64, text: Utf8Bytes) -> bool {
         self.groups.delivered(&self.key, self.id, offset)
             && self.out.send(Outbound::Text(text)).await.is_ok()
+    }
+
+    fn has_room(&self, bytes: usize) -> bool {
+        self.out.has_room(bytes)
+    }
+
+    fn room(&self) -> usize {
+        self.out.room()
     }
 }
 
@@ -117,7 +129,7 @@ impl Member {
         self,
         mut signals: mpsc::UnboundedReceiver<Signal>,
         mut inbound: mpsc::Receiver<Inbound>,
-        out: mpsc::Sender<Outbound>,
+        out: OutboxSender,
     ) {
         let mut reader: Option<JoinHandle<Stop>> = None;
         let goodbye = loop {
@@ -170,7 +182,7 @@ impl Member {
     }
 
     /// Starts reading the channel from `from` for this member.
-    fn read_from(&self, from: u64, out: mpsc::Sender<Outbound>) -> JoinHandle<Stop> {
+    fn read_from(&self, from: u64, out: OutboxSender) -> JoinHandle<Stop> {
         let to = ToMember {
             groups: Arc::clone(&self.groups),
             key: self.key.clone(),
@@ -215,7 +227,7 @@ async fn finished(reader: &mut Option<JoinHandle<Stop>>) -> Stop {
 /// Queues the close frame, reading (and dropping) what the client still sends meanwhile so
 /// that the socket loop never waits on us.
 async fn close(
-    out: &mpsc::Sender<Outbound>,
+    out: &OutboxSender,
     inbound: &mut mpsc::Receiver<Inbound>,
     code: u16,
     mut reason: String,

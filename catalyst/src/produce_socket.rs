@@ -68,7 +68,7 @@ async fn serve(state: Catalyst, channel: ChannelName, actor: Actor, socket: WebS
     let config = state.config();
     let window = Window::new(config.produce_window_frames, config.produce_window_bytes);
     let (to_pipeline, frames) = mpsc::channel(HANDOFF);
-    let (acks_tx, acks) = mpsc::channel(ACK_QUEUE);
+    let (acks_tx, acks) = draft_http::ws::outbox(ACK_QUEUE, draft_http::ws::OUTBOX_BYTES);
     let target = Arc::new((state.clone(), channel, actor));
     let goodbye = Outbound::Close(close_code::AWAY, "node shutting down".into());
     let pipeline = tokio::spawn(pipeline::run(
@@ -81,6 +81,7 @@ async fn serve(state: Catalyst, channel: ChannelName, actor: Actor, socket: WebS
     let options = SocketOptions {
         ping_every: PING_EVERY,
         idle_limit: IDLE_LIMIT,
+        write_timeout: config.ws_write_timeout,
         client_data: ClientData::Forward(to_pipeline),
     };
     state.metrics().producer_connected();

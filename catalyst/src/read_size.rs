@@ -31,6 +31,12 @@ impl ReadSize {
         (self.budget / self.average.max(1)).clamp(1, self.max_records)
     }
 
+    /// [`Self::next`], for a reader that has room for only `bytes` more (a consumer whose
+    /// queue is nearly full reads little, so it holds little while it waits).
+    pub(crate) fn within(&self, bytes: usize) -> usize {
+        (self.budget.min(bytes) / self.average.max(1)).clamp(1, self.max_records)
+    }
+
     /// A read returned `records` records of `bytes` bytes in all.
     pub(crate) fn observe(&mut self, records: usize, bytes: usize) {
         if let Some(average) = bytes.checked_div(records) {
@@ -42,6 +48,15 @@ impl ReadSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_with_little_room_reads_little() {
+        let mut size = ReadSize::new(512, READ_BYTES);
+        size.observe(10, 10 * 64 * 1024);
+        assert_eq!(size.within(usize::MAX), 64);
+        assert_eq!(size.within(1 << 20), 16);
+        assert_eq!(size.within(0), 1, "at least one");
+    }
 
     #[test]
     fn reads_shrink_for_large_records_and_grow_for_small_ones() {

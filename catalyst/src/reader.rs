@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use draft_http::ws::Outbound;
+use draft_http::ws::{Outbound, OutboxSender};
 use draft_log::{LogBackend, Offset, PartitionName};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::cloudevent::Filter;
 use crate::feed::{Feeds, delivered_text};
@@ -24,12 +24,26 @@ pub(crate) trait Delivery: Send {
     /// Hands over the event at `offset` (already filtered and encoded); `false` once the
     /// consumer no longer takes events, which stops the reader.
     fn deliver(&mut self, offset: u64, text: Utf8Bytes) -> impl Future<Output = bool> + Send;
+
+    /// Whether a message of `bytes` would be queued at once, without waiting for the client.
+    fn has_room(&self, bytes: usize) -> bool;
+
+    /// How many bytes could be queued now without waiting for the client.
+    fn room(&self) -> usize;
 }
 
 /// A plain consumer: every event goes to its socket.
-impl Delivery for mpsc::Sender<Outbound> {
+impl Delivery for OutboxSender {
     async fn deliver(&mut self, _offset: u64, text: Utf8Bytes) -> bool {
         self.send(Outbound::Text(text)).await.is_ok()
+    }
+
+    fn has_room(&self, bytes: usize) -> bool {
+        OutboxSender::has_room(self, bytes)
+    }
+
+    fn room(&self) -> usize {
+        OutboxSender::room(self)
     }
 }
 
@@ -45,6 +59,11 @@ pub(crate) enum Stop {
 /// Reads a channel for one consumer from `next` on: replay from the log, then the live feed,
 /// falling back to the log whenever it is behind the feed. Hands matching events, in offset
 /// order, each once, to `out`.
+///
+/// A consumer whose queue is full (its client is not reading) lets go of the feed, or of the
+/// rest of its replay read, before it waits: a stalled consumer holds one event beside its
+/// queue, never a read's worth nor events in the channel's broadcast ring. Once there is room
+/// it reads what it missed from the log, like one that lagged.
 pub(crate) async fn read_channel(
     log: Arc<dyn LogBackend>,
     feeds: Arc<Feeds>,
@@ -66,7 +85,7 @@ pub(crate) async fn read_channel(
     loop {
         // Replay from the log until it has nothing more.
         loop {
-            let records = match log.read(&channel, next, size.next()).await {
+            let records = match log.read(&channel, next, size.within(out.room())).await {
                 Ok(records) => records,
                 Err(e) => return Stop::Failed(e.to_string()),
             };
@@ -74,16 +93,30 @@ pub(crate) async fn read_channel(
             let Some(last) = records.last().map(|r| r.offset) else {
                 break;
             };
+            // The event met when the queue is full: the rest of the read is let go before
+            // waiting (and read again after), so a stalled consumer holds one event, not a read.
+            let mut waiting = None;
             for record in &records {
-                if filter.matches_key(record.key.as_deref())
-                    && !out
-                        .deliver(record.offset.0, delivered_text(&channel, record))
-                        .await
-                {
+                if !filter.matches_key(record.key.as_deref()) {
+                    continue;
+                }
+                let text = delivered_text(&channel, record);
+                if !out.has_room(text.len()) {
+                    waiting = Some((record.offset, text));
+                    break;
+                }
+                if !out.deliver(record.offset.0, text).await {
                     return Stop::Disconnected;
                 }
             }
+            drop(records);
             next = last.next();
+            if let Some((offset, text)) = waiting {
+                if !out.deliver(offset.0, text).await {
+                    return Stop::Disconnected;
+                }
+                next = offset.next();
+            }
         }
         // Follow the feed while it is contiguous with what we sent.
         loop {
@@ -91,11 +124,25 @@ pub(crate) async fn read_channel(
                 Ok(event) if event.offset < next.0 => {}
                 Ok(event) if event.offset == next.0 => {
                     next = next.next();
-                    if filter.matches(&event.ty, &event.source)
-                        && !out.deliver(event.offset, event.text).await
-                    {
+                    if !filter.matches(&event.ty, &event.source) {
+                        continue;
+                    }
+                    if out.has_room(event.text.len()) {
+                        if !out.deliver(event.offset, event.text).await {
+                            return Stop::Disconnected;
+                        }
+                        continue;
+                    }
+                    // Behind: off the feed while waiting, then the log.
+                    drop(live);
+                    if !out.deliver(event.offset, event.text).await {
                         return Stop::Disconnected;
                     }
+                    let Some(again) = feed.subscribe() else {
+                        return Stop::Failed(FEED_STOPPED.to_owned());
+                    };
+                    live = again;
+                    break;
                 }
                 // A gap (the feed is ahead of us): read it from the log.
                 Ok(_) => break,

@@ -90,6 +90,7 @@ impl Node {
             BlueprintConfig::new(&settings.name, settings.data_dir.join("checkpoints"));
         blueprint_config.shutdown = shutdown.clone();
         blueprint_config.restart_grace = settings.restart_grace;
+        blueprint_config.ws_write_timeout = settings.ws_write_timeout;
         blueprint_config.remove_critical_after = settings.remove_critical_after;
         (blueprint_config.max_keys, blueprint_config.max_kv_bytes) = settings.kv_max;
         blueprint_config.upstream = upstream_policy(&settings, &api, &ingress)?;
@@ -110,6 +111,7 @@ impl Node {
         }
         let catalyst_config = draft_catalyst::CatalystConfig {
             shutdown: shutdown.clone(),
+            ws_write_timeout: settings.ws_write_timeout,
             ..settings.catalyst.clone()
         };
         // Catalyst's control events (consumer groups) go through Blueprint's writer.

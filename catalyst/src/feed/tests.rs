@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use draft_http::ws::{OUTBOX_BYTES, outbox};
 use draft_log::{
     AppendAck, Log, LogConfig, NewRecord, PartitionHead, Record, RecordStream, Retention, Timestamp,
 };
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::cloudevent::Filter;
@@ -109,7 +109,7 @@ async fn a_stopped_feed_ends_its_consumers_and_the_next_one_gets_a_new_feed() {
     let feeds = Arc::new(Feeds::new(Arc::clone(&backend)));
 
     // A consumer following the channel; the first event goes through, then the tail fails.
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = outbox(16, OUTBOX_BYTES);
     let reader = tokio::spawn(read_channel(
         Arc::clone(&backend),
         Arc::clone(&feeds),

@@ -5,7 +5,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use draft_http::ApiError;
-use draft_http::ws::{Inbound, Outbound};
+use draft_http::ws::{Inbound, Outbound, OutboxSender};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
@@ -114,7 +114,7 @@ struct Gathering {
 /// instead of storing them twice.
 pub(crate) async fn run<S, F>(
     mut frames: mpsc::Receiver<Inbound>,
-    acks: mpsc::Sender<Outbound>,
+    acks: OutboxSender,
     mut window: Window,
     mut store: S,
     goodbye: Outbound,
@@ -183,6 +183,7 @@ mod tests {
 
     use axum::extract::ws::close_code;
     use draft_http::Code;
+    use draft_http::ws::{OUTBOX_BYTES, outbox};
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -237,7 +238,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acks_leave_in_frame_order_though_stores_finish_out_of_order() {
         let (tx, frames) = mpsc::channel(8);
-        let (acks_tx, mut acks) = mpsc::channel(8);
+        let (acks_tx, mut acks) = outbox(8, OUTBOX_BYTES);
         // Frame "n" takes n ms to store and is stored at offset n; "bad" fails. A group
         // takes as long as its slowest frame.
         let store = |frames: Vec<Inbound>| async move {
@@ -296,7 +297,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_window_stops_taking_frames_until_one_is_answered() {
         let (tx, frames) = mpsc::channel(16);
-        let (acks_tx, mut acks) = mpsc::channel(16);
+        let (acks_tx, mut acks) = outbox(16, OUTBOX_BYTES);
         let gate = Arc::new(Semaphore::new(0));
         let stores = Arc::clone(&gate);
         let store = move |frames: Vec<Inbound>| {
@@ -334,7 +335,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn frames_taken_are_stored_even_when_the_client_is_gone() {
         let (tx, frames) = mpsc::channel(4);
-        let (acks_tx, acks) = mpsc::channel(1);
+        let (acks_tx, acks) = outbox(1, OUTBOX_BYTES);
         let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let count = Arc::clone(&stored);
         let store = move |frames: Vec<Inbound>| {
@@ -365,7 +366,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn frames_that_arrive_while_groups_are_stored_gather_into_one_group() {
         let (tx, frames) = mpsc::channel(64);
-        let (acks_tx, mut acks) = mpsc::channel(64);
+        let (acks_tx, mut acks) = outbox(64, OUTBOX_BYTES);
         let gate = Arc::new(Semaphore::new(0));
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (stores, seen) = (Arc::clone(&gate), Arc::clone(&sizes));

@@ -1,7 +1,8 @@
 //! What Draft's server WebSockets share: the limits on what a client may send, the close
 //! frames, and [`serve_socket`], the one loop that drives a socket (messages out, pings,
-//! an idle limit, the client's close, the process's shutdown, and, for sockets that take
-//! data, the client's messages forwarded with backpressure).
+//! an idle limit, a write deadline, the client's close, the process's shutdown, and, for
+//! sockets that take data, the client's messages forwarded with backpressure), fed by an
+//! [`outbox`] bounded in messages and bytes.
 //!
 //! tungstenite's defaults would let one client make the node buffer a 64 MiB message
 //! (16 MiB frames) before anything looks at it, so the limits are small: the clients of
@@ -17,6 +18,12 @@ use tokio::sync::mpsc;
 
 use crate::shutdown::Shutdown;
 
+mod outbox;
+mod writer;
+
+pub use outbox::{OUTBOX_BYTES, Outbox, OutboxClosed, OutboxSender, cost, outbox};
+use writer::Writer;
+
 /// The largest message (and frame) a client may send: far above any ping or close.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -24,6 +31,9 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A client that answers nothing (no pong, no message) for this long is closed.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// A client that takes no write for this long (its TCP window stays shut: it does not read)
+/// is closed with 1008; it can connect again and resume from its last offset.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The upgrade with Draft's limits: small messages from the client, and a small read buffer
 /// (tungstenite zero-fills its whole read buffer before every read, so the 128 KiB default
@@ -113,6 +123,8 @@ pub struct SocketOptions {
     pub ping_every: Duration,
     /// A client silent this long (no pong, no message) is closed with 1008.
     pub idle_limit: Duration,
+    /// A client that takes no write for this long is closed with 1008 ("not reading").
+    pub write_timeout: Duration,
     /// What to do with the client's messages.
     pub client_data: ClientData,
 }
@@ -122,6 +134,7 @@ impl Default for SocketOptions {
         Self {
             ping_every: PING_EVERY,
             idle_limit: IDLE_LIMIT,
+            write_timeout: WRITE_TIMEOUT,
             client_data: ClientData::Ignore,
         }
     }
@@ -230,18 +243,25 @@ impl ClientSide {
 
 /// The most queued messages written before one flush.
 const FLUSH_EVERY: usize = 256;
+/// The longest the loop waits for its close frame to be taken once it has decided to end
+/// (shorter if the write deadline is): a client that reads gets it at once, and one that does
+/// not must not hold the socket (or the process's shutdown) any longer.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Drives one WebSocket until either side ends it: sends what `outbound` yields (a run of
 /// queued messages is written with one flush), pings every `ping_every`, closes a client
-/// silent for `idle_limit`, answers the client's close, and closes with 1001 when `shutdown`
-/// is triggered (with [`ClientData::Forward`], the server's side closes instead, once it has
+/// silent for `idle_limit`, closes with 1008 a client that has not taken a write for
+/// `write_timeout`, answers the client's close, and closes with 1001 when `shutdown` is
+/// triggered (with [`ClientData::Forward`], the server's side closes instead, once it has
 /// answered). If `outbound` ends without a [`Outbound::Close`], the socket is closed with
-/// 1011. Generic over the socket's halves so it can be tested without a network; it holds a
-/// [`Shutdown::guard`] until its close frame is sent.
+/// 1011. A write the client does not take never blocks the rest: the pings, the deadlines
+/// and the shutdown are watched while it waits, and the close frame is given at most
+/// [`CLOSE_GRACE`] (0.5 s). Generic over the socket's halves so it can be tested without a
+/// network; it holds a [`Shutdown::guard`] until it ends.
 pub async fn serve_socket<W, R>(
     mut sink: W,
     mut stream: R,
-    mut outbound: mpsc::Receiver<Outbound>,
+    mut outbound: Outbox,
     options: SocketOptions,
     shutdown: Shutdown,
 ) where
@@ -254,17 +274,12 @@ pub async fn serve_socket<W, R>(
     let mut ping = tokio::time::interval(options.ping_every);
     ping.reset();
     let mut client = ClientSide::new(options.client_data);
+    let mut writer = Writer::new(options.write_timeout);
     let goodbye = loop {
         tokio::select! {
-            message = outbound.recv() => {
-                let text = match message {
-                    Some(Outbound::Text(text)) => text,
-                    Some(Outbound::Close(code, reason)) => break Some(close(code, &reason)),
-                    None => break Some(close(close_code::ERROR, "the node stopped sending")),
-                };
-                match send_run(&mut sink, &mut outbound, text).await {
-                    Ok(None) => {}
-                    Ok(Some(goodbye)) => break Some(goodbye),
+            written = std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, &mut outbound)) => {
+                match written {
+                    Ok(goodbye) => break Some(goodbye),
                     Err(()) => break None,
                 }
             },
@@ -278,9 +293,7 @@ pub async fn serve_socket<W, R>(
                     let reason = format!("no pong within {} s", options.idle_limit.as_secs());
                     break Some(close(close_code::POLICY, &reason));
                 }
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    break None;
-                }
+                writer.ping();
             }
             () = &mut stopping, if !stopped => {
                 stopped = true;
@@ -291,247 +304,15 @@ pub async fn serve_socket<W, R>(
             }
         }
     };
-    if let Some(frame) = goodbye {
-        let _ = sink.send(frame).await;
-    }
-    let _ = sink.close().await;
-}
-
-/// Writes `first` and whatever else is already queued, then flushes once: one write for a
-/// run of messages instead of one per message. A close met in the queue is returned, to be
-/// sent after the run. `Err` if the socket failed.
-async fn send_run<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    outbound: &mut mpsc::Receiver<Outbound>,
-    first: Utf8Bytes,
-) -> Result<Option<Message>, ()> {
-    sink.feed(Message::Text(first)).await.map_err(drop)?;
-    let mut goodbye = None;
-    for _ in 1..FLUSH_EVERY {
-        match outbound.try_recv() {
-            Ok(Outbound::Text(text)) => sink.feed(Message::Text(text)).await.map_err(drop)?,
-            Ok(Outbound::Close(code, reason)) => {
-                goodbye = Some(close(code, &reason));
-                break;
-            }
-            Err(_) => break,
+    let grace = options.write_timeout.min(CLOSE_GRACE);
+    let _ = tokio::time::timeout(grace, async {
+        if let Some(frame) = goodbye {
+            let _ = sink.send(frame).await;
         }
-    }
-    sink.flush().await.map_err(drop)?;
-    Ok(goodbye)
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures::channel::mpsc as fmpsc;
-
-    type Incoming = fmpsc::UnboundedSender<Result<Message, axum::Error>>;
-
-    struct Socket {
-        sent: fmpsc::UnboundedReceiver<Message>,
-        client: Incoming,
-        server: mpsc::Sender<Outbound>,
-        shutdown: Shutdown,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    fn start(options: SocketOptions) -> Socket {
-        let (sink, sent) = fmpsc::unbounded();
-        let (client, stream) = fmpsc::unbounded();
-        let (server, outbound) = mpsc::channel(16);
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(serve_socket(
-            sink,
-            stream,
-            outbound,
-            options,
-            shutdown.clone(),
-        ));
-        Socket {
-            sent,
-            client,
-            server,
-            shutdown,
-            task,
-        }
-    }
-
-    fn close_code_of(message: &Message) -> Option<u16> {
-        match message {
-            Message::Close(Some(frame)) => Some(frame.code),
-            _ => None,
-        }
-    }
-
-    async fn next_non_ping(socket: &mut Socket) -> Message {
-        loop {
-            match socket.sent.next().await.expect("a message") {
-                Message::Ping(_) => {}
-                other => return other,
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn sends_in_order_then_closes_as_told() {
-        let mut s = start(SocketOptions::default());
-        for text in ["a", "b"] {
-            s.server
-                .send(Outbound::Text(text.into()))
-                .await
-                .expect("open");
-        }
-        s.server
-            .send(Outbound::Close(close_code::ERROR, "failed".into()))
-            .await
-            .expect("open");
-        assert_eq!(next_non_ping(&mut s).await, Message::Text("a".into()));
-        assert_eq!(next_non_ping(&mut s).await, Message::Text("b".into()));
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1011));
-        s.task.await.expect("ends");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_client_is_closed_after_the_idle_limit_and_a_talking_one_is_not() {
-        let options = SocketOptions {
-            ping_every: Duration::from_secs(1),
-            idle_limit: Duration::from_secs(3),
-            client_data: ClientData::Ignore,
-        };
-        let mut s = start(options);
-        for _ in 0..6 {
-            // Pongs keep it alive well past the idle limit.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            s.client
-                .unbounded_send(Ok(Message::Pong(bytes::Bytes::new())))
-                .expect("open");
-        }
-        assert!(!s.task.is_finished());
-        let closed = next_non_ping(&mut s).await;
-        assert_eq!(close_code_of(&closed), Some(1008), "{closed:?}");
-        s.task.await.expect("ends");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn refused_client_data_closes_with_policy_and_shutdown_with_going_away() {
-        let mut s = start(SocketOptions {
-            client_data: ClientData::Refuse("receive only"),
-            ..SocketOptions::default()
-        });
-        s.client
-            .unbounded_send(Ok(Message::Text("hello".into())))
-            .expect("open");
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1008));
-        s.task.await.expect("ends");
-
-        let mut s = start(SocketOptions::default());
-        s.client
-            .unbounded_send(Ok(Message::Text("ignored".into())))
-            .expect("open");
-        s.shutdown.trigger();
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1001));
-        (&mut s.task).await.expect("ends");
-        assert_eq!(s.shutdown.active(), 0, "the guard is released");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let read = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&read);
-        let messages = vec![
-            Ok(Message::Text("a".into())),
-            Ok(Message::Binary(bytes::Bytes::from_static(b"b"))),
-            Ok(Message::Text("c".into())),
-        ];
-        let stream = futures::stream::iter(messages)
-            .inspect(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            })
-            .chain(futures::stream::pending());
-        let (sink, _sent) = fmpsc::unbounded();
-        let (to, mut forwarded) = mpsc::channel(1);
-        let (_server, outbound) = mpsc::channel(4);
-        let options = SocketOptions {
-            ping_every: Duration::from_secs(1),
-            idle_limit: Duration::from_secs(3),
-            client_data: ClientData::Forward(to),
-        };
-        let task = tokio::spawn(serve_socket(
-            sink,
-            stream,
-            outbound,
-            options,
-            Shutdown::new(),
-        ));
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(read.load(Ordering::SeqCst), 1, "the channel is full");
-        assert!(
-            !task.is_finished(),
-            "a client held back is not idle: {task:?}"
-        );
-        assert_eq!(forwarded.recv().await, Some(Inbound::Text("a".into())));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(
-            read.load(Ordering::SeqCst),
-            2,
-            "one more, once there is room"
-        );
-        assert_eq!(
-            forwarded.recv().await,
-            Some(Inbound::Binary(bytes::Bytes::from_static(b"b")))
-        );
-        assert_eq!(forwarded.recv().await, Some(Inbound::Text("c".into())));
-        task.abort();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_forwarding_socket_stops_reading_at_shutdown_and_closes_once_answered() {
-        let (to, mut forwarded) = mpsc::channel(8);
-        let mut s = start(SocketOptions {
-            client_data: ClientData::Forward(to),
-            ..SocketOptions::default()
-        });
-        s.client
-            .unbounded_send(Ok(Message::Text("first".into())))
-            .expect("open");
-        assert_eq!(forwarded.recv().await, Some(Inbound::Text("first".into())));
-        s.shutdown.trigger();
-        assert_eq!(
-            forwarded.recv().await,
-            None,
-            "no more input after the trigger"
-        );
-        let _ = s.client.unbounded_send(Ok(Message::Text("late".into())));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(!s.task.is_finished(), "still open to answer");
-        s.server
-            .send(Outbound::Text("answer".into()))
-            .await
-            .expect("open");
-        s.server
-            .send(Outbound::Close(close_code::AWAY, "bye".into()))
-            .await
-            .expect("open");
-        assert_eq!(next_non_ping(&mut s).await, Message::Text("answer".into()));
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1001));
-        (&mut s.task).await.expect("ends");
-        assert_eq!(s.shutdown.active(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_producer_that_goes_away_closes_with_1011_and_a_client_close_is_answered() {
-        let mut s = start(SocketOptions::default());
-        let (replacement, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut s.server, replacement));
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1011));
-
-        let mut s = start(SocketOptions::default());
-        s.client
-            .unbounded_send(Ok(Message::Close(None)))
-            .expect("open");
-        assert_eq!(close_code_of(&next_non_ping(&mut s).await), Some(1000));
-    }
-}
+mod tests;

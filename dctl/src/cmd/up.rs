@@ -97,6 +97,11 @@ pub(crate) struct UpArgs {
     /// headers; later it is answered 408 and disconnected. Default 30000.
     #[arg(long, env = "DRAFT_BODY_READ_TIMEOUT_MS")]
     pub(crate) body_read_timeout_ms: Option<u64>,
+    /// How long a WebSocket client (consume, produce, watch) may take no write (its TCP window
+    /// stays shut: it does not read) before the node closes it with 1008, in milliseconds; it
+    /// can connect again and resume from its last offset. Default 30000.
+    #[arg(long, env = "DRAFT_WS_WRITE_TIMEOUT_MS")]
+    pub(crate) ws_write_timeout_ms: Option<u64>,
     /// How long a request may take until its response starts, in milliseconds: later the API
     /// answers 503 and the ingress 504 (a route's longer `timeout_ms` wins on the ingress).
     /// WebSockets are exempt once upgraded. Default 60000.
@@ -174,6 +179,7 @@ impl UpArgs {
                 max_connections_per_address: self.max_connections_per_address,
                 max_websockets: self.max_websockets,
                 body_read_timeout_ms: self.body_read_timeout_ms,
+                ws_write_timeout_ms: self.ws_write_timeout_ms,
                 request_timeout_ms: self.request_timeout_ms,
                 tls_cert: self.tls_cert,
                 tls_key: self.tls_key,

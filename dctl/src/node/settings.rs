@@ -160,6 +160,9 @@ pub struct NodeLayer {
     pub max_websockets: Option<usize>,
     /// How long a client has to send a request's body, in milliseconds (default 30000).
     pub body_read_timeout_ms: Option<u64>,
+    /// How long a WebSocket client may take no write before it is closed with 1008, in
+    /// milliseconds (default 30000).
+    pub ws_write_timeout_ms: Option<u64>,
     /// How long a request may take until its response starts, in milliseconds (default
     /// 60000).
     pub request_timeout_ms: Option<u64>,
@@ -247,6 +250,7 @@ impl Layer {
                     .or(l.max_connections_per_address),
                 max_websockets: n.max_websockets.or(l.max_websockets),
                 body_read_timeout_ms: n.body_read_timeout_ms.or(l.body_read_timeout_ms),
+                ws_write_timeout_ms: n.ws_write_timeout_ms.or(l.ws_write_timeout_ms),
                 request_timeout_ms: n.request_timeout_ms.or(l.request_timeout_ms),
                 tls_cert: n.tls_cert.or(l.tls_cert),
                 tls_key: n.tls_key.or(l.tls_key),
@@ -325,6 +329,9 @@ pub struct Settings {
     pub restart_grace: Option<Duration>,
     /// How long a stopping node waits for requests and WebSockets before cutting them off.
     pub shutdown_timeout: Duration,
+    /// How long a WebSocket client (consume, produce, watch) may take no write before it is
+    /// closed with 1008 ("not reading").
+    pub ws_write_timeout: Duration,
     /// How long an instance may stay critical before the node removes it (`None`: never).
     pub remove_critical_after: Option<Duration>,
     /// The most keys, and bytes of keys and values, the KV store holds.
@@ -398,6 +405,10 @@ impl Settings {
         if !(1..=600_000).contains(&shutdown_timeout.as_millis()) {
             return invalid("the shutdown timeout must be 1 ms to 10 minutes");
         }
+        let ws_write_timeout = Duration::from_millis(node.ws_write_timeout_ms.unwrap_or(30_000));
+        if !(1..=3_600_000).contains(&ws_write_timeout.as_millis()) {
+            return invalid("the WebSocket write timeout must be 1 ms to 1 hour");
+        }
         let name = node.name.unwrap_or_else(fallback_name);
         if name.is_empty() || name.contains(['/', ' ']) {
             return invalid("the node name must be non-empty, without '/' or spaces");
@@ -419,6 +430,7 @@ impl Settings {
             limits,
             restart_grace,
             shutdown_timeout,
+            ws_write_timeout,
             remove_critical_after,
             kv_max,
             catalyst,

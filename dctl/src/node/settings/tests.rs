@@ -28,6 +28,7 @@ fn an_empty_layer_gives_the_defaults() {
     assert_eq!(s.limits.max_websockets, 2048);
     assert_eq!(s.limits.body_read_timeout, Duration::from_secs(30));
     assert_eq!(s.limits.request_timeout, Duration::from_secs(60));
+    assert_eq!(s.ws_write_timeout, Duration::from_secs(30));
     assert_eq!(s.catalyst.max_event_bytes, 1024 * 1024);
     assert_eq!(s.catalyst.max_batch_bytes, 16 * 1024 * 1024);
     assert_eq!(s.catalyst.dedup_window, Duration::from_secs(120));
@@ -39,9 +40,10 @@ fn an_empty_layer_gives_the_defaults() {
 fn flags_over_variables_over_the_file_field_by_field() {
     let file = layer(
         "[node]\nlisten = \"127.0.0.1:1\"\ningress = \"127.0.0.1:2\"\ndata_dir = \"file\"\n\
-         [catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 100\n",
+         ws_write_timeout_ms = 1\n[catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 100\n",
     );
-    let env = layer("[node]\ningress = \"127.0.0.1:3\"\ndata_dir = \"env\"\n");
+    let env =
+        layer("[node]\ningress = \"127.0.0.1:3\"\ndata_dir = \"env\"\nws_write_timeout_ms = 2\n");
     let flags = layer("[node]\ndata_dir = \"flag\"\n[catalyst]\nmax_event_bytes = 20\n");
     let s = Settings::resolve(flags.over(env.over(file)), named).expect("valid");
     assert_eq!(s.listen.port(), 1, "only the file sets it");
@@ -49,6 +51,18 @@ fn flags_over_variables_over_the_file_field_by_field() {
     assert_eq!(s.data_dir, PathBuf::from("flag"), "the flag beats both");
     assert_eq!(s.catalyst.max_event_bytes, 20);
     assert_eq!(s.catalyst.max_batch_bytes, 100);
+    assert_eq!(s.ws_write_timeout, Duration::from_millis(2));
+    let flags = layer("[node]\nws_write_timeout_ms = 3\n");
+    let s = Settings::resolve(
+        flags.over(layer("[node]\nws_write_timeout_ms = 2\n")),
+        named,
+    )
+    .expect("valid");
+    assert_eq!(
+        s.ws_write_timeout,
+        Duration::from_millis(3),
+        "the flag wins"
+    );
 }
 
 #[test]
@@ -131,6 +145,14 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
             "remove critical after",
         ),
         ("[node]\nshutdown_timeout_ms = 600001\n", "shutdown timeout"),
+        (
+            "[node]\nws_write_timeout_ms = 0\n",
+            "WebSocket write timeout",
+        ),
+        (
+            "[node]\nws_write_timeout_ms = 3600001\n",
+            "WebSocket write timeout",
+        ),
     ] {
         let e = Settings::resolve(layer(toml), named).expect_err(toml);
         assert!(e.to_string().contains(says), "{toml}: {e}");
@@ -172,6 +194,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
         max_connections_per_address,
         max_websockets,
         body_read_timeout_ms,
+        ws_write_timeout_ms,
         request_timeout_ms,
         tls_cert,
         tls_key,
@@ -220,6 +243,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(kv_max_keys.is_some() && kv_max_bytes.is_some());
     assert!(max_connections_per_address.is_some() && max_websockets.is_some());
     assert!(body_read_timeout_ms.is_some() && request_timeout_ms.is_some());
+    assert!(ws_write_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());

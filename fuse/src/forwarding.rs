@@ -44,22 +44,9 @@ const FORWARDING: [HeaderName; 5] = [
     X_REAL_IP,
 ];
 
-/// Whether a request asks for a WebSocket upgrade (`Connection: upgrade` and
-/// `Upgrade: websocket`): the one upgrade Fuse passes on.
-#[must_use]
-pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    has_token(headers, &header::CONNECTION, "upgrade")
-        && has_token(headers, &header::UPGRADE, "websocket")
-}
-
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
+/// Whether a request asks for a WebSocket upgrade: the one upgrade Fuse passes on (the
+/// listener's own test, so both count the same requests as WebSockets).
+pub use draft_http::is_websocket_upgrade;
 
 /// The headers `Connection` names, lowercased.
 fn connection_tokens(headers: &HeaderMap) -> Vec<String> {

@@ -61,7 +61,7 @@ pub use crate::prometheus::LabelValue;
 pub use crate::{
     actor::Actor,
     error::{ApiError, Code, log_server_errors},
-    listener::{Deadline, Limits, Role, serve, serve_tls},
+    listener::{Deadline, Limits, Role, is_websocket_upgrade, serve, serve_tls},
     query::{At, Query, Start},
     shutdown::{DrainGuard, Shutdown},
     time::{parse_rfc3339, rfc3339},

@@ -45,7 +45,7 @@ use self::refusals::Refusals;
 use self::request::Connection;
 pub use self::{
     limits::{Limits, Role},
-    request::Deadline,
+    request::{Deadline, is_websocket_upgrade},
 };
 use crate::shutdown::Shutdown;
 use crate::tls::{PLAIN_ON_TLS, Tls, is_tls_handshake};

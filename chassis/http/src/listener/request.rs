@@ -117,9 +117,10 @@ impl Connection {
 }
 
 /// Whether the request asks for a WebSocket (RFC 6455 §4.1: `Upgrade: websocket` and
-/// `Connection: upgrade`, tokens case-insensitive).
+/// `Connection: upgrade`, tokens case-insensitive). The listener counts such requests as
+/// WebSockets; the ingress passes on no other upgrade.
 #[must_use]
-pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has_token(headers, &header::CONNECTION, "upgrade")
         && has_token(headers, &header::UPGRADE, "websocket")
 }

@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::WriteError;
 use crate::event::ControlEvent;
 use crate::names::{InstanceId, Key, Revision, ServiceName, TokenName};
-use crate::ownership::{self, Claim, ClaimDecision, ClaimStore, Claimant, RouteKey, may_take_over};
+use crate::ownership::{
+    self, Claim, ClaimDecision, ClaimStore, Claimant, RouteKey, TakeOver, may_take_over,
+};
 use crate::projection::{Projection, entry_bytes};
 use crate::wire::{Health, Registration};
 
@@ -40,6 +42,8 @@ pub(crate) enum Op {
         service: ServiceName,
         instance: InstanceId,
         registration: Registration,
+        /// What the registering token may take from other routes' owners.
+        take_over: TakeOver,
     },
     Deregister {
         service: ServiceName,
@@ -299,7 +303,7 @@ fn decide_register(
     state: &Projection,
     overlay: &mut Overlay,
     (service, instance, registration): (&ServiceName, &InstanceId, &Registration),
-    (actor, revision): (&str, u64),
+    (actor, rights, revision): (&str, &TakeOver, u64),
 ) -> Result<Option<ControlEvent>, WriteError> {
     let current = overlay.instance(state, service, instance);
     if current
@@ -319,6 +323,7 @@ fn decide_register(
     let claimant = Claimant {
         service: service.as_str(),
         actor,
+        rights,
     };
     check_claims(&claims, &claimant, &after)?;
     let who = (service.as_str(), instance.as_str());
@@ -379,11 +384,12 @@ fn decide(
             service,
             instance,
             registration,
+            take_over,
         } => decide_register(
             state,
             overlay,
             (service, instance, registration),
-            (actor, revision),
+            (actor, take_over, revision),
         ),
         Op::Deregister { service, instance } => {
             decide_deregister(state, overlay, (service, instance), revision)

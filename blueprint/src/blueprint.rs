@@ -16,6 +16,7 @@ use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
+use crate::ownership::TakeOver;
 use crate::projection::Projection;
 use crate::reaper;
 use crate::replay;
@@ -148,7 +149,11 @@ impl Blueprint {
     }
 
     /// Registers (or re-registers) an instance; the same registration of a passing instance
-    /// appends nothing but renews the lease.
+    /// appends nothing but renews the lease. It may take no route another service owns (see
+    /// [`register_taking`](Self::register_taking)).
+    ///
+    /// # Errors
+    /// As [`register_taking`](Self::register_taking).
     pub async fn register(
         &self,
         service: &ServiceName,
@@ -156,11 +161,30 @@ impl Blueprint {
         registration: Registration,
         actor: &str,
     ) -> Result<Outcome, WriteError> {
+        self.register_taking(service, instance, registration, actor, TakeOver::Nothing)
+            .await
+    }
+
+    /// [`register`](Self::register), with what the actor's token may take from other
+    /// routes' owners ([`TakeOver::of`] its policy).
+    ///
+    /// # Errors
+    /// [`WriteError::RouteOwned`] for a route another service owns that `take_over` does not
+    /// cover; [`WriteError::Log`] if the log refuses the append.
+    pub async fn register_taking(
+        &self,
+        service: &ServiceName,
+        instance: &InstanceId,
+        registration: Registration,
+        actor: &str,
+        take_over: TakeOver,
+    ) -> Result<Outcome, WriteError> {
         let ttl = Duration::from_millis(registration.ttl_ms);
         let op = Op::Register {
             service: service.clone(),
             instance: instance.clone(),
             registration,
+            take_over,
         };
         let outcome = self.shared.write(op, actor).await?;
         self.shared

@@ -12,10 +12,11 @@
 //!   deregistered or registers again without the route. If other services still list it
 //!   then (registered before ownership existed, or allowed by the seam below), the first of
 //!   them by name owns it next.
-//! - **The seam.** [`may_take_over`] decides whether a claimant may take a route its owner
-//!   holds. Today it always denies; the authorization policy's `routes.claim` plugs in
-//!   there. A take-over it allows makes the claimant the owner; the old owner's instances
-//!   keep listing the route and show as conflicts, without traffic.
+//! - **Take-overs.** [`may_take_over`] (in `take_over.rs`) decides whether a claimant may take
+//!   a route its owner holds: only with an admin token, or a token whose policy names that
+//!   route exactly under `routes.claim` (see [`TakeOver`]). A take-over makes the claimant
+//!   the owner; the old owner's instances keep listing the route and show as conflicts,
+//!   without traffic, and cannot take it back unless their own token names it too.
 //!
 //! The projection folds ownership from the registry's events ([`RouteClaims::change`]) and the
 //! applier decides each registration against the projection plus the group's earlier writes
@@ -27,6 +28,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{Registration, Route};
+
+mod take_over;
+
+pub use self::take_over::{ClaimDecision, Claimant, TakeOver, may_take_over};
 
 /// A host as routes compare it: trimmed, lowercased, without its port or a final dot
 /// (`Example.com.:8080` → `example.com`; IPv6 literals keep their brackets: `[::1]:80` →
@@ -55,10 +60,27 @@ impl RouteKey {
     /// The key of `route`.
     #[must_use]
     pub fn of(route: &Route) -> Self {
-        let trimmed = route.prefix.trim_end_matches('/');
+        Self::new(route.host.as_deref(), &route.prefix)
+    }
+
+    /// The key of a route to `prefix` on `host` (`None`: any host), normalized.
+    #[must_use]
+    pub fn new(host: Option<&str>, prefix: &str) -> Self {
+        let trimmed = prefix.trim_end_matches('/');
         Self {
-            host: route.host.as_deref().map(normalize_host),
+            host: host.map(normalize_host),
             prefix: if trimmed.is_empty() { "/" } else { trimmed }.to_owned(),
+        }
+    }
+
+    /// The name `routes.claim` patterns are matched against: `host/prefix`, or `prefix` for
+    /// a route on any host (both normalized, so `SHOP.example.:443/api/` is
+    /// `shop.example/api`).
+    #[must_use]
+    pub fn claim_name(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.prefix),
+            None => self.prefix.clone(),
         }
     }
 
@@ -207,37 +229,6 @@ impl From<RouteClaims> for Vec<(RouteKey, Claim)> {
     fn from(claims: RouteClaims) -> Self {
         claims.0.into_iter().collect()
     }
-}
-
-/// Who is claiming a route: the service, and who asked for the registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claimant<'a> {
-    /// The service whose instance lists the route.
-    pub service: &'a str,
-    /// Who registered it (the request's actor).
-    pub actor: &'a str,
-}
-
-/// Whether a claimant may take a route from its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimDecision {
-    /// It may: it becomes the owner.
-    Allow,
-    /// It may not: the registration is refused with 409, naming the owner.
-    Deny,
-}
-
-/// **The seam for the authorization policy's `routes.claim`** (issue 15, tokens and
-/// policies): whether `claimant` may take `route`, which `owner` holds. Pure, and called by
-/// the applier inside the writer, so its answer is exact against concurrent registrations.
-///
-/// Today there are no policies, and it always answers [`ClaimDecision::Deny`]. When they
-/// exist, this is where a policy that lists the route under `routes.claim` answers
-/// [`ClaimDecision::Allow`].
-#[must_use]
-pub fn may_take_over(claimant: &Claimant<'_>, route: &RouteKey, owner: &str) -> ClaimDecision {
-    let _ = (claimant, route, owner);
-    ClaimDecision::Deny
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use draft_http::auth::{Action, Caller, Resource};
+use draft_http::auth::{Action, Caller, Grant, Resource};
 use draft_http::{Actor, ApiError, Code, Query};
 
 use crate::applier::Outcome;
 use crate::blueprint::Blueprint;
 use crate::error::WriteError;
 use crate::names::{InstanceId, Revision, ServiceName};
+use crate::ownership::{RouteKey, TakeOver};
 use crate::projection::Projection;
 use crate::respond::{json, name_error, view, with_revision, write_error};
 use crate::wire::{
@@ -109,12 +110,9 @@ fn check_registration(r: &Registration) -> Result<(), ApiError> {
 }
 
 /// What a route claims, as `routes.claim` patterns name it: `host/prefix`, or `prefix` for a
-/// route on any host.
+/// route on any host, normalized as ownership compares routes ([`RouteKey`]).
 fn claim(route: &Route) -> String {
-    match &route.host {
-        Some(host) => format!("{host}{}", route.prefix),
-        None => route.prefix.clone(),
-    }
+    RouteKey::of(route).claim_name()
 }
 
 /// `PUT /v1/services/{service}/instances/{instance}`. The node's authorization layer has
@@ -145,8 +143,9 @@ pub(crate) async fn register(
     for route in &registration.routes {
         caller.check(Action::RoutesClaim, &Resource::Name(&claim(route)))?;
     }
+    let take_over = TakeOver::of(caller.0.as_ref().map(Grant::policy));
     let outcome = bp
-        .register(&service, &instance, registration, actor.name())
+        .register_taking(&service, &instance, registration, actor.name(), take_over)
         .await
         .map_err(|e| write_error(e, "the instance"))?;
     let (changed, revision) = match outcome {

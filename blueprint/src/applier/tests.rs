@@ -80,6 +80,7 @@ fn same_registration_appends_nothing_and_expiry_needs_a_passing_instance() {
         service: service.clone(),
         instance: instance.clone(),
         registration: registration.clone(),
+        take_over: TakeOver::Nothing,
     };
     let expire = || Op::Expire {
         service: service.clone(),
@@ -141,6 +142,7 @@ mod ownership {
             service: ServiceName::parse(service).expect("service"),
             instance: InstanceId::parse(instance).expect("instance"),
             registration: registration(routes),
+            take_over: TakeOver::Nothing,
         }
     }
 
@@ -267,6 +269,77 @@ mod ownership {
             state.instance("shop", "s1").map(|i| i.health),
             Some(Health::Passing)
         );
+    }
+
+    fn taking(op: Op, rights: TakeOver) -> Op {
+        match op {
+            Op::Register {
+                service,
+                instance,
+                registration,
+                ..
+            } => Op::Register {
+                service,
+                instance,
+                registration,
+                take_over: rights,
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn a_token_that_names_the_route_takes_it_and_the_old_owner_cannot_take_it_back() {
+        let named = |routes: &[&str]| {
+            TakeOver::Named(routes.iter().map(|p| RouteKey::new(None, p)).collect())
+        };
+        let mut state = Projection::default();
+        let said = run(
+            &mut state,
+            vec![
+                register("orders", "o1", &[(None, "/orders"), (None, "/stock")]),
+                // Rights for another route take nothing.
+                taking(
+                    register("v2", "n1", &[(None, "/orders")]),
+                    named(&["/stock"]),
+                ),
+                // Rights for this route take it; the other is still the old owner's.
+                taking(
+                    register("v2", "n1", &[(None, "/orders/")]),
+                    named(&["/orders"]),
+                ),
+                register("orders", "o2", &[(None, "/orders")]),
+                taking(
+                    register("orders", "o1", &[(None, "/stock")]),
+                    TakeOver::Nothing,
+                ),
+                // An admin takes anything.
+                taking(register("ops", "x1", &[(None, "/stock")]), TakeOver::Any),
+            ],
+            &[1, 2],
+        );
+        assert_eq!(
+            said,
+            vec![
+                "appended",
+                "/orders (any host) owned by orders",
+                "appended",
+                "/orders (any host) owned by v2",
+                "appended",
+                "appended",
+            ]
+        );
+        let owner = |prefix: &str| {
+            state
+                .route_claims()
+                .get(&RouteKey {
+                    host: None,
+                    prefix: prefix.into(),
+                })
+                .map(|c| c.owner.clone())
+        };
+        assert_eq!(owner("/orders").as_deref(), Some("v2"));
+        assert_eq!(owner("/stock").as_deref(), Some("ops"));
     }
 
     fn op() -> impl Strategy<Value = Op> {

@@ -1,4 +1,5 @@
 use super::*;
+use draft_http::auth::{Policy, Role};
 
 fn key(host: Option<&str>, prefix: &str) -> RouteKey {
     RouteKey::of(&Route {
@@ -98,13 +99,49 @@ fn claims_round_trip_through_json() {
 }
 
 #[test]
-fn the_seam_denies_every_take_over_until_policies_exist() {
-    let claimant = Claimant {
-        service: "evil",
-        actor: "anonymous",
+fn a_take_over_needs_an_admin_or_a_policy_naming_the_route_exactly() {
+    let policy = |json: &str| Policy::from_json(json).expect("policy");
+    let decide = |rights: &TakeOver, route: &RouteKey| {
+        let claimant = Claimant {
+            service: "pay",
+            actor: "t",
+            rights,
+        };
+        may_take_over(&claimant, route, "payments")
+    };
+    let payments = key(None, "/payments");
+    let shop = key(Some("shop.example"), "/");
+    // The default service policy (`/pay*`) matches `/payments` but names nothing exactly.
+    let service = TakeOver::of(Some(&Policy::of_role(Role::Service, "pay").expect("role")));
+    assert_eq!(service, TakeOver::Nothing);
+    assert_eq!(decide(&service, &payments), ClaimDecision::Deny);
+    assert_eq!(decide(&TakeOver::of(None), &payments), ClaimDecision::Deny);
+    assert_eq!(
+        decide(&TakeOver::of(Some(&Policy::Reader)), &payments),
+        ClaimDecision::Deny
+    );
+    assert_eq!(
+        decide(&TakeOver::of(Some(&Policy::Admin)), &shop),
+        ClaimDecision::Allow
+    );
+    let named = TakeOver::of(Some(&policy(
+        r#"{"routes": {"claim": ["/payments/", "SHOP.example./", "/pay*", "nopath"]}}"#,
+    )));
+    assert_eq!(decide(&named, &payments), ClaimDecision::Allow);
+    assert_eq!(decide(&named, &shop), ClaimDecision::Allow);
+    assert_eq!(
+        decide(&named, &key(None, "/payments/v2")),
+        ClaimDecision::Deny
+    );
+    assert_eq!(decide(&named, &key(None, "/pay")), ClaimDecision::Deny);
+    // Its own routes are always its own.
+    let own = Claimant {
+        service: "payments",
+        actor: "t",
+        rights: &TakeOver::Nothing,
     };
     assert_eq!(
-        may_take_over(&claimant, &key(None, "/"), "web"),
-        ClaimDecision::Deny
+        may_take_over(&own, &payments, "payments"),
+        ClaimDecision::Allow
     );
 }

@@ -239,3 +239,101 @@ async fn a_registration_may_claim_only_the_routes_its_policy_allows() {
     .await;
     assert_eq!(status, 403, "another service's name");
 }
+
+/// A route another service owns is taken only by a token that names it exactly (or an
+/// admin's): the default `service` policy of `pay` (`/pay*`) matches `/payments` but may
+/// not take it from `payments`, a policy naming `/payments` hands it over, and the old
+/// owner cannot take it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_is_taken_over_only_with_a_token_naming_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &["--auth", "on"]);
+    let admin = admin_token(&node);
+    let payments = create(
+        &node,
+        &admin,
+        json!({"name": "payments", "role": "service"}),
+    )
+    .await;
+    let pay = create(&node, &admin, json!({"name": "pay", "role": "service"})).await;
+    let v2 = create(
+        &node,
+        &admin,
+        json!({"name": "payments-v2", "policy": {
+            "services": {"register": ["payments-v2"]},
+            "routes": {"claim": ["/payments"]}}}),
+    )
+    .await;
+    let register = |service: &str, instance: &str, token: &str| {
+        let url = format!("{}/v1/services/{service}/instances/{instance}", node.url);
+        let token = token.to_owned();
+        async move {
+            let body = json!({"address": "127.0.0.1:9000", "routes": [{"prefix": "/payments/"}], "ttl_ms": 60_000});
+            send(reqwest::Method::PUT, &url, Some(&token), &body.to_string()).await
+        }
+    };
+    let owner = || async {
+        let (status, table) = send(
+            reqwest::Method::GET,
+            &format!("{}/v1/routes", node.url),
+            Some(&admin),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{table}");
+        table["routes"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["prefix"] == "/payments/"))
+            .map(|r| r["owner"].clone())
+            .unwrap_or(Value::Null)
+    };
+
+    let (status, body) = register("payments", "p1", &payments).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = register("pay", "x1", &pay).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("conflict")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("payments"),
+        "{body}"
+    );
+    assert_eq!(owner().await, "payments");
+
+    let (status, body) = register("payments-v2", "n1", &v2).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(owner().await, "payments-v2");
+    let (status, body) = register("payments", "p2", &payments).await;
+    assert_eq!(status, 409, "the old owner cannot take it back: {body}");
+    assert_eq!(owner().await, "payments-v2");
+
+    // The audit trail says who took it: the registration's actor in `_draft`.
+    let (status, trail) = send(
+        reqwest::Method::GET,
+        &format!("{}/v1/channels/_draft/events?from=earliest", node.url),
+        Some(&admin),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    let registered = |actor: &str| {
+        trail.as_array().into_iter().flatten().any(|e| {
+            e["type"] == "io.draft.instance.registered"
+                && e["draftactor"] == actor
+                && e["data"]["routes"][0]["prefix"] == "/payments/"
+        })
+    };
+    assert!(
+        registered("payments-v2") && registered("payments"),
+        "{trail}"
+    );
+    assert!(
+        !registered("pay"),
+        "a refused claim leaves no event: {trail}"
+    );
+}

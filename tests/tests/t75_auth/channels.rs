@@ -284,8 +284,7 @@ async fn a_route_is_taken_over_only_with_a_token_naming_it() {
         table["routes"]
             .as_array()
             .and_then(|r| r.iter().find(|r| r["prefix"] == "/payments/"))
-            .map(|r| r["owner"].clone())
-            .unwrap_or(Value::Null)
+            .map_or(Value::Null, |r| r["owner"].clone())
     };
 
     let (status, body) = register("payments", "p1", &payments).await;

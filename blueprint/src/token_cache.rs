@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
 use draft_http::auth::{Digest, Grant};
+use tokio::sync::watch;
 
 /// The most tokens kept (far more than a node has; past it, lookups read the projection).
 const MAX_ENTRIES: usize = 10_000;
@@ -39,9 +40,19 @@ struct Inner {
 }
 
 /// Verified tokens by digest; see the module.
-#[derive(Default)]
 pub(crate) struct TokenCache {
     inner: RwLock<Inner>,
+    /// The epoch, for what holds a grant past its check (a WebSocket) to ask again.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self {
+            inner: RwLock::default(),
+            changes: watch::Sender::new(0),
+        }
+    }
 }
 
 impl TokenCache {
@@ -52,28 +63,37 @@ impl TokenCache {
         digest: Digest,
         now_nanos: u64,
         load: impl FnOnce() -> Option<Verified>,
-    ) -> Option<Grant> {
+    ) -> Option<Verified> {
         let epoch = {
             let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(hit) = inner.grants.get(&digest) {
-                return hit.is_live_at(now_nanos).then(|| hit.grant.clone());
+                return hit.is_live_at(now_nanos).then(|| hit.clone());
             }
             inner.epoch
         };
         let verified = load().filter(|v| v.is_live_at(now_nanos))?;
-        let grant = verified.grant.clone();
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if inner.epoch == epoch && inner.grants.len() < MAX_ENTRIES {
-            inner.grants.insert(digest, verified);
+            inner.grants.insert(digest, verified.clone());
         }
-        Some(grant)
+        Some(verified)
     }
 
-    /// Forgets every token: the tokens changed.
+    /// Forgets every token: the tokens changed. Those watching [`Self::changes`] hear of it
+    /// after the cache is cleared, so what they ask then is answered from the projection.
     pub(crate) fn clear(&self) {
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        inner.epoch += 1;
-        inner.grants.clear();
+        let epoch = {
+            let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+            inner.epoch += 1;
+            inner.grants.clear();
+            inner.epoch
+        };
+        self.changes.send_replace(epoch);
+    }
+
+    /// Moves on whenever the tokens change.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 
@@ -98,7 +118,7 @@ mod tests {
         let d = Digest::of("s");
         let g = cache.grant(d, 10, || Some(verified("ci", Some(100))));
         assert_eq!(
-            g.map(|g| g.actor().name().to_owned()).as_deref(),
+            g.map(|g| g.grant.actor().name().to_owned()).as_deref(),
             Some("ci")
         );
         let g = cache.grant(d, 50, || panic!("a hit reads nothing"));

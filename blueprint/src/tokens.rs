@@ -2,15 +2,17 @@
 //! verified against the projection through the [`TokenCache`](crate::token_cache).
 
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use draft_http::Actor;
-use draft_http::auth::{Digest, Grant, Policy, Secret, looks_like_secret};
+use draft_http::auth::{Digest, Grant, Policy, Secret, StillValid, Validity, looks_like_secret};
 use draft_log::Timestamp;
 
 use crate::applier::{Op, Outcome};
 use crate::blueprint::Blueprint;
 use crate::error::WriteError;
 use crate::names::{Revision, TokenName};
+use crate::shared::Shared;
 use crate::token_cache::Verified;
 
 /// A token just made: its secret, which is never shown again, and its revision.
@@ -94,22 +96,20 @@ impl Blueprint {
 
     /// The grant of the token whose secret is `presented`, if it is one that is valid now
     /// (made, not revoked, not expired). `None` says nothing more: not which of these failed.
+    /// The grant's [`Validity`] lapses when the token is revoked or expires, so a WebSocket
+    /// opened with it can be closed then.
     #[must_use]
     pub fn authenticate(&self, presented: &str) -> Option<Grant> {
         if !looks_like_secret(presented) {
             return None;
         }
         let digest = Digest::of(presented);
-        self.shared.tokens.grant(digest, now_nanos(), || {
-            self.read(|p| {
-                let (name, token) = p.tokens().by_digest(&digest.to_hex())?;
-                // Found by its digest; compared again in constant time all the same.
-                (Digest::from_hex(&token.secret_sha256)? == digest).then(|| Verified {
-                    grant: Grant::new(Actor::new(name), Arc::new(token.policy.clone())),
-                    expires_at_nanos: token.expires_at_nanos,
-                })
-            })
-        })
+        let (grant, expires_at_nanos) = grant_of(&self.shared, digest)?;
+        let shared = Arc::clone(&self.shared);
+        let still_valid: StillValid = Arc::new(move || grant_of(&shared, digest).is_some());
+        let expires_at = expires_at_nanos.map(|n| UNIX_EPOCH + Duration::from_nanos(n));
+        let validity = Validity::new(self.shared.tokens.changes(), still_valid, expires_at);
+        Some(grant.with_validity(validity))
     }
 
     /// Whether any token is valid now (a node with auth on makes its first one when not).
@@ -118,4 +118,20 @@ impl Blueprint {
         let now = now_nanos();
         self.read(|p| p.tokens().any_live_at(now))
     }
+}
+
+/// The grant of the token whose secret has `digest` and its expiry, if it is valid now: from
+/// the cache, else from the projection.
+fn grant_of(shared: &Shared, digest: Digest) -> Option<(Grant, Option<u64>)> {
+    let verified = shared.tokens.grant(digest, now_nanos(), || {
+        shared.read(|p| {
+            let (name, token) = p.tokens().by_digest(&digest.to_hex())?;
+            // Found by its digest; compared again in constant time all the same.
+            (Digest::from_hex(&token.secret_sha256)? == digest).then(|| Verified {
+                grant: Grant::new(Actor::new(name), Arc::new(token.policy.clone())),
+                expires_at_nanos: token.expires_at_nanos,
+            })
+        })
+    })?;
+    Some((verified.grant, verified.expires_at_nanos))
 }

@@ -8,6 +8,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use draft_http::auth::{Caller, Validity};
 use draft_http::ws::{
     ClientData, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
 };
@@ -105,6 +106,7 @@ fn decode(record: &Record, prefix: &str) -> Option<WatchMessage> {
 pub(crate) async fn watch(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
+    caller: Caller,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(raw.as_deref(), &["prefix", "from"])?;
@@ -130,26 +132,34 @@ pub(crate) async fn watch(
             format!("watch is a WebSocket endpoint: {e}"),
         )
     })?;
-    Ok(draft_http::ws::limited(upgrade).on_upgrade(move |socket| serve(bp, socket, prefix, from)))
+    let credential = caller.validity();
+    Ok(draft_http::ws::limited(upgrade)
+        .on_upgrade(move |socket| serve(bp, socket, (prefix, from), credential)))
 }
 
 /// Watchers only receive; what they send is ignored. The same keepalive, idle limit and
-/// write deadline as every other socket.
-fn options(bp: &Blueprint) -> SocketOptions {
+/// write deadline as every other socket, closed when the watcher's token lapses.
+fn options(bp: &Blueprint, credential: Option<Validity>) -> SocketOptions {
     SocketOptions {
         ping_every: draft_http::ws::PING_EVERY,
         idle_limit: draft_http::ws::IDLE_LIMIT,
         write_timeout: bp.config().ws_write_timeout,
         client_data: ClientData::Ignore,
+        credential,
     }
 }
 /// Messages queued between a watch's reader and its socket (and at most [`OUTBOX_BYTES`] of
 /// them).
 const SOCKET_QUEUE: usize = 256;
 
-async fn serve(bp: Blueprint, socket: WebSocket, prefix: String, from: Option<Revision>) {
+async fn serve(
+    bp: Blueprint,
+    socket: WebSocket,
+    (prefix, from): (String, Option<Revision>),
+    credential: Option<Validity>,
+) {
     let (tx, rx) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
-    let options = options(&bp);
+    let options = options(&bp, credential);
     let shutdown = bp.config().shutdown.clone();
     let reader = tokio::spawn(read(bp, prefix, from, tx));
     let (sink, stream) = socket.split();

@@ -10,6 +10,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::Response;
+use draft_http::auth::{Caller, Validity};
 use draft_http::ws::{
     ClientData, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
 };
@@ -30,13 +31,15 @@ use crate::wire::SUBPROTOCOL;
 /// of them).
 const SOCKET_QUEUE: usize = 256;
 
-/// Consumers only receive (the CloudEvents WebSocket binding's consumer side).
-fn options(state: &Catalyst) -> SocketOptions {
+/// Consumers only receive (the CloudEvents WebSocket binding's consumer side); closed when
+/// their token lapses.
+fn options(state: &Catalyst, credential: Option<Validity>) -> SocketOptions {
     SocketOptions {
         ping_every: draft_http::ws::PING_EVERY,
         idle_limit: draft_http::ws::IDLE_LIMIT,
         write_timeout: state.config().ws_write_timeout,
         client_data: ClientData::Refuse("consumers only receive; send nothing but pings and close"),
+        credential,
     }
 }
 
@@ -47,6 +50,7 @@ pub(crate) async fn consume(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     actor: Actor,
+    caller: Caller,
     ConnectInfo(address): ConnectInfo<SocketAddr>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -63,6 +67,7 @@ pub(crate) async fn consume(
             query: &query,
             actor,
             address,
+            credential: caller.validity(),
         };
         return group_api::consume(state, connect, upgrade).await;
     }
@@ -86,6 +91,7 @@ pub(crate) async fn consume(
         from,
         filter,
     };
+    let credential = caller.validity();
     Ok(draft_http::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])
         .on_upgrade(move |socket| async move {
@@ -93,7 +99,8 @@ pub(crate) async fn consume(
             let (tx, rx) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
             let reader = tokio::spawn(consumer.read(tx));
             let (sink, stream) = socket.split();
-            serve_socket(sink, stream, rx, options(&state), state.shutdown()).await;
+            let options = options(&state, credential);
+            serve_socket(sink, stream, rx, options, state.shutdown()).await;
             reader.abort();
             state.metrics().consumer_disconnected();
         }))

@@ -11,6 +11,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use draft_http::auth::Validity;
 use draft_http::{Actor, ApiError, Query, rfc3339};
 use draft_log::{PartitionHead, PartitionName};
 
@@ -34,6 +35,8 @@ pub(crate) struct Connect<'a> {
     pub(crate) query: &'a Query,
     pub(crate) actor: Actor,
     pub(crate) address: SocketAddr,
+    /// How long the member's token stays good (its socket closes when it lapses).
+    pub(crate) credential: Option<Validity>,
 }
 
 /// A channel consumer groups may be on: one users produce to.
@@ -68,6 +71,7 @@ pub(crate) async fn consume(
         query,
         actor,
         address,
+        credential,
     } = connect;
     let key = GroupKey {
         channel: group_channel(channel)?,
@@ -109,7 +113,9 @@ pub(crate) async fn consume(
     };
     Ok(draft_http::ws::limited(upgrade)
         .protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| group_session::run(state, key, filter, address, socket)))
+        .on_upgrade(move |socket| {
+            group_session::run(state, key, filter, (address, credential), socket)
+        }))
 }
 
 /// What the endpoints report of one group, given its channel's head (`None`: no event yet).

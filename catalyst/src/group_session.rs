@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket, close_code};
+use draft_http::auth::Validity;
 use draft_http::ws::{
     ClientData, Inbound, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
 };
@@ -34,7 +35,7 @@ pub(crate) async fn run(
     state: Catalyst,
     key: GroupKey,
     filter: Filter,
-    address: SocketAddr,
+    (address, credential): (SocketAddr, Option<Validity>),
     socket: WebSocket,
 ) {
     state.metrics().consumer_connected();
@@ -45,6 +46,7 @@ pub(crate) async fn run(
         idle_limit: draft_http::ws::IDLE_LIMIT,
         write_timeout: state.config().ws_write_timeout,
         client_data: ClientData::Forward(forward),
+        credential,
     };
     let (sink, stream) = socket.split();
     let member = Member::join(&state, key, filter, address);

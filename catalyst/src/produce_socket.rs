@@ -23,6 +23,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
+use draft_http::auth::{Caller, Validity};
 use draft_http::ws::{ClientData, IDLE_LIMIT, Inbound, Outbound, PING_EVERY, SocketOptions};
 use draft_http::{Actor, ApiError, Code};
 use futures::StreamExt;
@@ -49,9 +50,11 @@ pub(crate) async fn produce_socket(
     State(state): State<Catalyst>,
     Path(name): Path<String>,
     actor: Actor,
+    caller: Caller,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let channel = ChannelName::parse(&name)?;
+    let credential = caller.validity();
     let upgrade = upgrade.map_err(|e| {
         ApiError::websocket_required(&format!("produce (subprotocol {SUBPROTOCOL})"), e)
     })?;
@@ -59,12 +62,19 @@ pub(crate) async fn produce_socket(
     Ok(draft_http::ws::limited_to(upgrade, max_frame)
         .read_buffer_size(READ_BUFFER)
         .protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| serve(state, channel, actor, socket)))
+        .on_upgrade(move |socket| serve(state, channel, (actor, credential), socket)))
 }
 
 /// One producer's connection: the socket loop forwards frames to the pipeline and sends its
-/// acknowledgements. Its events name the actor the upgrade was let through as.
-async fn serve(state: Catalyst, channel: ChannelName, actor: Actor, socket: WebSocket) {
+/// acknowledgements. Its events name the actor the upgrade was let through as; it is closed
+/// when that actor's token lapses (frames already read are still stored and answered if the
+/// socket is still there).
+async fn serve(
+    state: Catalyst,
+    channel: ChannelName,
+    (actor, credential): (Actor, Option<Validity>),
+    socket: WebSocket,
+) {
     let config = state.config();
     let window = Window::new(config.produce_window_frames, config.produce_window_bytes);
     let (to_pipeline, frames) = mpsc::channel(HANDOFF);
@@ -83,6 +93,7 @@ async fn serve(state: Catalyst, channel: ChannelName, actor: Actor, socket: WebS
         idle_limit: IDLE_LIMIT,
         write_timeout: config.ws_write_timeout,
         client_data: ClientData::Forward(to_pipeline),
+        credential,
     };
     state.metrics().producer_connected();
     let (sink, stream) = socket.split();

@@ -8,7 +8,8 @@
 //!   property-tested;
 //! - (feature `server`) [`Secret`] and [`Digest`]: a token's 256 random bits and the SHA-256
 //!   the node keeps of them; [`take_credential`]: the token a request presents; [`Grant`]
-//!   and [`Caller`]: a checked request's identity and policy, for handlers.
+//!   and [`Caller`]: a checked request's identity and policy, for handlers; [`Validity`]:
+//!   how long its token stays good, for the WebSockets that outlive the check.
 //!
 //! Tokens themselves (created and revoked as control events, part of the registry's
 //! projection) are Blueprint's; the table of endpoints and the layer that checks every
@@ -35,6 +36,8 @@ mod credential;
 mod grant;
 #[cfg(feature = "server")]
 mod secret;
+#[cfg(feature = "server")]
+mod validity;
 
 pub use self::action::{Action, Permission, Resource};
 pub use self::authorize::{Decision, authorize};
@@ -48,4 +51,5 @@ pub use self::{
     credential::{ACCESS_TOKEN_PARAM, Credential, take_credential},
     grant::{Caller, Grant, forbidden},
     secret::{Digest, SECRET_PREFIX, Secret, looks_like_secret},
+    validity::{Lapse, StillValid, Validity},
 };

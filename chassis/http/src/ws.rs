@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, close_
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::auth::Validity;
 use crate::shutdown::Shutdown;
 
 mod outbox;
@@ -127,6 +128,9 @@ pub struct SocketOptions {
     pub write_timeout: Duration,
     /// What to do with the client's messages.
     pub client_data: ClientData,
+    /// How long the token the socket was opened with stays good: once it is revoked or
+    /// expires, the socket is closed with 1008 (`None`: no token to lapse).
+    pub credential: Option<Validity>,
 }
 
 impl Default for SocketOptions {
@@ -136,6 +140,7 @@ impl Default for SocketOptions {
             idle_limit: IDLE_LIMIT,
             write_timeout: WRITE_TIMEOUT,
             client_data: ClientData::Ignore,
+            credential: None,
         }
     }
 }
@@ -251,7 +256,8 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Drives one WebSocket until either side ends it: sends what `outbound` yields (a run of
 /// queued messages is written with one flush), pings every `ping_every`, closes a client
 /// silent for `idle_limit`, closes with 1008 a client that has not taken a write for
-/// `write_timeout`, answers the client's close, and closes with 1001 when `shutdown` is
+/// `write_timeout`, closes with 1008 once the token it was opened with is revoked or expires
+/// ([`SocketOptions::credential`]), answers the client's close, and closes with 1001 when `shutdown` is
 /// triggered (with [`ClientData::Forward`], the server's side closes instead, once it has
 /// answered). If `outbound` ends without a [`Outbound::Close`], the socket is closed with
 /// 1011. A write the client does not take never blocks the rest: the pings, the deadlines
@@ -275,6 +281,15 @@ pub async fn serve_socket<W, R>(
     ping.reset();
     let mut client = ClientSide::new(options.client_data);
     let mut writer = Writer::new(options.write_timeout);
+    let checks_credential = options.credential.is_some();
+    let mut credential = options.credential;
+    let lapsed = async {
+        match credential.as_mut() {
+            Some(c) => c.lapsed().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut lapsed = std::pin::pin!(lapsed);
     let goodbye = loop {
         tokio::select! {
             written = std::future::poll_fn(|cx| writer.poll_write(cx, &mut sink, &mut outbound)) => {
@@ -294,6 +309,9 @@ pub async fn serve_socket<W, R>(
                     break Some(close(close_code::POLICY, &reason));
                 }
                 writer.ping();
+            }
+            lapse = &mut lapsed, if checks_credential => {
+                break Some(close(close_code::POLICY, lapse.reason()));
             }
             () = &mut stopping, if !stopped => {
                 stopped = true;

@@ -218,3 +218,118 @@ fn dctl_token_create_ls_revoke_and_the_token_flags() {
     let again = cli(&node, &["token", "revoke", "ci", "--token", &ops], &[]);
     assert_eq!(again.status.code(), Some(1), "nothing left to revoke");
 }
+
+/// Waits (at most 20 s) for `socket` to be closed, skipping what it sends before; returns
+/// the close frame's code and reason.
+async fn closed_with<S>(socket: &mut S) -> (u16, String)
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("closed within 20 s");
+        match next {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None)) | Err(_)) | None => return (0, String::new()),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Revoking a token closes the WebSockets opened with it (consumers, group members,
+/// producers, watches) with 1008 "token revoked", and a token's expiry closes its sockets
+/// too; a socket opened with another token stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_websockets_close_when_their_token_is_revoked_or_expires() {
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &["--auth", "on"]);
+    let admin = admin_token(&node);
+    let orders = create(&node, &admin, json!({"name": "orders", "role": "service"})).await;
+    let ws = node.url.replacen("http", "ws", 1);
+    let open = |path: String, token: String| {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{ws}{path}{join}access_token={token}");
+        async move {
+            tokio_tungstenite::connect_async(url)
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .0
+        }
+    };
+    let mut consumer = open(
+        "/v1/channels/orders/consume?from=earliest".into(),
+        orders.clone(),
+    )
+    .await;
+    let mut member = open(
+        "/v1/channels/orders/consume?group=billing&from=earliest".into(),
+        orders.clone(),
+    )
+    .await;
+    let mut producer = open("/v1/channels/orders/produce".into(), orders.clone()).await;
+    let mut watch = open("/v1/watch?prefix=config/orders/".into(), orders.clone()).await;
+    let mut admins = open(
+        "/v1/channels/orders/consume?from=earliest".into(),
+        admin.clone(),
+    )
+    .await;
+
+    let (status, body) = send(
+        reqwest::Method::DELETE,
+        &format!("{}/v1/tokens/orders", node.url),
+        Some(&admin),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for (name, socket) in [
+        ("consumer", &mut consumer),
+        ("group member", &mut member),
+        ("producer", &mut producer),
+        ("watch", &mut watch),
+    ] {
+        assert_eq!(
+            closed_with(socket).await,
+            (1008, "token revoked".to_owned()),
+            "{name}"
+        );
+    }
+    // The admin's consumer is still served: an event produced now reaches it.
+    let (status, _) = draft_tests::auth::produce(&node, "orders", Some(&admin), "after").await;
+    assert_eq!(status, 201);
+    let got = tokio::time::timeout(
+        Duration::from_secs(20),
+        futures::StreamExt::next(&mut admins),
+    )
+    .await
+    .expect("an event within 20 s")
+    .expect("open")
+    .expect("a message");
+    assert!(
+        got.to_text().unwrap_or_default().contains("after"),
+        "{got:?}"
+    );
+
+    let short = create(
+        &node,
+        &admin,
+        json!({"name": "short", "role": "reader", "expires_in_secs": 2}),
+    )
+    .await;
+    let mut expiring = open("/v1/channels/orders/consume?from=latest".into(), short).await;
+    assert_eq!(
+        closed_with(&mut expiring).await,
+        (1008, "token expired".to_owned())
+    );
+}

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use super::action::{Action, Resource};
 use super::authorize::{Decision, authorize};
 use super::policy::Policy;
+use super::validity::Validity;
 use crate::actor::Actor;
 use crate::error::ApiError;
 
@@ -19,13 +20,31 @@ use crate::error::ApiError;
 pub struct Grant {
     actor: Actor,
     policy: Arc<Policy>,
+    validity: Option<Validity>,
 }
 
 impl Grant {
     /// The grant of the token named `actor` with `policy`.
     #[must_use]
     pub fn new(actor: Actor, policy: Arc<Policy>) -> Self {
-        Self { actor, policy }
+        Self {
+            actor,
+            policy,
+            validity: None,
+        }
+    }
+
+    /// The grant, with how long its token stays good.
+    #[must_use]
+    pub fn with_validity(mut self, validity: Validity) -> Self {
+        self.validity = Some(validity);
+        self
+    }
+
+    /// How long its token stays good (`None`: as long as whatever holds the grant).
+    #[must_use]
+    pub fn validity(&self) -> Option<&Validity> {
+        self.validity.as_ref()
     }
 
     /// The token's name.
@@ -74,6 +93,13 @@ impl Caller {
         self.0
             .as_ref()
             .map_or(Ok(()), |g| g.check(action, resource))
+    }
+
+    /// How long the request's token stays good, for a WebSocket to close when it lapses
+    /// (`None` when the node does not check tokens).
+    #[must_use]
+    pub fn validity(&self) -> Option<Validity> {
+        self.0.as_ref().and_then(Grant::validity).cloned()
     }
 }
 

@@ -81,6 +81,7 @@ async fn a_silent_client_is_closed_after_the_idle_limit_and_a_talking_one_is_not
         idle_limit: Duration::from_secs(3),
         write_timeout: WRITE_TIMEOUT,
         client_data: ClientData::Ignore,
+        credential: None,
     };
     let mut s = start(options);
     for _ in 0..6 {
@@ -142,6 +143,7 @@ async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
         idle_limit: Duration::from_secs(3),
         write_timeout: WRITE_TIMEOUT,
         client_data: ClientData::Forward(to),
+        credential: None,
     };
     let task = tokio::spawn(serve_socket(
         sink,
@@ -296,4 +298,38 @@ async fn a_slow_reader_that_keeps_taking_writes_is_not_closed() {
     }
     feeder.await.expect("all sent");
     assert!(!s.task.is_finished());
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_with_policy_when_its_token_is_revoked() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (changes, watching) = tokio::sync::watch::channel(0);
+    let good = Arc::new(AtomicBool::new(true));
+    let check = Arc::clone(&good);
+    let validity = crate::auth::Validity::new(
+        watching,
+        Arc::new(move || check.load(Ordering::SeqCst)),
+        None,
+    );
+    let options = SocketOptions {
+        credential: Some(validity),
+        ..SocketOptions::default()
+    };
+    let mut s = start(options);
+    s.server
+        .send(Outbound::Text("a".into()))
+        .await
+        .expect("open");
+    assert_eq!(next_non_ping(&mut s).await, Message::Text("a".into()));
+    good.store(false, Ordering::SeqCst);
+    changes.send_replace(1);
+    let closed = next_non_ping(&mut s).await;
+    assert_eq!(close_code_of(&closed), Some(1008), "{closed:?}");
+    assert!(
+        format!("{closed:?}").contains("token revoked"),
+        "{closed:?}"
+    );
+    s.task.await.expect("ends");
 }

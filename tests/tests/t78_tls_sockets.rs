@@ -1,12 +1,13 @@
 //! WebSockets over TLS (`wss://`) to a node serving `--tls-cert`: the Rust client's consumer
-//! and pipelined producer trusting a private CA, and a Chassis service given `DRAFT_CA`, whose
-//! hooks connect over `wss://` (it is ready only then).
+//! and pipelined producer trusting a private CA, a Chassis service given `DRAFT_CA`, whose
+//! hooks connect over `wss://` (it is ready only then), and `dctl run --ca` starting a TLS
+//! node and handing the CA to its services.
 
 use std::time::Duration;
 
 use draft_catalyst::client::{Client, ProducerOptions, ReadOptions};
 use draft_tests::service::{Service, binary};
-use draft_tests::{Node, event};
+use draft_tests::{Node, dctl, event, free_port};
 use futures::StreamExt;
 
 /// A self-signed certificate for 127.0.0.1, written as PEM files into `dir`.
@@ -120,4 +121,66 @@ async fn a_chassis_service_given_the_ca_connects_its_hooks_over_wss() {
         .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("DRAFT_CA"), "{stderr}");
+}
+
+/// `dctl run --ca` with a manifest whose node serves TLS: dctl run trusts the CA while it
+/// waits for the node (`https://`), and the example service gets `DRAFT_URL=https://…` and
+/// `DRAFT_CA`, so it registers and an order goes through the TLS ingress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dctl_run_gives_its_services_the_ca_of_a_tls_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pem, cert, key) = certificate(dir.path());
+    let (api, ingress) = (free_port(), free_port());
+    let manifest = dir.path().join("draft.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[node]\nlisten = \"127.0.0.1:{api}\"\ningress = \"127.0.0.1:{ingress}\"\n\
+             data_dir = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n\
+             [services.orders]\ncommand = \"{}\"\n",
+            dir.path().join("data").display(),
+            cert.display(),
+            key.display(),
+            binary("orders").display()
+        ),
+    )
+    .expect("manifest");
+    let mut run = std::process::Command::new(dctl())
+        .arg("run")
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--ca")
+        .arg(&cert)
+        .env_remove("DRAFT_URL")
+        .env_remove("DRAFT_CA")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dctl run");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = client
+            .post(format!("https://127.0.0.1:{ingress}/orders"))
+            .json(&serde_json::json!({"item": "book", "amount": 12}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(status, Ok(201)) || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let exit = run.wait().expect("dctl run exits");
+    assert!(
+        matches!(status, Ok(201)),
+        "no order through the TLS ingress: {status:?}"
+    );
+    assert!(exit.success(), "{exit}");
 }

@@ -19,7 +19,7 @@ use crate::run::exit::describe;
 use crate::run::group::Group;
 use crate::run::locate::locate;
 use crate::run::manifest::{Manifest, NODE_LABEL, Service};
-use crate::run::node::{listening_url, until_healthy};
+use crate::run::node::{Probe, listening_url};
 use crate::run::output::Output;
 use crate::run::prefix::labels;
 use crate::run::restart::{Backoff, Decision, MAX_RESTARTS};
@@ -45,6 +45,11 @@ pub struct Plan {
     pub grace: Duration,
     /// Colour the prefixes (dctl's stdout is a terminal).
     pub colour: bool,
+    /// The CA that signed an `https://` node's certificate: every service gets its path as
+    /// `DRAFT_CA` (unless its own `env` sets one).
+    pub ca: Option<PathBuf>,
+    /// How the node is asked whether it answers (trusting that CA).
+    pub probe: Probe,
 }
 
 /// Where the node comes from.
@@ -122,6 +127,8 @@ struct Supervisor {
     /// The group of the node `dctl run` started, while it runs.
     node: Option<Group>,
     url: String,
+    ca: Option<PathBuf>,
+    probe: Probe,
     grace: Duration,
     output: Output,
     events: mpsc::Sender<Event>,
@@ -200,6 +207,8 @@ impl Supervisor {
             slots,
             node: None,
             url,
+            ca: plan.ca.clone(),
+            probe: plan.probe.clone(),
             grace: plan.grace,
             output: Output::stdout(),
             events,
@@ -232,12 +241,13 @@ impl Supervisor {
             Ok(group) => group,
             Err(e) => return Some(Outcome::Failed(format!("cannot start the node: {e}"))),
         };
+        let probe = self.probe.clone();
         let ready = async move {
             // Without the line the node exits, and its exit event ends the wait.
             let Ok(url) = address.await else {
                 return std::future::pending().await;
             };
-            until_healthy(&url).await;
+            probe.until_healthy(&url).await;
             url
         };
         let started = tokio::select! {
@@ -384,11 +394,11 @@ impl Supervisor {
         let slot = &self.slots[index];
         let service = &slot.service;
         let mut command = tokio::process::Command::new(&slot.exe);
-        command
-            .args(&service.args)
-            .env("DRAFT_URL", &self.url)
-            .envs(&service.env)
-            .current_dir(&service.cwd);
+        command.args(&service.args).env("DRAFT_URL", &self.url);
+        if let Some(ca) = &self.ca {
+            command.env("DRAFT_CA", ca);
+        }
+        command.envs(&service.env).current_dir(&service.cwd);
         let (prefix, run) = (Arc::clone(&slot.prefix), slot.run + 1);
         let group = self
             .spawn(command, prefix, Who::Service(index), run, |_: &[u8]| {})

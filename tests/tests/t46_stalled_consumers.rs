@@ -237,3 +237,49 @@ async fn a_stalled_watch_is_closed_at_the_write_deadline() {
     let (_, closed) = draft_tests::raw::read_until_closed(&mut watch, WRITE_TIMEOUT * 5).await;
     assert!(closed, "the node closed the stalled watch");
 }
+
+/// A consumer group's active member that stops reading is closed at the write deadline (long
+/// before the group's own 10-minute acknowledgement timeout), and a standby takes over from
+/// the committed offset: it gets every event, in order, none skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_group_member_is_closed_at_the_deadline_and_a_standby_takes_over() {
+    use futures::SinkExt as _;
+    let (_dir, node) = start_with_deadline();
+    let client = draft_catalyst::client::Client::new(&node.url);
+    let path = "/v1/channels/g/consume?group=billing&from=earliest&timeout_ms=600000";
+    let mut stalled = stalled_consumer(&node, path).await;
+    let url = format!("{}{path}", node.url.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "cloudevents.json".parse().expect("header"),
+    );
+    let (mut standby, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a standby joins");
+    for i in 0..EVENTS {
+        client.produce("g", &big_event(i)).await.expect("produce");
+    }
+    let mut offsets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offsets.len() < EVENTS {
+        let message = tokio::time::timeout_at(deadline, standby.next())
+            .await
+            .expect("the standby takes over and gets every event within 60 s")
+            .expect("open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            let event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            let offset = event["draftoffset"].as_u64().expect("draftoffset");
+            offsets.push(offset);
+            standby
+                .send(Message::text(format!(r#"{{"ack": {offset}}}"#)))
+                .await
+                .expect("ack");
+        }
+    }
+    assert_eq!(offsets, (0..EVENTS as u64).collect::<Vec<_>>());
+    let (_, closed) =
+        draft_tests::raw::read_until_closed(&mut stalled, Duration::from_secs(5)).await;
+    assert!(closed, "the node closed the stalled member");
+}

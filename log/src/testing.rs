@@ -25,10 +25,12 @@ use crate::record::{NewRecord, Offset, PartitionName, Record};
 
 mod appends;
 mod follow;
+mod guards;
 mod upkeep;
 
 pub use self::appends::*;
 pub use self::follow::*;
+pub use self::guards::*;
 pub use self::upkeep::*;
 
 /// How long a check waits for something asynchronous (a tail, retention) before failing.
@@ -108,6 +110,9 @@ macro_rules! conformance_suite {
             heads_report_counts_bytes_and_times,
             every_window_reads_back_across_append_sizes,
             sync_succeeds_and_a_fresh_backend_is_healthy,
+            append_expecting_lets_exactly_one_writer_win,
+            appends_over_the_limits_are_refused_clearly,
+            a_retried_ambiguous_append_lands_exactly_once,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {

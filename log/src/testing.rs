@@ -9,6 +9,23 @@
 //! ```
 //!
 //! The checks panic with a message on failure, like any test.
+//!
+//! Where a backend cannot match the embedded log exactly, the suite asks only what every
+//! backend gives, and says so here:
+//!
+//! - **Append times** are the engine's clock: fjall's never go backwards within a partition;
+//!   on JetStream they are the stream leader's clock, so after a leader change between
+//!   servers whose clocks disagree they may. Time lookups then find the first record stamped
+//!   at or after the time, which may not be the first appended after it. The suite runs on a
+//!   cluster of one machine's clock, without leader changes, and checks the strict order.
+//! - **Retention by bytes** removes whole appends on fjall (frames) and single messages on
+//!   JetStream; the suite checks only the bound, density and offsets.
+//! - **`trim_before`** needs a partition the backend lets be trimmed (JetStream: streams
+//!   without `deny_purge`, `_groups` by default); the harness makes the suite's `trimmed` so.
+//! - **Appends** may be limited in records ([`LogBackend::limits`]): the suite appends large
+//!   amounts in appends of at most that many.
+//! - **Dedup ids** are remembered for two minutes: by the process for fjall (its only
+//!   appender), by the stream for JetStream (shared by every node).
 
 // Every check is a test body: panicking with a message is how it reports a broken guarantee.
 #![allow(clippy::missing_panics_doc)]

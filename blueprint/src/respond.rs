@@ -76,8 +76,9 @@ pub(crate) async fn view(blueprint: &Blueprint, at: Option<At>) -> Result<View, 
 }
 
 /// The answer for a failure of the log: 503 `shutting_down` while the node stops, 503
-/// `storage_failed` once a write to disk failed (the node is read-only), 413 for an append
-/// over the log's limit, otherwise a 500 that names no internals (the error goes to the
+/// `storage_failed` once a write to disk failed (the node is read-only), 503
+/// `log_unavailable` while a clustered log cannot answer, 413 for an append over the log's
+/// limits, otherwise a 500 that names no internals (the error goes to the
 /// node's log, once, through `draft_http::log_server_errors`).
 #[must_use]
 pub fn log_error(e: &draft_log::Error) -> ApiError {
@@ -87,6 +88,10 @@ pub fn log_error(e: &draft_log::Error) -> ApiError {
         draft_log::Error::TooLarge { bytes, limit } => ApiError::too_large(format!(
             "{bytes} bytes is over the log's limit of {limit} bytes"
         )),
+        draft_log::Error::TooMany { count, limit } => ApiError::too_large(format!(
+            "{count} records is over the log's limit of {limit} records in one append"
+        )),
+        draft_log::Error::Unavailable(reason) => ApiError::log_unavailable(reason),
         _ => ApiError::storage(e),
     }
 }

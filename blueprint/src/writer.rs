@@ -104,10 +104,11 @@ impl Shared {
             .map(|(event, actor)| {
                 let id = uuid::Uuid::now_v7().to_string();
                 let json = event.to_cloudevent(&id, &self.config.node, actor, &now);
-                NewRecord {
-                    key: Some(draft_log::event_key(event.ty(), &source, &id)),
-                    payload: Bytes::from(json.to_string()),
-                }
+                NewRecord::new(Bytes::from(json.to_string())).with_key(draft_log::event_key(
+                    event.ty(),
+                    &source,
+                    &id,
+                ))
             })
             .collect();
         let expected = self.revision().map_or(0, |r| r + 1);

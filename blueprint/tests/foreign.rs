@@ -36,10 +36,7 @@ fn raw(ty: &str, data: &serde_json::Value) -> NewRecord {
         "specversion": "1.0", "id": ty, "source": "/draft/other", "type": ty,
         "draftactor": "someone", "data": data
     });
-    NewRecord {
-        key: Some(draft_log::event_key(ty, "/draft/other", ty)),
-        payload: json.to_string().into(),
-    }
+    NewRecord::new(json.to_string()).with_key(draft_log::event_key(ty, "/draft/other", ty))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

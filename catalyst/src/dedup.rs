@@ -474,9 +474,9 @@ mod tests {
     async fn the_window_is_rebuilt_from_the_events_in_the_log() {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = draft_log::Log::open(draft_log::LogConfig::new(dir.path())).expect("log");
-        let event = |id: &str| draft_log::NewRecord {
-            key: Some(draft_log::event_key("t", "/src", id)),
-            payload: bytes::Bytes::from_static(b"{}"),
+        let event = |id: &str| {
+            draft_log::NewRecord::new(bytes::Bytes::from_static(b"{}"))
+                .with_key(draft_log::event_key("t", "/src", id))
         };
         let channel = PartitionName::new("c").expect("name");
         let records = vec![event("a"), draft_log::NewRecord::new("no key"), event("b")];
@@ -540,9 +540,9 @@ mod tests {
         let log = draft_log::Log::open(draft_log::LogConfig::new(dir.path())).expect("open");
         let channel = PartitionName::new("c").expect("name");
         let records: Vec<_> = (0..300u64)
-            .map(|i| draft_log::NewRecord {
-                key: Some(draft_log::event_key("t", "/src", &i.to_string())),
-                payload: bytes::Bytes::from_static(b"{}"),
+            .map(|i| {
+                draft_log::NewRecord::new(bytes::Bytes::from_static(b"{}"))
+                    .with_key(draft_log::event_key("t", "/src", &i.to_string()))
             })
             .collect();
         log.append(&channel, records).await.expect("append");

@@ -20,8 +20,9 @@ pub(crate) fn channel_not_found(channel: &str) -> ApiError {
 }
 
 /// The answer for a failure of the log: 503 `shutting_down` while the node stops, 503
-/// `storage_failed` once a write to disk failed (the node is read-only), 413 for an append
-/// over the log's limit, otherwise a 500 that names no internals (the error goes to the
+/// `storage_failed` once a write to disk failed (the node is read-only), 503
+/// `log_unavailable` while a clustered log cannot answer, 413 for an append over the log's
+/// limits, otherwise a 500 that names no internals (the error goes to the
 /// node's log, once, through `draft_http::log_server_errors`).
 pub(crate) fn log_error(e: &draft_log::Error) -> ApiError {
     match e {
@@ -30,6 +31,10 @@ pub(crate) fn log_error(e: &draft_log::Error) -> ApiError {
         draft_log::Error::TooLarge { bytes, limit } => ApiError::too_large(format!(
             "{bytes} bytes is over the log's limit of {limit} bytes"
         )),
+        draft_log::Error::TooMany { count, limit } => ApiError::too_large(format!(
+            "{count} records is over the log's limit of {limit} records in one append"
+        )),
+        draft_log::Error::Unavailable(reason) => ApiError::log_unavailable(reason),
         _ => ApiError::storage(e),
     }
 }
@@ -65,5 +70,16 @@ mod tests {
             log_error(&draft_log::Error::Closed).code(),
             Code::ShuttingDown
         );
+        let e = log_error(&draft_log::Error::Unavailable("no responders".into()));
+        assert_eq!((e.code(), e.status().as_u16()), (Code::LogUnavailable, 503));
+        assert!(
+            !e.message().contains("no responders"),
+            "no internals in the answer"
+        );
+        let e = log_error(&draft_log::Error::TooMany {
+            count: 1001,
+            limit: 1000,
+        });
+        assert_eq!(e.status().as_u16(), 413);
     }
 }

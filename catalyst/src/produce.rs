@@ -261,10 +261,7 @@ async fn append_to_completion(
         .iter()
         .zip(&decisions)
         .filter(|(_, d)| **d == Decision::Append)
-        .map(|(e, _)| NewRecord {
-            key: Some(e.record_key()),
-            payload: e.json.clone(),
-        })
+        .map(|(e, _)| NewRecord::new(e.json.clone()).with_key(e.record_key()))
         .collect();
     let appended: Vec<u64> = if records.is_empty() {
         Vec::new()

@@ -49,6 +49,9 @@ pub enum Error {
         /// The log's error.
         source: draft_log::Error,
     },
+    /// The JetStream cluster holding the log cannot be reached (or refused the credentials).
+    #[error("cannot reach the log on JetStream: {0}")]
+    ConnectLog(String),
     /// A service could not start on the log (reading it failed, or a checkpoint folder).
     #[error("cannot start the {service}: {reason}")]
     Start {

@@ -3,6 +3,7 @@
 //! until a shutdown future resolves.
 
 mod auth;
+mod backend;
 mod control;
 mod ops;
 mod settings;
@@ -18,18 +19,16 @@ use draft_blueprint::{Blueprint, BlueprintConfig, Revision, UpstreamPolicy};
 use draft_catalyst::Catalyst;
 use draft_fuse::{Fuse, FuseConfig};
 use draft_http::{ApiError, Code, Limits, Role, Shutdown, Tls, serve_tls};
-use draft_log::{Log, LogBackend, LogConfig};
+use draft_log::LogBackend;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 pub use self::settings::{
-    AuthLayer, AuthMode, AuthSettings, CatalystLayer, DurabilityChoice, FuseLayer, Layer,
-    NodeLayer, Settings, host_name,
+    AuthLayer, AuthMode, AuthSettings, BackendChoice, BackendSettings, CatalystLayer,
+    DEFAULT_NATS_URL, DurabilityChoice, FuseLayer, Layer, LogLayer, NodeLayer, Settings, host_name,
 };
 use crate::error::{Error, Result};
 
-/// The log writer thread's nice value (see `LogConfig::writer_nice`).
-const WRITER_NICE: i32 = -2;
 /// How long WebSockets get to send their close frames on the way down.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -48,28 +47,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the embedded log in `settings.data_dir` and the node on it.
+    /// Opens the log the settings name (the embedded log in `settings.data_dir`, or a
+    /// JetStream cluster) and the node on it.
     ///
     /// # Errors
-    /// [`Error::OpenLog`], and those of [`Node::open_on`].
+    /// [`Error::OpenLog`], [`Error::ConnectLog`], and those of [`Node::open_on`].
     pub async fn open(settings: Settings) -> Result<Self> {
-        // The log's writer is the one thread every append goes through; on 2 busy cores it
-        // waited for a core a quarter of its time. A slightly larger share where the process
-        // may ask for it (BENCHMARKS.md: -2 helped batch produce as much as -10, which took
-        // enough CPU from a load generator on the same cores to cost it 10%).
-        let config = LogConfig::new(&settings.data_dir)
-            .durability(settings.durability)
-            .default_retention(settings.retention)
-            .writer_nice(WRITER_NICE);
-        let dir = settings.data_dir.clone();
-        let log = tokio::task::spawn_blocking(move || Log::open(config))
-            .await
-            .map_err(|e| Error::OpenLog {
-                dir: dir.clone(),
-                source: draft_log::Error::Backend(format!("log open task failed: {e}")),
-            })?
-            .map_err(|source| Error::OpenLog { dir, source })?;
-        Self::open_on(settings, Arc::new(log)).await
+        let log = backend::open(&settings).await?;
+        Self::open_on(settings, log).await
     }
 
     /// Opens the node on `log`: rebuilds the registry's projection, the broker's duplicate

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use crate::config::Retention;
 use crate::error::{Error, Result};
 use crate::failure::StorageFailure;
+use crate::limits::AppendLimits;
 use crate::log::Log;
 use crate::record::{
     AppendAck, NewRecord, Offset, PartitionHead, PartitionName, Record, Timestamp,
@@ -26,6 +27,24 @@ pub trait LogBackend: Send + Sync + 'static {
         partition: &'a PartitionName,
         records: Vec<NewRecord>,
     ) -> BoxFuture<'a, Result<AppendAck>>;
+
+    /// [`append`](Self::append) only if `partition`'s next offset is `expected_next` (a
+    /// partition that does not exist is at 0): compare-and-set, decided atomically with the
+    /// append by the engine. Dedup ids are checked first: a retry of an append that landed is
+    /// acknowledged even though the partition has moved on.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] carrying the partition's actual next offset; nothing is appended.
+    fn append_expecting<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        expected_next: Offset,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, Result<AppendAck>>;
+
+    /// The largest append the backend takes; a bigger one is refused with
+    /// [`Error::TooLarge`] or [`Error::TooMany`] and stores nothing.
+    fn limits(&self) -> AppendLimits;
 
     /// Up to `limit` records from `from` on, in offset order.
     fn read<'a>(
@@ -107,6 +126,24 @@ impl LogBackend for Log {
         records: Vec<NewRecord>,
     ) -> BoxFuture<'a, Result<AppendAck>> {
         Box::pin(Log::append(self, partition, records))
+    }
+
+    fn append_expecting<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        expected_next: Offset,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, Result<AppendAck>> {
+        Box::pin(Log::append_expecting(
+            self,
+            partition,
+            expected_next,
+            records,
+        ))
+    }
+
+    fn limits(&self) -> AppendLimits {
+        Log::limits(self)
     }
 
     fn read<'a>(

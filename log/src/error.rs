@@ -85,6 +85,49 @@ pub enum Error {
         limit: u64,
     },
 
+    /// Bad input: one append has more records than the backend takes in one atomic append
+    /// (see [`AppendLimits`](crate::AppendLimits)).
+    #[error("append of {count} records is more than the limit of {limit} records in one append")]
+    TooMany {
+        /// How many records the append has.
+        count: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
+
+    /// Retryable: an append made with `append_expecting` found the partition at another next
+    /// offset than the caller expected (someone else appended meanwhile). Nothing was
+    /// appended; the caller may re-read from `expected` and retry at `next`.
+    #[error("partition {partition} is at offset {next}, not at the expected {expected}")]
+    Conflict {
+        /// The partition.
+        partition: String,
+        /// The next offset the caller expected.
+        expected: Offset,
+        /// The partition's actual next offset.
+        next: Offset,
+    },
+
+    /// Bad input: an append mixes records whose dedup ids were appended before (the first at
+    /// `offset`) with others, or repeats them out of their order, so it is neither new nor a
+    /// retry. Nothing was appended.
+    #[error(
+        "append to {partition} repeats some dedup ids of an earlier append (at offset {offset}) but not all of it, in order"
+    )]
+    DuplicateMismatch {
+        /// The partition.
+        partition: String,
+        /// Where the first repeated id was appended.
+        offset: Offset,
+    },
+
+    /// Retryable: the backend cannot be reached or has no leader for the partition right now
+    /// (a clustered engine during an election), and stayed so until the backend's deadline.
+    /// An append that reports it may or may not have landed: retry it with the same dedup ids
+    /// to land it exactly once.
+    #[error("the log is unavailable: {0}")]
+    Unavailable(String),
+
     /// Fatal until the log is reopened: a write to disk failed (the disk is full, or a write
     /// or an fsync failed), in this call or an earlier one, and the log is read-only from the
     /// first such failure on (see [`StorageFailure`] for why it stays so). Reads go on. The
@@ -110,6 +153,13 @@ impl Error {
             op,
             source: Arc::new(source),
         }
+    }
+
+    /// Whether retrying the same call later, without reopening, may succeed: a
+    /// [`Error::Conflict`] (after re-reading) or [`Error::Unavailable`].
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Conflict { .. } | Self::Unavailable(_))
     }
 
     /// Whether the log must be reopened (or repaired) before it can be used again.

@@ -37,10 +37,12 @@ mod backend;
 mod background;
 mod codec;
 mod config;
+mod dedup;
 mod error;
 mod event_key;
 mod failure;
 mod frame;
+mod limits;
 mod log;
 mod offset;
 mod partition;
@@ -57,6 +59,7 @@ pub use crate::config::{Durability, LogConfig, Retention};
 pub use crate::error::{Error, Result};
 pub use crate::event_key::{event_key, event_key_source_and_id, split_event_key};
 pub use crate::failure::{FailureCause, StorageFailure};
+pub use crate::limits::AppendLimits;
 pub use crate::log::Log;
 pub use crate::record::{
     AppendAck, MAX_PARTITION_NAME_LEN, NewRecord, Offset, PartitionHead, PartitionName, Record,

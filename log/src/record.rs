@@ -150,13 +150,25 @@ impl From<Timestamp> for SystemTime {
     }
 }
 
-/// A record to append: an optional key and the payload (for Draft, an encoded CloudEvent).
+/// A record to append: an optional key, the payload (for Draft, an encoded CloudEvent) and an
+/// optional dedup id.
+///
+/// An append is made idempotent by giving each of its records a dedup id: an append whose
+/// records were all appended before with the same ids, within the backend's duplicate
+/// window, stores nothing and is answered with the first append's offsets. So an append whose
+/// outcome is unknown (its acknowledgement was lost, its future dropped) can be retried and
+/// lands exactly once. The window is two minutes for both backends (fjall keeps it in memory,
+/// JetStream as the stream's duplicate window, shared by every node). An append mixing ids
+/// seen and unseen is refused ([`Error::DuplicateMismatch`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewRecord {
     /// An optional key (for example a CloudEvent's `source`/`id`), stored with the record.
     pub key: Option<Bytes>,
     /// The record's bytes.
     pub payload: Bytes,
+    /// An optional id that makes appending this record idempotent (not stored as data: a
+    /// record read back has its key and payload only). See [`NewRecord`].
+    pub dedup_id: Option<Bytes>,
 }
 
 impl NewRecord {
@@ -166,7 +178,15 @@ impl NewRecord {
         Self {
             key: None,
             payload: payload.into(),
+            dedup_id: None,
         }
+    }
+
+    /// Sets the record's dedup id (see [`NewRecord`]).
+    #[must_use]
+    pub fn with_dedup_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.dedup_id = Some(id.into());
+        self
     }
 
     /// Sets the record's key.

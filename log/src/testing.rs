@@ -9,6 +9,23 @@
 //! ```
 //!
 //! The checks panic with a message on failure, like any test.
+//!
+//! Where a backend cannot match the embedded log exactly, the suite asks only what every
+//! backend gives, and says so here:
+//!
+//! - **Append times** are the engine's clock: fjall's never go backwards within a partition;
+//!   on JetStream they are the stream leader's clock, so after a leader change between
+//!   servers whose clocks disagree they may. Time lookups then find the first record stamped
+//!   at or after the time, which may not be the first appended after it. The suite runs on a
+//!   cluster of one machine's clock, without leader changes, and checks the strict order.
+//! - **Retention by bytes** removes whole appends on fjall (frames) and single messages on
+//!   JetStream; the suite checks only the bound, density and offsets.
+//! - **`trim_before`** needs a partition the backend lets be trimmed (JetStream: streams
+//!   without `deny_purge`, `_groups` by default); the harness makes the suite's `trimmed` so.
+//! - **Appends** may be limited in records ([`LogBackend::limits`]): the suite appends large
+//!   amounts in appends of at most that many.
+//! - **Dedup ids** are remembered for two minutes: by the process for fjall (its only
+//!   appender), by the stream for JetStream (shared by every node).
 
 // Every check is a test body: panicking with a message is how it reports a broken guarantee.
 #![allow(clippy::missing_panics_doc)]
@@ -25,10 +42,12 @@ use crate::record::{NewRecord, Offset, PartitionName, Record};
 
 mod appends;
 mod follow;
+mod guards;
 mod upkeep;
 
 pub use self::appends::*;
 pub use self::follow::*;
+pub use self::guards::*;
 pub use self::upkeep::*;
 
 /// How long a check waits for something asynchronous (a tail, retention) before failing.
@@ -108,6 +127,9 @@ macro_rules! conformance_suite {
             heads_report_counts_bytes_and_times,
             every_window_reads_back_across_append_sizes,
             sync_succeeds_and_a_fresh_backend_is_healthy,
+            append_expecting_lets_exactly_one_writer_win,
+            appends_over_the_limits_are_refused_clearly,
+            a_retried_ambiguous_append_lands_exactly_once,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {

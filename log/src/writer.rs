@@ -17,6 +17,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, Stats};
+use crate::dedup::{DedupWindow, Seen};
 use crate::error::{Error, Result};
 use crate::failure::StorageFailure;
 use crate::frame;
@@ -32,10 +33,11 @@ const MAX_GROUP_COMMANDS: usize = 4096;
 /// A request to the writer thread.
 pub(crate) enum Command {
     /// Append `records` atomically (creating the partition if needed; an empty append only
-    /// creates it).
+    /// creates it), only if the partition's next offset is `expected` when one is given.
     Append {
         partition: PartitionName,
         records: Vec<NewRecord>,
+        expected: Option<Offset>,
         reply: oneshot::Sender<Result<AppendAck>>,
     },
     /// Remove records from the front of `partition`: those before `before`, then more while it
@@ -63,6 +65,14 @@ fn record_bytes(r: &NewRecord) -> u64 {
     (r.payload.len() + r.key.as_ref().map_or(0, bytes::Bytes::len)) as u64
 }
 
+/// An append taken from the queue, waiting for its group's commit.
+pub(crate) struct Pending {
+    partition: PartitionName,
+    records: Vec<NewRecord>,
+    expected: Option<Offset>,
+    reply: oneshot::Sender<Result<AppendAck>>,
+}
+
 /// What one [`Command::Trim`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Trimmed {
@@ -84,6 +94,8 @@ const MAX_LINGER: Duration = Duration::from_micros(150);
 pub(crate) struct Writer {
     store: Arc<Store>,
     parts: HashMap<PartitionName, PartState>,
+    /// The dedup ids appended lately, per partition (only partitions appended with ids).
+    dedup: HashMap<PartitionName, DedupWindow>,
     next_pid: u32,
     sync: bool,
     max_append_bytes: u64,
@@ -100,6 +112,7 @@ impl Writer {
         Self {
             store,
             parts,
+            dedup: HashMap::new(),
             next_pid,
             sync,
             max_append_bytes,
@@ -156,6 +169,7 @@ impl Writer {
                 Command::Append {
                     partition,
                     records,
+                    expected,
                     reply,
                 } => {
                     let bytes: u64 = records.iter().map(record_bytes).sum();
@@ -163,7 +177,12 @@ impl Writer {
                         let limit = self.max_append_bytes;
                         let _ = reply.send(Err(Error::TooLarge { bytes, limit }));
                     } else {
-                        appends.push((partition, records, reply));
+                        appends.push(Pending {
+                            partition,
+                            records,
+                            expected,
+                            reply,
+                        });
                     }
                 }
                 Command::Trim {
@@ -183,8 +202,8 @@ impl Writer {
         // Once a write failed the log is read-only (see `crate::failure`): every append gets
         // the first failure, without asking fjall, which would only say "poisoned".
         if let Err(e) = self.store.check_writable() {
-            for (_, _, reply) in appends {
-                let _ = reply.send(Err(e.clone()));
+            for append in appends {
+                let _ = append.reply.send(Err(e.clone()));
             }
             return;
         }
@@ -208,24 +227,46 @@ impl Writer {
     }
 
     /// Writes every append of the group in one batch with one fsync, then acknowledges each.
-    #[allow(clippy::type_complexity)]
-    fn append_group(
-        &mut self,
-        appends: Vec<(
-            PartitionName,
-            Vec<NewRecord>,
-            oneshot::Sender<Result<AppendAck>>,
-        )>,
-    ) {
+    ///
+    /// Each append is first checked against the partition as the group leaves it so far: its
+    /// dedup ids (a retry is acknowledged with the earlier offsets, and stores nothing) and
+    /// its expected next offset (compare-and-set). Both checks see the appends before it in
+    /// the same group, so they are exact.
+    fn append_group(&mut self, appends: Vec<Pending>) {
         let now = Timestamp::now();
-        let items = appends.iter().map(|(_, r, _)| r.len() + 1).sum();
+        let items = appends.iter().map(|a| a.records.len() + 1).sum();
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.store.db.clone(), items)
             .durability(Some(self.durability()));
         let mut touched: HashMap<PartitionName, PartState> = HashMap::new();
+        // The dedup ids this group appends, remembered once it has committed.
+        let mut fresh: HashMap<PartitionName, DedupWindow> = HashMap::new();
         let mut next_pid = self.next_pid;
         let mut acks = Vec::with_capacity(appends.len());
-        for (partition, records, reply) in appends {
-            // `entry` takes the name by value: no clone per append.
+        for Pending {
+            partition,
+            records,
+            expected,
+            reply,
+        } in appends
+        {
+            let current = touched
+                .get(&partition)
+                .or_else(|| self.parts.get(&partition))
+                .map_or(Offset(0), PartState::next);
+            match self.admit(&partition, &records, expected, current, &fresh) {
+                Ok(None) => {}
+                Ok(Some(ack)) => {
+                    acks.push((reply, ack));
+                    continue;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    continue;
+                }
+            }
+            let with_ids = records.iter().any(|r| r.dedup_id.is_some());
+            // `entry` takes the name by value: no clone per append (but one for the ids).
+            let name = with_ids.then(|| partition.clone());
             let state = match touched.entry(partition) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
@@ -249,6 +290,12 @@ impl Writer {
             if !records.is_empty() {
                 state.stats.last_time = time.as_unix_nanos();
             }
+            if let Some(name) = name {
+                fresh
+                    .entry(name)
+                    .or_default()
+                    .remember(&records, first, time);
+            }
             acks.push((
                 reply,
                 AppendAck {
@@ -268,6 +315,9 @@ impl Writer {
         match batch.commit() {
             Ok(()) => {
                 self.next_pid = next_pid;
+                for (partition, ids) in fresh {
+                    self.dedup.entry(partition).or_default().absorb(ids);
+                }
                 self.parts
                     .extend(touched.iter().map(|(p, s)| (p.clone(), *s)));
                 self.store.publish(touched);
@@ -284,6 +334,43 @@ impl Writer {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
+        }
+    }
+
+    /// Decides whether one append goes ahead (`Ok(None)`), is a retry of an earlier one (its
+    /// acknowledgement), or is refused: a mix of seen and unseen dedup ids, or a next offset
+    /// other than `expected`. `current` is the partition's next offset as the group leaves it,
+    /// `fresh` the ids the group appends before this append.
+    fn admit(
+        &self,
+        partition: &PartitionName,
+        records: &[NewRecord],
+        expected: Option<Offset>,
+        current: Offset,
+        fresh: &HashMap<PartitionName, DedupWindow>,
+    ) -> Result<Option<AppendAck>> {
+        if records.iter().any(|r| r.dedup_id.is_some()) {
+            let windows = [self.dedup.get(partition), fresh.get(partition)];
+            for window in windows.into_iter().flatten() {
+                match window.check(records) {
+                    Seen::New => {}
+                    Seen::Duplicate(ack) => return Ok(Some(ack)),
+                    Seen::Mixed(offset) => {
+                        return Err(Error::DuplicateMismatch {
+                            partition: partition.to_string(),
+                            offset,
+                        });
+                    }
+                }
+            }
+        }
+        match expected {
+            Some(expected) if expected != current => Err(Error::Conflict {
+                partition: partition.to_string(),
+                expected,
+                next: current,
+            }),
+            _ => Ok(None),
         }
     }
 

@@ -29,6 +29,17 @@ impl LogBackend for FirstTailFails {
     ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
         LogBackend::append(&self.log, partition, records)
     }
+    fn append_expecting<'a>(
+        &'a self,
+        partition: &'a PartitionName,
+        expected_next: Offset,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
+        LogBackend::append_expecting(&self.log, partition, expected_next, records)
+    }
+    fn limits(&self) -> draft_log::AppendLimits {
+        LogBackend::limits(&self.log)
+    }
     fn read<'a>(
         &'a self,
         partition: &'a PartitionName,

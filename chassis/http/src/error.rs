@@ -89,6 +89,10 @@ pub enum Code {
     /// failed): the node is read-only until it is restarted. Reads still work; writes and
     /// heartbeats are refused with this code, and `/readyz` answers it.
     StorageFailed,
+    /// 503: the log's engine cannot be reached right now (a JetStream cluster electing a
+    /// leader, or without a quorum), and stayed so until the node's deadline. A write that
+    /// gets it may or may not have been stored: retry it (produce dedups by `source` + `id`).
+    LogUnavailable,
     /// 503: the node is not ready (still catching up, or its storage failed).
     NotReady,
     /// 503: the route's service has no passing instance.
@@ -140,6 +144,7 @@ impl Code {
             Self::UpstreamError => "upstream_error",
             Self::ShuttingDown => "shutting_down",
             Self::StorageFailed => "storage_failed",
+            Self::LogUnavailable => "log_unavailable",
             Self::NotReady => "not_ready",
             Self::NoHealthyInstance => "no_healthy_instance",
             Self::TooManyConnections => "too_many_connections",
@@ -182,6 +187,7 @@ impl Code {
             }
             Self::ShuttingDown
             | Self::StorageFailed
+            | Self::LogUnavailable
             | Self::NotReady
             | Self::NoHealthyInstance
             | Self::TooManyConnections
@@ -285,6 +291,18 @@ impl ApiError {
         Self::new(
             Code::StorageFailed,
             format!("the node cannot store anything: {reason}"),
+        )
+    }
+
+    /// 503 `log_unavailable`: the log's engine did not answer until the deadline; `reason`
+    /// goes to the node's log only.
+    #[must_use]
+    pub fn log_unavailable(reason: impl std::fmt::Display) -> Self {
+        Self::internal(
+            Code::LogUnavailable,
+            "the log cannot be reached right now (its cluster is electing a leader or has lost \
+             its quorum); retry later",
+            reason,
         )
     }
 

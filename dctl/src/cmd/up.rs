@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use dctl::node::{
-    AuthLayer, AuthMode, CatalystLayer, DurabilityChoice, FuseLayer, Layer, Node, NodeLayer,
-    Settings,
+    AuthLayer, AuthMode, BackendChoice, CatalystLayer, DurabilityChoice, FuseLayer, Layer,
+    LogLayer, Node, NodeLayer, Settings,
 };
 use draft_http::Cidr;
 
@@ -18,6 +18,15 @@ pub(crate) enum DurabilityArg {
     Sync,
     /// Before fsync; fsync every `flush-interval-ms`.
     Buffered,
+}
+
+/// Which engine holds the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BackendArg {
+    /// The embedded log in the data directory (the default).
+    Fjall,
+    /// A NATS JetStream cluster (`--nats-url`).
+    Jetstream,
 }
 
 /// Whether the API checks tokens.
@@ -153,6 +162,19 @@ pub(crate) struct UpArgs {
     /// token and writes its secret to <data dir>/admin.token.
     #[arg(long, env = "DRAFT_AUTH")]
     pub(crate) auth: Option<AuthArg>,
+    /// Which engine holds the log: `fjall` (embedded, in the data directory; the default) or
+    /// `jetstream` (a NATS JetStream cluster).
+    #[arg(long, env = "DRAFT_BACKEND")]
+    pub(crate) backend: Option<BackendArg>,
+    /// JetStream: the NATS servers, separated by commas (default `nats://127.0.0.1:4222`).
+    #[arg(long, env = "DRAFT_NATS_URL", value_delimiter = ',')]
+    pub(crate) nats_url: Option<Vec<String>>,
+    /// JetStream: a NATS credentials file to connect with.
+    #[arg(long, env = "DRAFT_NATS_CREDS")]
+    pub(crate) nats_creds: Option<PathBuf>,
+    /// JetStream: how many servers hold each new stream, 1, 3 or 5 (default 3).
+    #[arg(long, env = "DRAFT_REPLICAS")]
+    pub(crate) replicas: Option<usize>,
 }
 
 impl UpArgs {
@@ -206,6 +228,15 @@ impl UpArgs {
                     AuthArg::Off => AuthMode::Off,
                     AuthArg::Auto => AuthMode::Auto,
                 }),
+            },
+            log: LogLayer {
+                backend: self.backend.map(|b| match b {
+                    BackendArg::Fjall => BackendChoice::Fjall,
+                    BackendArg::Jetstream => BackendChoice::Jetstream,
+                }),
+                nats_url: self.nats_url,
+                nats_creds: self.nats_creds,
+                replicas: self.replicas,
             },
         }
     }

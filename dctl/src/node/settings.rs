@@ -90,6 +90,9 @@ pub struct Layer {
     /// `[auth]`.
     #[serde(default)]
     pub auth: AuthLayer,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogLayer,
 }
 
 /// `draft.toml` as the node reads it: its sections, and `dctl run`'s services beside them.
@@ -104,6 +107,8 @@ struct FileLayer {
     fuse: FuseLayer,
     #[serde(default)]
     auth: AuthLayer,
+    #[serde(default)]
+    log: LogLayer,
     /// `dctl run`'s, checked by it; a table here, whatever it holds.
     #[serde(default, rename = "services")]
     _services: Option<toml::Table>,
@@ -116,6 +121,7 @@ impl From<FileLayer> for Layer {
             catalyst: file.catalyst,
             fuse: file.fuse,
             auth: file.auth,
+            log: file.log,
         }
     }
 }
@@ -275,6 +281,7 @@ impl Layer {
             auth: AuthLayer {
                 mode: self.auth.mode.or(lower.auth.mode),
             },
+            log: self.log.over(lower.log),
         }
     }
 
@@ -349,6 +356,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The certificate chain and key both listeners serve TLS with (`None`: plain HTTP).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Which engine holds the log.
+    pub backend: BackendSettings,
 }
 
 impl Settings {
@@ -358,6 +367,7 @@ impl Settings {
     /// # Errors
     /// [`Error::Settings`] naming the setting that is out of range.
     pub fn resolve(layer: Layer, fallback_name: impl FnOnce() -> String) -> Result<Self, Error> {
+        let backend = log::backend(&layer.log)?;
         let (node, catalyst, fuse, auth) = (layer.node, layer.catalyst, layer.fuse, layer.auth);
         let invalid = |what: &str| Err(Error::Settings(what.to_owned()));
         let flush = node.flush_interval_ms.unwrap_or(100);
@@ -437,6 +447,7 @@ impl Settings {
             retention,
             upstream_allow: fuse.upstream_allow.unwrap_or_default(),
             trusted_proxies: fuse.trusted_proxies.unwrap_or_default(),
+            backend,
         })
     }
 }
@@ -470,7 +481,9 @@ pub fn host_name() -> String {
 }
 
 mod catalyst;
+mod log;
 use catalyst::broker;
+pub use log::{BackendChoice, BackendSettings, DEFAULT_NATS_URL, LogLayer};
 
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Error;
-use crate::node::{AuthLayer, CatalystLayer, FuseLayer, Layer, NodeLayer, Settings};
+use crate::node::{AuthLayer, CatalystLayer, FuseLayer, Layer, LogLayer, NodeLayer, Settings};
 use crate::run::restart::Restart;
 
 /// The label of the node's output lines, so no service may take it.
@@ -97,6 +97,8 @@ struct RawManifest {
     fuse: FuseLayer,
     #[serde(default)]
     auth: AuthLayer,
+    #[serde(default)]
+    log: LogLayer,
     /// Spanned keys keep the manifest's order, which a map would lose.
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
@@ -151,6 +153,7 @@ impl Manifest {
             catalyst: raw.catalyst,
             fuse: raw.fuse,
             auth: raw.auth,
+            log: raw.log,
         };
         // The node would refuse these at start; refuse them before anything starts.
         Settings::resolve(node.clone(), || "draft".to_owned())

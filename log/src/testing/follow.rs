@@ -17,9 +17,11 @@ use crate::record::{NewRecord, Offset, Timestamp};
 pub async fn tail_replays_then_follows_live_appends<H: Harness>(h: &H) {
     let log = Arc::new(h.open(vec![]).await.expect("open"));
     let part = p("tail");
-    log.append(&part, records("old", 1500))
-        .await
-        .expect("append");
+    // In appends as large as the backend takes (JetStream: 1,000 records an atomic batch).
+    let old = records("old", 1500);
+    for chunk in old.chunks(log.limits().max_records.unwrap_or(old.len())) {
+        log.append(&part, chunk.to_vec()).await.expect("append");
+    }
     let mut tail = log.tail(&part, Offset(500));
     let writer = {
         let (log, part) = (Arc::clone(&log), part.clone());

@@ -216,6 +216,17 @@ fn the_fixture_lists_every_setting_at_its_default() {
     } = &fixture.fuse;
     let AuthLayer { mode } = &fixture.auth;
     assert!(mode.is_some());
+    let LogLayer {
+        backend,
+        nats_url,
+        nats_creds,
+        replicas,
+    } = &fixture.log;
+    assert!(backend.is_some() && nats_url.is_some() && replicas.is_some());
+    assert!(
+        nats_creds.is_none(),
+        "no credentials by default; the fixture shows the key commented out"
+    );
     assert!(
         name.is_none(),
         "the name defaults to the host name; the fixture leaves it out"
@@ -252,6 +263,17 @@ fn the_fixture_lists_every_setting_at_its_default() {
     let from_fixture = Settings::resolve(fixture.clone(), named).expect("valid");
     let defaults = Settings::resolve(Layer::default(), named).expect("valid");
     assert_eq!(format!("{from_fixture:?}"), format!("{defaults:?}"));
+    // The JetStream settings are ignored with fjall: compare them with the backend switched.
+    let jetstream = || Layer {
+        log: LogLayer {
+            backend: Some(BackendChoice::Jetstream),
+            ..LogLayer::default()
+        },
+        ..Layer::default()
+    };
+    let from_fixture = Settings::resolve(jetstream().over(fixture), named).expect("valid");
+    let defaults = Settings::resolve(jetstream(), named).expect("valid");
+    assert_eq!(from_fixture.backend, defaults.backend);
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! `[log]`: which engine holds the log, resolved from its layer (pure).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::node::Error;
+
+/// The default NATS server of the JetStream backend.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Which engine holds the log, as a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The embedded fjall log in the data directory: the default.
+    Fjall,
+    /// A NATS JetStream cluster.
+    Jetstream,
+}
+
+/// `[log]`: the engine and how to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLayer {
+    /// `fjall` (default) or `jetstream`.
+    pub backend: Option<BackendChoice>,
+    /// JetStream: the servers (default `["nats://127.0.0.1:4222"]`).
+    pub nats_url: Option<Vec<String>>,
+    /// JetStream: a NATS credentials file (default: none).
+    pub nats_creds: Option<PathBuf>,
+    /// JetStream: how many servers hold each new stream, 1, 3 or 5 (default 3).
+    pub replicas: Option<usize>,
+}
+
+impl LogLayer {
+    /// This layer over `lower`, field by field.
+    #[must_use]
+    pub fn over(self, lower: Self) -> Self {
+        Self {
+            backend: self.backend.or(lower.backend),
+            nats_url: self.nats_url.or(lower.nats_url),
+            nats_creds: self.nats_creds.or(lower.nats_creds),
+            replicas: self.replicas.or(lower.replicas),
+        }
+    }
+}
+
+/// Which engine holds the log, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSettings {
+    /// The embedded log in the data directory.
+    Fjall,
+    /// A JetStream cluster.
+    JetStream {
+        /// Its servers (at least one).
+        urls: Vec<String>,
+        /// A credentials file to connect with.
+        creds: Option<PathBuf>,
+        /// Replicas of each new stream.
+        replicas: usize,
+    },
+}
+
+impl BackendSettings {
+    /// The engine's name, as `/v1/status` shows it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fjall => "fjall",
+            Self::JetStream { .. } => "jetstream",
+        }
+    }
+}
+
+/// `[log]` resolved and checked.
+pub(crate) fn backend(layer: &LogLayer) -> Result<BackendSettings, Error> {
+    let invalid = |what: &str| Err(Error::Settings(what.to_owned()));
+    match layer.backend.unwrap_or(BackendChoice::Fjall) {
+        BackendChoice::Fjall => Ok(BackendSettings::Fjall),
+        BackendChoice::Jetstream => {
+            let urls: Vec<String> = layer
+                .nats_url
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_NATS_URL.to_owned()])
+                .into_iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            if urls.is_empty() {
+                return invalid("the JetStream backend needs at least one NATS URL (nats_url)");
+            }
+            if let Some(bad) = urls.iter().find(|u| u.contains(char::is_whitespace)) {
+                return invalid(&format!("NATS URL {bad:?} has a space in it"));
+            }
+            let replicas = layer.replicas.unwrap_or(3);
+            if ![1, 3, 5].contains(&replicas) {
+                return invalid("replicas must be 1, 3 or 5");
+            }
+            Ok(BackendSettings::JetStream {
+                urls,
+                creds: layer.nats_creds.clone(),
+                replicas,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fjall_is_the_default_and_jetstream_is_checked() {
+        assert_eq!(
+            backend(&LogLayer::default()).expect("default"),
+            BackendSettings::Fjall
+        );
+        let js = LogLayer {
+            backend: Some(BackendChoice::Jetstream),
+            ..LogLayer::default()
+        };
+        assert_eq!(
+            backend(&js).expect("defaults"),
+            BackendSettings::JetStream {
+                urls: vec![DEFAULT_NATS_URL.to_owned()],
+                creds: None,
+                replicas: 3
+            }
+        );
+        for (layer, says) in [
+            (
+                LogLayer {
+                    replicas: Some(2),
+                    ..js.clone()
+                },
+                "replicas",
+            ),
+            (
+                LogLayer {
+                    nats_url: Some(vec![" ".into()]),
+                    ..js.clone()
+                },
+                "at least one",
+            ),
+            (
+                LogLayer {
+                    nats_url: Some(vec!["nats://a b".into()]),
+                    ..js.clone()
+                },
+                "space",
+            ),
+        ] {
+            let e = backend(&layer).expect_err("invalid");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let upper = LogLayer {
+            replicas: Some(1),
+            ..LogLayer::default()
+        };
+        let merged = upper.over(js);
+        assert_eq!(
+            (merged.backend, merged.replicas),
+            (Some(BackendChoice::Jetstream), Some(1))
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! How the backend reaches the cluster and what its streams are made with.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use draft_log::{PartitionName, Retention};
+
+/// The settings of a [`JetStream`](crate::JetStream) backend. Build with
+/// [`JetStreamConfig::new`] and the setters.
+///
+/// # Examples
+/// ```
+/// use draft_log_jetstream::JetStreamConfig;
+/// let config = JetStreamConfig::new(["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"])
+///     .replicas(3);
+/// assert_eq!(config.urls().len(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct JetStreamConfig {
+    pub(crate) urls: Vec<String>,
+    pub(crate) creds: Option<PathBuf>,
+    pub(crate) replicas: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) unavailable_after: Duration,
+    pub(crate) default_retention: Retention,
+    pub(crate) retention: HashMap<PartitionName, Retention>,
+    pub(crate) trimmable: Vec<PartitionName>,
+    pub(crate) name: String,
+}
+
+impl JetStreamConfig {
+    /// A backend on the servers at `urls` (any of them; the client finds the others), with
+    /// streams of 3 replicas, everything kept.
+    pub fn new<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            urls: urls.into_iter().map(Into::into).collect(),
+            creds: None,
+            replicas: 3,
+            request_timeout: Duration::from_secs(2),
+            unavailable_after: Duration::from_secs(10),
+            default_retention: Retention::FOREVER,
+            retention: HashMap::new(),
+            trimmable: PartitionName::new("_groups").into_iter().collect(),
+            name: "draft".to_owned(),
+        }
+    }
+
+    /// The servers.
+    #[must_use]
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// A NATS credentials file (JWT and seed) to connect with.
+    #[must_use]
+    pub fn creds(mut self, path: impl Into<PathBuf>) -> Self {
+        self.creds = Some(path.into());
+        self
+    }
+
+    /// How many servers hold each new stream (1, 3 or 5; default 3). Existing streams keep
+    /// theirs.
+    #[must_use]
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// How long one request waits for its answer (default 2 s).
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a call retries while JetStream does not answer (a leader election takes a
+    /// few seconds) before it reports the log unavailable (default 10 s).
+    #[must_use]
+    pub fn unavailable_after(mut self, deadline: Duration) -> Self {
+        self.unavailable_after = deadline;
+        self
+    }
+
+    /// The retention of new partitions without one of their own (default: keep everything).
+    /// Partitions whose name starts with `_` keep everything unless given their own.
+    #[must_use]
+    pub fn default_retention(mut self, retention: Retention) -> Self {
+        self.default_retention = retention;
+        self
+    }
+
+    /// The retention of one partition, applied when its stream is created.
+    #[must_use]
+    pub fn retention(mut self, partition: PartitionName, retention: Retention) -> Self {
+        self.retention.insert(partition, retention);
+        self
+    }
+
+    /// Lets `trim_before` remove records of `partition`: its stream is created without
+    /// `deny_purge` (default: `_groups` only, the partition Draft trims itself; every other
+    /// stream denies purges, so no client can empty a channel or the audit trail).
+    #[must_use]
+    pub fn trimmable(mut self, partition: PartitionName) -> Self {
+        if !self.trimmable.contains(&partition) {
+            self.trimmable.push(partition);
+        }
+        self
+    }
+
+    /// The client's name, as servers show it in their connection lists (default `draft`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The retention that applies to `partition` when its stream is created.
+    pub(crate) fn retention_of(&self, partition: &PartitionName) -> Retention {
+        match self.retention.get(partition) {
+            Some(r) => *r,
+            None if partition.is_reserved() => Retention::FOREVER,
+            None => self.default_retention,
+        }
+    }
+}

@@ -127,6 +127,7 @@ impl Node {
             started,
             control_at_open: control_head.and_then(|h| h.last()).map(Revision::from),
             shutdown: shutdown.clone(),
+            backend: settings.backend.status(),
         };
         let tls = match &settings.tls {
             None => None,

@@ -37,6 +37,19 @@ async fn a_node_on_jetstream_keeps_events_and_kv_across_a_restart() {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().expect("dir");
     let mut node = start(dir.path(), &cluster);
+    let status: Value = reqwest::get(format!("{}/v1/status", node.url))
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(status["backend"]["kind"], "jetstream", "{status}");
+    assert_eq!(status["backend"]["replicas"], 3, "{status}");
+    assert_eq!(
+        status["backend"]["servers"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
 
     let (status, body) = post(
         &node,

@@ -32,6 +32,8 @@ pub(super) struct Parts {
     /// up once it has applied at least that.
     pub(super) control_at_open: Option<Revision>,
     pub(super) shutdown: Shutdown,
+    /// What `/v1/status` says of the log's backend ([`BackendSettings::status`]).
+    pub(super) backend: serde_json::Value,
 }
 
 /// The operations routes.
@@ -116,6 +118,7 @@ async fn status(State(parts): State<Parts>) -> Result<Response, ApiError> {
         "instances": instances,
         "routes": parts.fuse.table().routes.len(),
         "storage": storage(parts.log.storage_failure().as_ref()),
+        "backend": parts.backend,
     });
     Ok(axum::Json(body).into_response())
 }

@@ -71,6 +71,35 @@ impl BackendSettings {
             Self::JetStream { .. } => "jetstream",
         }
     }
+
+    /// What `GET /v1/status` says of it: `{"kind": "fjall"}`, or for JetStream also its
+    /// servers (without any user or password in their URLs) and the replicas of new streams.
+    #[must_use]
+    pub fn status(&self) -> serde_json::Value {
+        match self {
+            Self::Fjall => serde_json::json!({"kind": self.name()}),
+            Self::JetStream { urls, replicas, .. } => serde_json::json!({
+                "kind": self.name(),
+                "servers": urls.iter().map(|u| without_userinfo(u)).collect::<Vec<_>>(),
+                "replicas": replicas,
+            }),
+        }
+    }
+}
+
+/// `url` without the `user:password@` before its host (`nats://a:b@h:4222` → `nats://h:4222`).
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
 }
 
 /// `[log]` resolved and checked.
@@ -109,6 +138,28 @@ pub(crate) fn backend(layer: &LogLayer) -> Result<BackendSettings, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_names_the_backend_and_never_a_password() {
+        assert_eq!(
+            BackendSettings::Fjall.status(),
+            serde_json::json!({"kind": "fjall"})
+        );
+        let js = BackendSettings::JetStream {
+            urls: vec![
+                "nats://app:s3cret@10.0.0.1:4222".into(),
+                "tls://token@nats.example:4222/x".into(),
+                "127.0.0.1:4222".into(),
+            ],
+            creds: None,
+            replicas: 3,
+        };
+        assert_eq!(
+            js.status(),
+            serde_json::json!({"kind": "jetstream", "replicas": 3, "servers": [
+                "nats://10.0.0.1:4222", "tls://nats.example:4222/x", "127.0.0.1:4222"]})
+        );
+    }
 
     #[test]
     fn fjall_is_the_default_and_jetstream_is_checked() {

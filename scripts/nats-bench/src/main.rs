@@ -8,8 +8,8 @@
 //! - `replay <url> <count>`: one ordered consumer reads `count` messages (at most what the stream
 //!   holds) from the start.
 //!
-//! Payloads are 200 bytes. The stream `BENCH` (subject `bench.>`, file storage) is created if
-//! missing.
+//! Payloads are 200 bytes. The stream `BENCH` (subject `bench.>`, file storage, `REPLICAS`
+//! replicas from the environment, default 1) is created if missing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "BENCH".into(),
         subjects: vec!["bench.>".into()],
         storage: jetstream::stream::StorageType::File,
+        num_replicas: std::env::var("REPLICAS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1),
         ..Default::default()
     })
     .await?;

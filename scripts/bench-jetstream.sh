@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Catalyst on JetStream (`dctl up --backend jetstream`) beside JetStream's own publish figures,
+# in one session, at equal durability (`sync_interval: always`: every server fsyncs each write
+# before acknowledging it): one server with R1 streams, then a three-server cluster with R3.
+# For each: JetStream's 64 publishers one at a time and with 100 in flight each
+# (scripts/nats-bench), then a fresh Draft node on the same servers, single-event produce over
+# 64 connections and batches of 100 (`dctl bench produce`).
+#
+#   scripts/bench-jetstream.sh    (needs target/release/dctl, or $DCTL; installs nats-server
+#                                  into target/tools on first use; builds scripts/nats-bench)
+#   DURATION=10                    seconds per run
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+PATH="$("$here/install-test-tools.sh" nats):$PATH"
+duration=${DURATION:-10}
+dctl="${DCTL:-target/release/dctl}"
+[ -x "$dctl" ] || { echo "bench-jetstream.sh: no $dctl (cargo build --release -p dctl)" >&2; exit 2; }
+(cd "$here/nats-bench" && cargo build --release --quiet)
+bench="$here/nats-bench/target/release/nats-bench"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+. "$here/node.sh"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts SIZE servers named NAME-1.. in one cluster (no cluster block for one); sets $urls
+# (comma-separated client URLs) and $servers (their pids).
+start_servers() { # name size
+  local name=$1 size=$2 i
+  local client=() route=()
+  for i in $(seq 1 "$size"); do client+=("$(free_port)"); route+=("$(free_port)"); done
+  local routes=""
+  for i in $(seq 0 $((size - 1))); do routes+="nats-route://127.0.0.1:${route[$i]},"; done
+  urls=""; servers=()
+  for i in $(seq 1 "$size"); do
+    local conf="$work/$name-$i.conf"
+    {
+      echo "server_name: $name-$i"
+      echo "listen: 127.0.0.1:${client[$((i - 1))]}"
+      echo "jetstream { store_dir: \"$work/$name-$i\", sync_interval: always }"
+      if [ "$size" -gt 1 ]; then
+        echo "cluster { name: $name, listen: 127.0.0.1:${route[$((i - 1))]}, routes: [${routes%,}] }"
+      fi
+    } >"$conf"
+    nats-server -c "$conf" >"$work/$name-$i.log" 2>&1 & pids+=($!); servers+=($!)
+    urls+="nats://127.0.0.1:${client[$((i - 1))]},"
+  done
+  urls=${urls%,}
+  for i in $(seq 1 "$size"); do
+    for _ in $(seq 1 100); do grep -q "Server is ready" "$work/$name-$i.log" && break; sleep 0.1; done
+  done
+  # A cluster elects its JetStream meta leader after the servers are ready.
+  if [ "$size" -gt 1 ]; then
+    for _ in $(seq 1 150); do
+      cat "$work/$name"-*.log | grep -q "JetStream cluster new metadata leader\|Self is new JetStream cluster metadata leader" && break
+      sleep 0.2
+    done
+  fi
+}
+stop_servers() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+
+for replicas in 1 3; do
+  start_servers "r$replicas" "$replicas"
+  first=${urls%%,*}
+  echo "== JetStream R$replicas ($(nats-server --version | awk '{print $2}'), sync_interval: always)"
+  REPLICAS=$replicas "$bench" publish "$first" "$duration"
+  REPLICAS=$replicas "$bench" pipelined "$first" "$duration"
+  echo "== Draft on JetStream R$replicas"
+  start_node "r$replicas" --backend jetstream --nats-url "$urls" --replicas "$replicas"
+  "$dctl" bench produce --url "$url" --channel single --connections 64 --duration "$duration" | grep "events/s"
+  "$dctl" bench produce --url "$url" --channel batched --connections 64 --batch 100 --duration "$duration" | grep "events/s"
+  echo "dctl RSS: $(rss)"
+  stop_node
+  stop_servers
+done

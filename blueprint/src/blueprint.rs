@@ -11,13 +11,14 @@ use tracing::{info, warn};
 use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
-use crate::error::{OpenError, WriteError};
+use crate::error::{OpenError, ValueError, WriteError};
 use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
+use crate::kv_values;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::ownership::TakeOver;
-use crate::projection::Projection;
+use crate::projection::{KvMeta, Projection};
 use crate::reaper;
 use crate::replay;
 use crate::shared::Shared;
@@ -124,6 +125,27 @@ impl Blueprint {
     #[must_use]
     pub fn control(&self) -> &PartitionName {
         &self.shared.control
+    }
+
+    /// The value of `key`, which `meta` (from this node's state now or at any revision)
+    /// describes: read from the control log at `meta.revision`, the key's put.
+    ///
+    /// # Errors
+    /// [`ValueError`] if the log cannot be read there or does not hold that put.
+    pub async fn value(&self, key: &str, meta: &KvMeta) -> Result<Vec<u8>, ValueError> {
+        kv_values::read_value(&*self.shared.log, &self.shared.control, key, meta).await
+    }
+
+    /// The current metadata and value of `key` (`None`: it does not exist).
+    ///
+    /// # Errors
+    /// As [`value`](Self::value).
+    pub async fn get(&self, key: &str) -> Result<Option<(KvMeta, Vec<u8>)>, ValueError> {
+        let Some(meta) = self.read(|p| p.get(key).cloned()) else {
+            return Ok(None);
+        };
+        let value = self.value(key, &meta).await?;
+        Ok(Some((meta, value)))
     }
 
     /// The state as of `revision`: from the nearest checkpoint at or below it, plus replay.

@@ -21,9 +21,11 @@ pub struct BlueprintConfig {
     pub checkpoint_keep: usize,
     /// The largest KV value, in bytes (default 1 MiB).
     pub max_value_bytes: usize,
-    /// The most KV keys held (default 1,000,000): every key and value is in memory.
+    /// The most KV keys held (default 1,000,000): every key's metadata is in memory (its
+    /// value is read from the log).
     pub max_keys: usize,
-    /// The most bytes of KV keys and values held together (default 256 MiB).
+    /// The most bytes of KV keys and values held together (default 256 MiB), counted by
+    /// their lengths: the values stay in the log.
     pub max_kv_bytes: u64,
     /// How often leases are checked (default 100 ms).
     pub lease_check: Duration,

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use draft_log::{LogBackend, PartitionName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -14,7 +15,6 @@ use crate::config::BlueprintConfig;
 use crate::error::{OpenError, ValueError, WriteError};
 use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
-use crate::kv_values;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::ownership::TakeOver;
@@ -23,6 +23,7 @@ use crate::reaper;
 use crate::replay;
 use crate::shared::Shared;
 use crate::token_cache::TokenCache;
+use crate::value_cache::ValueCache;
 use crate::wire::{Health, Registration};
 use crate::writer;
 
@@ -67,6 +68,7 @@ impl Blueprint {
             "blueprint ready"
         );
         let (writes, rx) = mpsc::channel(16 * 1024);
+        let values = ValueCache::new(config.value_cache_bytes);
         let blueprint = Self {
             shared: Arc::new(Shared {
                 log,
@@ -79,6 +81,7 @@ impl Blueprint {
                 checkpoints,
                 loaded: Mutex::new(None),
                 tokens: TokenCache::default(),
+                values,
             }),
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
@@ -132,15 +135,15 @@ impl Blueprint {
     ///
     /// # Errors
     /// [`ValueError`] if the log cannot be read there or does not hold that put.
-    pub async fn value(&self, key: &str, meta: &KvMeta) -> Result<Vec<u8>, ValueError> {
-        kv_values::read_value(&*self.shared.log, &self.shared.control, key, meta).await
+    pub async fn value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+        self.shared.values().value(key, meta).await
     }
 
     /// The current metadata and value of `key` (`None`: it does not exist).
     ///
     /// # Errors
     /// As [`value`](Self::value).
-    pub async fn get(&self, key: &str) -> Result<Option<(KvMeta, Vec<u8>)>, ValueError> {
+    pub async fn get(&self, key: &str) -> Result<Option<(KvMeta, Bytes)>, ValueError> {
         let Some(meta) = self.read(|p| p.get(key).cloned()) else {
             return Ok(None);
         };

@@ -2,7 +2,8 @@
 //! history.
 //!
 //! The state (now or `?at=`) says which keys exist and at which revision; every value
-//! answered is read from the control log at its put's revision ([`kv_values`]), after the
+//! answered is read from the control log at its put's revision
+//! ([`kv_values`](crate::kv_values)), through the value cache for single keys, after the
 //! state's lock is let go, and a page's values are bounded from their lengths before any is
 //! read.
 
@@ -14,7 +15,6 @@ use draft_http::{Actor, ApiError, Code, Query};
 
 use crate::applier::{Condition, Outcome};
 use crate::blueprint::Blueprint;
-use crate::kv_values;
 use crate::names::{HISTORY, Key, Revision};
 use crate::projection::KvMeta;
 use crate::respond::{json, name_error, value_error, view, with_revision, write_error};
@@ -117,9 +117,7 @@ pub(crate) async fn get(
             format!("key {key:?} does not exist"),
         ));
     };
-    let value = kv_values::read_value(&**bp.log(), bp.control(), &key, &meta)
-        .await
-        .map_err(|e| value_error(&e))?;
+    let value = bp.value(&key, &meta).await.map_err(|e| value_error(&e))?;
     let mut response = value.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -230,7 +228,10 @@ pub(crate) async fn list(
         }
         (page, more)
     });
-    let values = kv_values::read_values(&**bp.log(), bp.control(), &page)
+    let values = bp
+        .shared
+        .values()
+        .values(&page)
         .await
         .map_err(|e| value_error(&e))?;
     let next_after = more.then(|| page.last().map(|(k, _)| k.clone()));
@@ -298,7 +299,10 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             next_after = changes.last().map(|c: &KvChange| c.revision);
             break;
         }
-        let change = kv_values::read_change(&**bp.log(), bp.control(), &key, revision)
+        let change = bp
+            .shared
+            .values()
+            .change(&key, revision)
             .await
             .map_err(|e| value_error(&e))?;
         // Counted as held: base64 text.

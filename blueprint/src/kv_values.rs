@@ -7,15 +7,39 @@
 //! A key's history is read the same way, each change checked to be a put or a delete of the
 //! key.
 //!
-//! `value_of` and `history_change` are the pure checks; `read_value`, `read_values` and
-//! `read_change` are the I/O around them, one `LogBackend::read` of one record each.
+//! `value_of` and `history_change` are the pure checks; [`ValueReader`] is the I/O around
+//! them, one `LogBackend::read` of one record each, through a [`ValueCache`] for single
+//! keys' values.
 
+use std::borrow::Cow;
+
+use bytes::Bytes;
 use draft_log::{LogBackend, Offset, PartitionName, Record};
+use serde::Deserialize;
 
 use crate::error::ValueError;
 use crate::event::ControlEvent;
 use crate::projection::KvMeta;
-use crate::wire::{KvChange, base64_encode};
+use crate::value_cache::ValueCache;
+use crate::wire::{KvChange, base64_decode, base64_encode};
+
+/// A stored `io.draft.kv.put`, read without building the whole event: the common case of a
+/// value read. Anything else goes through [`ControlEvent::from_cloudevent`].
+#[derive(Deserialize)]
+struct StoredPut<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(borrow)]
+    data: StoredPutData<'a>,
+}
+
+#[derive(Deserialize)]
+struct StoredPutData<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow)]
+    value_base64: Cow<'a, str>,
+}
 
 /// The change of `key` at `revision` that `record` holds: what the log holds at that
 /// revision (`None`: nothing there or after it) must be a put or a delete of `key`. Returns
@@ -68,6 +92,25 @@ pub(crate) fn value_of(
         revision: meta.revision,
         found,
     };
+    let at_revision = record.filter(|r| r.offset.0 == meta.revision);
+    if let Some(put) =
+        at_revision.and_then(|r| serde_json::from_slice::<StoredPut>(&r.payload).ok())
+        && put.ty == "io.draft.kv.put"
+        && put.data.key == key
+    {
+        let value = base64_decode(&put.data.value_base64)
+            .ok_or_else(|| mismatch("a put whose value is not base64".to_owned()))?;
+        return if value.len() as u64 == meta.value_len {
+            Ok(value)
+        } else {
+            Err(mismatch(format!(
+                "a put of {} bytes, not {}",
+                value.len(),
+                meta.value_len
+            )))
+        };
+    }
+    // Not the key's put: the full decode says what it is.
     match change_at(key, meta.revision, record)?.0 {
         ControlEvent::KvPut { value, .. } if value.len() as u64 == meta.value_len => Ok(value),
         ControlEvent::KvPut { value, .. } => Err(mismatch(format!(
@@ -103,67 +146,80 @@ pub(crate) fn history_change(
     })
 }
 
-/// The record of `control` at `revision` (`None`: nothing there or after it).
-async fn record_at(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    key: &str,
-    revision: u64,
-) -> Result<Option<Record>, ValueError> {
-    let mut records = log
-        .read(control, Offset(revision), 1)
-        .await
-        .map_err(|source| ValueError::Log {
-            key: key.to_owned(),
-            revision,
-            source,
-        })?;
-    Ok(records.pop())
+/// Reads values and changes of keys from the control log, through the node's cache.
+#[derive(Clone, Copy)]
+pub(crate) struct ValueReader<'a> {
+    /// The log.
+    pub(crate) log: &'a dyn LogBackend,
+    /// Its control partition.
+    pub(crate) control: &'a PartitionName,
+    /// Values read lately, by revision.
+    pub(crate) cache: &'a ValueCache,
 }
 
-/// Reads the change of `key` at `revision` from `control` in `log`, for its history.
-///
-/// # Errors
-/// [`ValueError::Log`] if the log cannot be read; otherwise as [`history_change`].
-pub(crate) async fn read_change(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    key: &str,
-    revision: u64,
-) -> Result<KvChange, ValueError> {
-    let record = record_at(log, control, key, revision).await?;
-    history_change(key, revision, record.as_ref())
-}
-
-/// Reads the value of `key`, described by `meta`, from `control` in `log`.
-///
-/// # Errors
-/// [`ValueError::Log`] if the log cannot be read; otherwise as [`value_of`].
-pub(crate) async fn read_value(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    key: &str,
-    meta: &KvMeta,
-) -> Result<Vec<u8>, ValueError> {
-    let record = record_at(log, control, key, meta.revision).await?;
-    value_of(key, meta, record.as_ref())
-}
-
-/// Reads the values of `entries`, in order (the caller bounds how many bytes that is, from
-/// their lengths).
-///
-/// # Errors
-/// The first value that cannot be read, as [`read_value`].
-pub(crate) async fn read_values(
-    log: &dyn LogBackend,
-    control: &PartitionName,
-    entries: &[(String, KvMeta)],
-) -> Result<Vec<Vec<u8>>, ValueError> {
-    let mut values = Vec::with_capacity(entries.len());
-    for (key, meta) in entries {
-        values.push(read_value(log, control, key, meta).await?);
+impl ValueReader<'_> {
+    /// The record at `revision` (`None`: nothing there or after it).
+    async fn record_at(&self, key: &str, revision: u64) -> Result<Option<Record>, ValueError> {
+        let mut records = self
+            .log
+            .read(self.control, Offset(revision), 1)
+            .await
+            .map_err(|source| ValueError::Log {
+                key: key.to_owned(),
+                revision,
+                source,
+            })?;
+        Ok(records.pop())
     }
-    Ok(values)
+
+    /// The value of `key`, described by `meta`: from the cache, else from the log, and then
+    /// kept in the cache.
+    ///
+    /// # Errors
+    /// [`ValueError::Log`] if the log cannot be read; otherwise as [`value_of`].
+    pub(crate) async fn value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+        let value = self.scan_value(key, meta).await?;
+        self.cache.insert(meta.revision, key, value.clone());
+        Ok(value)
+    }
+
+    /// [`value`](Self::value) without keeping what it read: for lists and snapshots, which
+    /// would push every key's value read once through the cache.
+    ///
+    /// # Errors
+    /// As [`value`](Self::value).
+    pub(crate) async fn scan_value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+        if let Some(hit) = self.cache.get(meta.revision, key) {
+            return Ok(hit);
+        }
+        let record = self.record_at(key, meta.revision).await?;
+        value_of(key, meta, record.as_ref()).map(Bytes::from)
+    }
+
+    /// The values of `entries`, in order (the caller bounds how many bytes that is, from
+    /// their lengths).
+    ///
+    /// # Errors
+    /// The first value that cannot be read, as [`value`](Self::value).
+    pub(crate) async fn values(
+        &self,
+        entries: &[(String, KvMeta)],
+    ) -> Result<Vec<Bytes>, ValueError> {
+        let mut values = Vec::with_capacity(entries.len());
+        for (key, meta) in entries {
+            values.push(self.scan_value(key, meta).await?);
+        }
+        Ok(values)
+    }
+
+    /// The change of `key` at `revision`, for its history.
+    ///
+    /// # Errors
+    /// [`ValueError::Log`] if the log cannot be read; otherwise as [`history_change`].
+    pub(crate) async fn change(&self, key: &str, revision: u64) -> Result<KvChange, ValueError> {
+        let record = self.record_at(key, revision).await?;
+        history_change(key, revision, record.as_ref())
+    }
 }
 
 #[cfg(test)]

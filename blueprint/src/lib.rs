@@ -65,6 +65,8 @@ mod tokens;
 #[cfg(feature = "server")]
 pub mod upstream;
 #[cfg(feature = "server")]
+mod value_cache;
+#[cfg(feature = "server")]
 mod watch;
 #[cfg(feature = "server")]
 mod writer;

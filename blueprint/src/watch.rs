@@ -99,7 +99,7 @@ async fn send_snapshot(
     (keys, registry): (Vec<(String, KvMeta)>, Vec<WatchMessage>),
 ) -> bool {
     for (key, meta) in keys {
-        let value = match bp.value(&key, &meta).await {
+        let value = match bp.shared.values().scan_value(&key, &meta).await {
             Ok(value) => value,
             Err(e) => {
                 tracing::error!(error = %e, "a watch could not read a value");

@@ -42,7 +42,7 @@ async fn put(h: &common::Harness, key: &str, value: &str) -> u64 {
 
 async fn value(h: &common::Harness, key: &str) -> Option<Vec<u8>> {
     let got = h.blueprint.get(key).await.expect("value");
-    got.map(|(_, value)| value)
+    got.map(|(_, value)| value.to_vec())
 }
 
 fn checkpoints(dir: &Path) -> Vec<String> {

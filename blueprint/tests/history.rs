@@ -130,7 +130,7 @@ async fn reads_at_any_revision_match_the_recorded_history() {
             .expect("state at");
         let mut got: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for (k, v) in state.range("", None, usize::MAX) {
-            got.insert(k.clone(), bp.value(k, v).await.expect("value"));
+            got.insert(k.clone(), bp.value(k, v).await.expect("value").to_vec());
         }
         assert_eq!(&got, expected, "state at revision {revision}");
         let answer = call(

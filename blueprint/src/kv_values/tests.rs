@@ -45,6 +45,10 @@ fn the_put_at_the_revision_gives_its_value() {
     let r = record(4, stored(&put("app/a", b"hello")));
     let value = value_of("app/a", &meta(4, 5), Some(&r)).expect("the put");
     assert_eq!(value, b"hello");
+    // A key with characters JSON escapes is read back as well.
+    let r = record(4, stored(&put("app/\"q\"", b"hi")));
+    let value = value_of("app/\"q\"", &meta(4, 2), Some(&r)).expect("the put");
+    assert_eq!(value, b"hi");
 }
 
 #[test]
@@ -151,14 +155,31 @@ async fn values_are_read_from_the_log_by_revision() {
     LogBackend::append(&log, &control, records)
         .await
         .expect("append");
+    let cache = ValueCache::new(1024);
+    let reader = ValueReader {
+        log: &log,
+        control: &control,
+        cache: &cache,
+    };
     let entries = [("b".to_owned(), meta(1, 3)), ("a".to_owned(), meta(0, 3))];
-    let values = read_values(&log, &control, &entries).await.expect("read");
-    assert_eq!(values, vec![b"two".to_vec(), b"one".to_vec()]);
-    let e = read_value(&log, &control, "b", &meta(2, 3))
-        .await
-        .expect_err("a delete");
+    let values = reader.values(&entries).await.expect("read");
+    assert_eq!(values, vec![&b"two"[..], &b"one"[..]]);
+    assert!(cache.get(1, "b").is_none(), "a list leaves the cache alone");
+    assert_eq!(
+        reader.value("b", &meta(1, 3)).await.expect("b"),
+        &b"two"[..]
+    );
+    assert_eq!(
+        cache.get(1, "b").as_deref(),
+        Some(&b"two"[..]),
+        "one key's read is kept"
+    );
+    let e = reader.value("b", &meta(2, 3)).await.expect_err("a delete");
     assert!(matches!(e, ValueError::Mismatch { revision: 2, .. }), "{e}");
-    let e = read_value(&log, &control, "a", &meta(7, 3))
+    let change = reader.change("b", 2).await.expect("the delete");
+    assert_eq!(change.op, "delete");
+    let e = reader
+        .value("a", &meta(7, 3))
         .await
         .expect_err("past the head");
     assert_eq!(

@@ -200,7 +200,7 @@ impl Overlay {
             Some(now) => *now,
             None => state
                 .get(key)
-                .map(|v| (v.revision, entry_bytes(key.as_str(), &v.value))),
+                .map(|v| (v.revision, v.entry_bytes(key.as_str()))),
         }
     }
 
@@ -256,7 +256,7 @@ fn decide_put(
 ) -> Result<Option<ControlEvent>, WriteError> {
     let before = overlay.key_state(state, key);
     check(condition, before.map(|(r, _)| r))?;
-    let bytes = entry_bytes(key.as_str(), value);
+    let bytes = entry_bytes(key.as_str(), value.len() as u64);
     // In i128: counts and limits are u64/usize, deltas negative.
     let keys_after = state.kv_len() as i128 + overlay.kv_delta.0 + i128::from(before.is_none());
     let bytes_after = i128::from(state.kv_bytes()) + overlay.kv_delta.1 + i128::from(bytes)

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use draft_log::{LogBackend, PartitionName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -11,17 +12,18 @@ use tracing::{info, warn};
 use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
-use crate::error::{OpenError, WriteError};
+use crate::error::{OpenError, ValueError, WriteError};
 use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::ownership::TakeOver;
-use crate::projection::Projection;
+use crate::projection::{KvMeta, Projection};
 use crate::reaper;
 use crate::replay;
 use crate::shared::Shared;
 use crate::token_cache::TokenCache;
+use crate::value_cache::ValueCache;
 use crate::wire::{Health, Registration};
 use crate::writer;
 
@@ -66,6 +68,7 @@ impl Blueprint {
             "blueprint ready"
         );
         let (writes, rx) = mpsc::channel(16 * 1024);
+        let values = ValueCache::new(config.value_cache_bytes);
         let blueprint = Self {
             shared: Arc::new(Shared {
                 log,
@@ -78,6 +81,7 @@ impl Blueprint {
                 checkpoints,
                 loaded: Mutex::new(None),
                 tokens: TokenCache::default(),
+                values,
             }),
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
@@ -124,6 +128,27 @@ impl Blueprint {
     #[must_use]
     pub fn control(&self) -> &PartitionName {
         &self.shared.control
+    }
+
+    /// The value of `key`, which `meta` (from this node's state now or at any revision)
+    /// describes: read from the control log at `meta.revision`, the key's put.
+    ///
+    /// # Errors
+    /// [`ValueError`] if the log cannot be read there or does not hold that put.
+    pub async fn value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+        self.shared.values().value(key, meta).await
+    }
+
+    /// The current metadata and value of `key` (`None`: it does not exist).
+    ///
+    /// # Errors
+    /// As [`value`](Self::value).
+    pub async fn get(&self, key: &str) -> Result<Option<(KvMeta, Bytes)>, ValueError> {
+        let Some(meta) = self.read(|p| p.get(key).cloned()) else {
+            return Ok(None);
+        };
+        let value = self.value(key, &meta).await?;
+        Ok(Some((meta, value)))
     }
 
     /// The state as of `revision`: from the nearest checkpoint at or below it, plus replay.

@@ -21,10 +21,16 @@ pub struct BlueprintConfig {
     pub checkpoint_keep: usize,
     /// The largest KV value, in bytes (default 1 MiB).
     pub max_value_bytes: usize,
-    /// The most KV keys held (default 1,000,000): every key and value is in memory.
+    /// The most KV keys held (default 1,000,000): every key's metadata is in memory (its
+    /// value is read from the log).
     pub max_keys: usize,
-    /// The most bytes of KV keys and values held together (default 256 MiB).
+    /// The most bytes of KV keys and values held together (default 256 MiB), counted by
+    /// their lengths: the values stay in the log.
     pub max_kv_bytes: u64,
+    /// The most bytes of values kept in memory after a read of one key (default 16 MiB; 0:
+    /// none), by the revision of their put, least recently used out first. Values are
+    /// otherwise read from the log.
+    pub value_cache_bytes: usize,
     /// How often leases are checked (default 100 ms).
     pub lease_check: Duration,
     /// The longest lease an instance gets when the node opens (default `None`: its full
@@ -58,6 +64,7 @@ impl BlueprintConfig {
             max_value_bytes: 1024 * 1024,
             max_keys: 1_000_000,
             max_kv_bytes: 256 * 1024 * 1024,
+            value_cache_bytes: 16 * 1024 * 1024,
             lease_check: Duration::from_millis(100),
             restart_grace: None,
             remove_critical_after: None,

@@ -1,5 +1,6 @@
 //! Blueprint's errors: why it could not open (or rebuild a past state), why a write to the
-//! control plane was refused, and why a name or key was refused.
+//! control plane was refused, why a key's value could not be read from the log, and why a
+//! name or key was refused.
 //!
 //! Each variant says whether it is *fatal* (the node must be mended and Blueprint opened
 //! again), *bad input* (the caller must change the request) or *retryable*.
@@ -71,6 +72,45 @@ pub enum WriteError {
     /// node (its type is not `io.draft.*`, or is in one of Blueprint's own families).
     #[error("not recorded: {0}")]
     NotRecorded(String),
+}
+
+/// A key's value could not be read from the control log, where it is the put at the key's
+/// revision (see [`KvMeta`](crate::KvMeta)). Never answered with a wrong value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Fatal or retryable, as the log error says: reading the record failed.
+    #[error("cannot read the value of key {key:?} (revision {revision}): {source}")]
+    Log {
+        /// The key.
+        key: String,
+        /// The revision of its put.
+        revision: u64,
+        /// Why.
+        source: draft_log::Error,
+    },
+    /// Fatal: the control log no longer holds the put (its start was trimmed, or the log
+    /// lost it). `_draft` keeps everything unless something trimmed it outside the API.
+    #[error(
+        "the control log no longer holds revision {revision}, the put of key {key:?}: its value is lost"
+    )]
+    Missing {
+        /// The key.
+        key: String,
+        /// The revision of its put.
+        revision: u64,
+    },
+    /// Fatal: the record at the revision is not that key's put of that many bytes, so the
+    /// log and the projection disagree.
+    #[error("revision {revision} of the control log is not the put of key {key:?}: {found}")]
+    Mismatch {
+        /// The key.
+        key: String,
+        /// The revision of its put.
+        revision: u64,
+        /// What the record is instead.
+        found: String,
+    },
 }
 
 /// Which kind of name a [`NameError`] refused.

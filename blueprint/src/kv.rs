@@ -1,19 +1,23 @@
 //! KV endpoints: get, put (compare-and-set with `If-Match` / `If-None-Match`), delete, list,
 //! history.
+//!
+//! The state (now or `?at=`) says which keys exist and at which revision; every value
+//! answered is read from the control log at its put's revision
+//! ([`kv_values`](crate::kv_values)), through the value cache for single keys, after the
+//! state's lock is let go, and a page's values are bounded from their lengths before any is
+//! read.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use draft_http::{Actor, ApiError, Code, Query};
-use draft_log::Offset;
 
 use crate::applier::{Condition, Outcome};
 use crate::blueprint::Blueprint;
-use crate::event::ControlEvent;
 use crate::names::{HISTORY, Key, Revision};
-use crate::projection::KvValue;
-use crate::respond::{json, log_error, name_error, view, with_revision, write_error};
+use crate::projection::KvMeta;
+use crate::respond::{json, name_error, value_error, view, with_revision, write_error};
 use crate::wire::{KvChange, KvEntry, KvHistory, KvList, base64_encode};
 
 /// Keys per page of `GET /v1/kv` by default, and at most.
@@ -84,10 +88,10 @@ fn condition(headers: &HeaderMap) -> Result<Condition, ApiError> {
     })
 }
 
-fn entry(key: &str, v: &KvValue) -> KvEntry {
+fn entry(key: String, v: &KvMeta, value: &[u8]) -> KvEntry {
     KvEntry {
-        key: key.to_owned(),
-        value_base64: base64_encode(&v.value),
+        key,
+        value_base64: base64_encode(value),
         revision: v.revision,
         create_revision: v.create_revision,
         updated: draft_http::rfc3339(v.time_nanos),
@@ -107,19 +111,20 @@ pub(crate) async fn get(
     let key = parse_key(&key)?;
     let q = Query::parse(raw.as_deref(), &["at"])?;
     let view = view(&bp, q.at()?).await?;
-    let Some(value) = view.with(|p| p.get(&key).cloned()) else {
+    let Some(meta) = view.with(|p| p.get(&key).cloned()) else {
         return Err(ApiError::new(
             Code::NotFound,
             format!("key {key:?} does not exist"),
         ));
     };
-    let mut response = value.value.into_response();
+    let value = bp.value(&key, &meta).await.map_err(|e| value_error(&e))?;
+    let mut response = value.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    headers.insert(header::ETAG, etag(value.revision));
+    headers.insert(header::ETAG, etag(meta.revision));
     Ok(with_revision(response, view.revision()))
 }
 
@@ -206,24 +211,35 @@ pub(crate) async fn list(
     let prefix = q.one("prefix")?.unwrap_or("");
     let view = view(&bp, q.at()?).await?;
     let after = q.one("after")?;
-    // At most `limit` entries and about PAGE_BYTES of values (at least one entry): a page of
-    // 1 MiB values is not held ten thousand times over.
-    let (mut entries, more) = view.with(|p| {
-        let mut entries: Vec<KvEntry> = Vec::new();
+    // At most `limit` entries and about PAGE_BYTES of values (at least one entry), counted
+    // from their lengths before any is read: a page of 1 MiB values is not held ten
+    // thousand times over.
+    let (page, more) = view.with(|p| {
+        let mut page: Vec<(String, KvMeta)> = Vec::new();
         let mut bytes = 0;
         let mut more = false;
         for (k, v) in p.range(prefix, after, limit + 1) {
-            if entries.len() == limit || (!entries.is_empty() && bytes >= PAGE_BYTES) {
+            if page.len() == limit || (!page.is_empty() && bytes >= PAGE_BYTES as u64) {
                 more = true;
                 break;
             }
-            bytes += v.value.len();
-            entries.push(entry(k, v));
+            bytes += v.value_len;
+            page.push((k.clone(), v.clone()));
         }
-        (entries, more)
+        (page, more)
     });
-    let next_after = more.then(|| entries.last().map(|e| e.key.clone()));
-    entries.shrink_to_fit();
+    let values = bp
+        .shared
+        .values()
+        .values(&page)
+        .await
+        .map_err(|e| value_error(&e))?;
+    let next_after = more.then(|| page.last().map(|(k, _)| k.clone()));
+    let entries: Vec<KvEntry> = page
+        .into_iter()
+        .zip(values)
+        .map(|((k, meta), value)| entry(k, &meta, &value))
+        .collect();
     let revision = view.revision();
     let page = KvList {
         entries,
@@ -283,31 +299,15 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             next_after = changes.last().map(|c: &KvChange| c.revision);
             break;
         }
-        let records = bp
-            .log()
-            .read(bp.control(), Offset(revision), 1)
+        let change = bp
+            .shared
+            .values()
+            .change(&key, revision)
             .await
-            .map_err(|e| log_error(&e))?;
-        let Some(record) = records.first().filter(|r| r.offset.0 == revision) else {
-            continue;
-        };
-        let Ok((event, actor)) = ControlEvent::from_cloudevent(&record.payload) else {
-            continue;
-        };
-        let (op, value_base64) = match event {
-            ControlEvent::KvPut { value, .. } => {
-                bytes += value.len();
-                ("put", Some(base64_encode(&value)))
-            }
-            _ => ("delete", None),
-        };
-        changes.push(KvChange {
-            revision,
-            time: draft_http::rfc3339(record.time.as_unix_nanos()),
-            actor,
-            op: op.to_owned(),
-            value_base64,
-        });
+            .map_err(|e| value_error(&e))?;
+        // Counted as held: base64 text.
+        bytes += change.value_base64.as_ref().map_or(0, String::len);
+        changes.push(change);
     }
     Ok(with_revision(
         json(

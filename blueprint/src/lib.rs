@@ -37,6 +37,8 @@ mod expiry;
 #[cfg(feature = "server")]
 mod kv;
 #[cfg(feature = "server")]
+mod kv_values;
+#[cfg(feature = "server")]
 mod lease;
 #[cfg(feature = "server")]
 mod names;
@@ -63,6 +65,8 @@ mod tokens;
 #[cfg(feature = "server")]
 pub mod upstream;
 #[cfg(feature = "server")]
+mod value_cache;
+#[cfg(feature = "server")]
 mod watch;
 #[cfg(feature = "server")]
 mod writer;
@@ -76,7 +80,7 @@ pub use crate::blueprint::Blueprint;
 #[cfg(feature = "server")]
 pub use crate::config::BlueprintConfig;
 #[cfg(feature = "server")]
-pub use crate::error::{NameError, NameKind, OpenError, WriteError};
+pub use crate::error::{NameError, NameKind, OpenError, ValueError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
@@ -84,9 +88,9 @@ pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName, To
 #[cfg(feature = "server")]
 pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
 #[cfg(feature = "server")]
-pub use crate::projection::{Instance, KvValue, Projection, Token, Tokens};
+pub use crate::projection::{Instance, KvMeta, Projection, Token, Tokens};
 #[cfg(feature = "server")]
-pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at};
+pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at, value_error};
 #[cfg(feature = "server")]
 pub use crate::tokens::NewSecret;
 #[cfg(feature = "server")]

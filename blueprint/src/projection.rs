@@ -1,13 +1,20 @@
 //! The registry and KV store as a pure fold over the control events: `apply` is the only way
 //! state changes, so any state (now, or as of any revision) is rebuilt by replaying the log.
 //! No I/O here; tested by feeding events.
+//!
+//! Of a key it keeps only the metadata ([`KvMeta`]), not the value: the value is in the put
+//! at the key's revision, and readers take it from the log, so the projection's memory is
+//! proportional to the number of keys (and changes), not to the bytes of their values.
 
+mod kv;
 mod tokens;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::kv::KvMeta;
+pub(crate) use self::kv::entry_bytes;
 pub use self::tokens::{Token, Tokens};
 
 use crate::event::{Applied, ControlEvent};
@@ -25,22 +32,6 @@ pub struct Instance {
     pub revision: u64,
 }
 
-/// A key's current value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvValue {
-    /// The bytes.
-    #[serde(with = "bytes_base64")]
-    pub value: Vec<u8>,
-    /// The revision of its last put.
-    pub revision: u64,
-    /// The revision that created it (since its last delete).
-    pub create_revision: u64,
-    /// When it was last put (unix nanos).
-    pub time_nanos: u64,
-    /// Who last put it.
-    pub actor: String,
-}
-
 /// The state of the control plane as of `revision`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Saved")]
@@ -49,14 +40,15 @@ pub struct Projection {
     /// The revision of the last registry change (registration, deregistration, expiry).
     registry_revision: Option<u64>,
     services: BTreeMap<String, BTreeMap<String, Instance>>,
-    kv: BTreeMap<String, KvValue>,
+    kv: BTreeMap<String, KvMeta>,
     /// The revisions of every change of every key ever written (deleted keys included).
     history: BTreeMap<String, Vec<u64>>,
     /// Who owns each route (see [`ownership`]).
     routes: RouteClaims,
     /// Tokens made and not revoked.
     tokens: Tokens,
-    /// Bytes of every key and value held: not saved, counted again when a checkpoint is read.
+    /// Bytes of every key and value (by their lengths): not saved, counted again when a
+    /// checkpoint is read.
     #[serde(skip_serializing)]
     kv_bytes: u64,
 }
@@ -68,7 +60,9 @@ struct Saved {
     #[serde(default)]
     registry_revision: Option<u64>,
     services: BTreeMap<String, BTreeMap<String, Instance>>,
-    kv: BTreeMap<String, KvValue>,
+    /// Checkpoints written before values were left in the log hold them: [`KvMeta`] keeps
+    /// only their length.
+    kv: BTreeMap<String, KvMeta>,
     history: BTreeMap<String, Vec<u64>>,
     /// Absent from checkpoints written before routes had owners:
     /// [`Projection::fill_missing_claims`] derives it then.
@@ -80,7 +74,7 @@ struct Saved {
 
 impl From<Saved> for Projection {
     fn from(saved: Saved) -> Self {
-        let kv_bytes = saved.kv.iter().map(|(k, v)| entry_bytes(k, &v.value)).sum();
+        let kv_bytes = saved.kv.iter().map(|(k, v)| v.entry_bytes(k)).sum();
         Self {
             revision: saved.revision,
             registry_revision: saved.registry_revision,
@@ -92,11 +86,6 @@ impl From<Saved> for Projection {
             kv_bytes,
         }
     }
-}
-
-/// What one key and its value count towards the KV store's byte limit.
-pub(crate) fn entry_bytes(key: &str, value: &[u8]) -> u64 {
-    (key.len() + value.len()) as u64
 }
 
 impl Projection {
@@ -140,12 +129,13 @@ impl Projection {
             }
             ControlEvent::KvPut { key, value } => {
                 let create_revision = self.kv.get(key).map_or(revision, |v| v.create_revision);
-                let before = self.kv.get(key).map_or(0, |v| entry_bytes(key, &v.value));
-                self.kv_bytes = self.kv_bytes - before + entry_bytes(key, value);
+                let before = self.kv.get(key).map_or(0, |v| v.entry_bytes(key));
+                let value_len = value.len() as u64;
+                self.kv_bytes = self.kv_bytes - before + entry_bytes(key, value_len);
                 self.kv.insert(
                     key.clone(),
-                    KvValue {
-                        value: value.clone(),
+                    KvMeta {
+                        value_len,
                         revision,
                         create_revision,
                         time_nanos: applied.time_nanos,
@@ -156,7 +146,7 @@ impl Projection {
             }
             ControlEvent::KvDeleted { key } => {
                 if let Some(gone) = self.kv.remove(key) {
-                    self.kv_bytes -= entry_bytes(key, &gone.value);
+                    self.kv_bytes -= gone.entry_bytes(key);
                 }
                 self.history.entry(key.clone()).or_default().push(revision);
             }
@@ -259,9 +249,10 @@ impl Projection {
         self.services.get(service)
     }
 
-    /// A key's value.
+    /// A key's metadata (its value is read from the log: see
+    /// [`Blueprint::value`](crate::Blueprint::value)).
     #[must_use]
-    pub fn get(&self, key: &str) -> Option<&KvValue> {
+    pub fn get(&self, key: &str) -> Option<&KvMeta> {
         self.kv.get(key)
     }
 
@@ -271,7 +262,7 @@ impl Projection {
         prefix: &'a str,
         after: Option<&'a str>,
         limit: usize,
-    ) -> impl Iterator<Item = (&'a String, &'a KvValue)> + 'a {
+    ) -> impl Iterator<Item = (&'a String, &'a KvMeta)> + 'a {
         let start = match after {
             Some(a) => std::ops::Bound::Excluded(a.to_owned()),
             None => std::ops::Bound::Included(prefix.to_owned()),
@@ -294,7 +285,7 @@ impl Projection {
         self.kv.len()
     }
 
-    /// Bytes of every key and value held.
+    /// Bytes of every key and value held (values by their lengths).
     #[must_use]
     pub fn kv_bytes(&self) -> u64 {
         self.kv_bytes
@@ -349,20 +340,6 @@ impl Projection {
         self.services
             .iter()
             .flat_map(|(s, is)| is.iter().map(move |(i, inst)| (s, i, inst)))
-    }
-}
-
-/// Checkpoints store values as base64 strings rather than arrays of numbers.
-mod bytes_base64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::wire::base64_encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        crate::wire::base64_decode(&text).ok_or_else(|| serde::de::Error::custom("invalid base64"))
     }
 }
 

@@ -7,7 +7,7 @@ use draft_http::{ApiError, At, Code};
 use draft_log::Timestamp;
 
 use crate::blueprint::Blueprint;
-use crate::error::{NameError, NameKind, OpenError, WriteError};
+use crate::error::{NameError, NameKind, OpenError, ValueError, WriteError};
 use crate::names::Revision;
 use crate::projection::Projection;
 
@@ -106,6 +106,28 @@ pub fn open_error(e: &OpenError) -> ApiError {
             "the node could not rebuild that state; see its log",
             other,
         ),
+    }
+}
+
+/// The answer for a value that could not be read from the control log: as [`log_error`] if
+/// reading failed; a 500 `storage_error` if the log does not hold the key's put at its
+/// revision (trimmed or lost: `_draft` keeps everything unless trimmed outside the API) or
+/// holds something else there. A server fault either way, never a wrong value; the details
+/// go to the node's log.
+#[must_use]
+pub fn value_error(e: &ValueError) -> ApiError {
+    match e {
+        ValueError::Log { source, .. } => log_error(source),
+        ValueError::Missing { key, revision } | ValueError::Mismatch { key, revision, .. } => {
+            ApiError::internal(
+                Code::StorageError,
+                format!(
+                    "the value of key {key:?} (revision {revision}) could not be read from the \
+                     control log; see the node's log"
+                ),
+                e,
+            )
+        }
     }
 }
 

@@ -12,10 +12,12 @@ use tokio::sync::{mpsc, watch};
 use crate::applier::WriteRequest;
 use crate::checkpoint::Checkpoints;
 use crate::config::BlueprintConfig;
+use crate::kv_values::ValueReader;
 use crate::lease::Leases;
 use crate::names::Revision;
 use crate::projection::Projection;
 use crate::token_cache::TokenCache;
+use crate::value_cache::ValueCache;
 
 /// The state of one node's Blueprint, behind the handle's `Arc`.
 pub(crate) struct Shared {
@@ -34,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) loaded: Mutex<Option<Arc<Projection>>>,
     /// Verified tokens; cleared by the writer whenever it applies a token event.
     pub(crate) tokens: TokenCache,
+    /// Values of keys read lately, by revision (never stale: a revision's value is fixed).
+    pub(crate) values: ValueCache,
 }
 
 impl Shared {
@@ -45,6 +49,15 @@ impl Shared {
     /// The current revision.
     pub(crate) fn revision(&self) -> Option<u64> {
         self.read(Projection::revision)
+    }
+
+    /// Reads keys' values from the log, through the cache.
+    pub(crate) fn values(&self) -> ValueReader<'_> {
+        ValueReader {
+            log: &*self.log,
+            control: &self.control,
+            cache: &self.values,
+        }
     }
 
     /// The lease table, locked.

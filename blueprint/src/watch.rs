@@ -19,7 +19,7 @@ use futures::StreamExt;
 use crate::blueprint::Blueprint;
 use crate::event::ControlEvent;
 use crate::names::Revision;
-use crate::projection::Projection;
+use crate::projection::{KvMeta, Projection};
 use crate::wire::{Health, WatchMessage, base64_encode};
 
 /// The message for a logged control event (`None` for tokens, which a watch never shows, and
@@ -60,16 +60,14 @@ fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
     })
 }
 
-/// The current state under `prefix`, as messages.
-fn snapshot(state: &Projection, prefix: &str) -> Vec<WatchMessage> {
-    let mut out: Vec<WatchMessage> = state
+/// The current state under `prefix`: the keys (whose values are read from the log as they
+/// are sent), then the registry as messages.
+fn snapshot(state: &Projection, prefix: &str) -> (Vec<(String, KvMeta)>, Vec<WatchMessage>) {
+    let keys = state
         .range(prefix, None, usize::MAX)
-        .map(|(k, v)| WatchMessage::Put {
-            revision: v.revision,
-            key: k.clone(),
-            value_base64: base64_encode(&v.value),
-        })
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let mut out = Vec::new();
     for (service, instance, i) in state.instances() {
         if !format!("services/{service}/{instance}").starts_with(prefix) {
             continue;
@@ -89,7 +87,42 @@ fn snapshot(state: &Projection, prefix: &str) -> Vec<WatchMessage> {
             });
         }
     }
-    out
+    (keys, out)
+}
+
+/// Sends the snapshot: each key's value read from the log as it goes, so one value at a
+/// time is held; `false` once the socket is gone or a value cannot be read (the socket is
+/// then closed with 1011).
+async fn send_snapshot(
+    bp: &Blueprint,
+    out: &OutboxSender,
+    (keys, registry): (Vec<(String, KvMeta)>, Vec<WatchMessage>),
+) -> bool {
+    for (key, meta) in keys {
+        let value = match bp.shared.values().scan_value(&key, &meta).await {
+            Ok(value) => value,
+            Err(e) => {
+                tracing::error!(error = %e, "a watch could not read a value");
+                let reason = "the node could not read a value from the control log".into();
+                let _ = out.send(Outbound::Close(close_code::ERROR, reason)).await;
+                return false;
+            }
+        };
+        let message = WatchMessage::Put {
+            revision: meta.revision,
+            key,
+            value_base64: base64_encode(&value),
+        };
+        if !send(out, &message).await {
+            return false;
+        }
+    }
+    for m in &registry {
+        if !send(out, m).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// The message for a logged control event under `prefix`.
@@ -185,10 +218,8 @@ async fn read(bp: Blueprint, prefix: String, from: Option<Revision>, out: Outbox
         (rev.next(), bp.revision())
     } else {
         let (messages, revision) = bp.read(|s| (snapshot(s, &prefix), s.revision()));
-        for m in &messages {
-            if !send(&out, m).await {
-                return;
-            }
+        if !send_snapshot(&bp, &out, messages).await {
+            return;
         }
         let revision = revision.map(Revision::new);
         (revision.map_or(Revision::new(0), Revision::next), revision)

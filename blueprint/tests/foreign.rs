@@ -78,7 +78,8 @@ async fn other_parts_and_unknown_events_are_passed_over_and_no_revision_is_skipp
     let other = before
         .get("app/other")
         .expect("applied before Blueprint's own write");
-    assert_eq!((other.value.as_slice(), other.revision), (&b"x"[..], 4));
+    let value = bp.value("app/other", other).await.expect("value");
+    assert_eq!((&value[..], other.revision), (&b"x"[..], 4));
 
     // History lists the key's changes only, and reads between them see the old value.
     let history = call(&h, "GET", "/v1/kv/app/db/history", &[], "")

@@ -128,10 +128,10 @@ async fn reads_at_any_revision_match_the_recorded_history() {
             .state_at(Some(Revision::new(*revision)))
             .await
             .expect("state at");
-        let got: BTreeMap<String, Vec<u8>> = state
-            .range("", None, usize::MAX)
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
+        let mut got: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for (k, v) in state.range("", None, usize::MAX) {
+            got.insert(k.clone(), bp.value(k, v).await.expect("value").to_vec());
+        }
         assert_eq!(&got, expected, "state at revision {revision}");
         let answer = call(
             &h,

@@ -134,10 +134,7 @@ fn kv_revisions_history_and_ranges() {
     p.apply(&at(2, put("app/a", "3")));
     p.apply(&at(3, put("other", "x")));
     let a = p.get("app/a").expect("a");
-    assert_eq!(
-        (a.value.as_slice(), a.revision, a.create_revision),
-        (&b"3"[..], 2, 0)
-    );
+    assert_eq!((a.value_len, a.revision, a.create_revision), (1, 2, 0));
     p.apply(&at(
         4,
         ControlEvent::KvDeleted {
@@ -214,8 +211,49 @@ fn replaying_applied_events_changes_nothing_and_order_matters() {
         serde_json::from_str(&serde_json::to_string(&once).expect("json")).expect("back");
     assert_eq!(snapshot, once, "checkpoints round trip");
     assert_eq!(
-        once.get("k").map(|v| v.value.clone()),
-        Some(b"18".to_vec()),
+        once.get("k").map(|v| (v.revision, v.value_len)),
+        Some((18, 2)),
         "last write wins"
     );
+}
+
+#[test]
+fn the_projection_keeps_lengths_not_values() {
+    let mut p = Projection::default();
+    let big = "v".repeat(64 * 1024);
+    for i in 0..100 {
+        p.apply(&at(i, put(&format!("k{}", i % 10), &big)));
+    }
+    p.apply(&at(100, put("small", "12345")));
+    assert_eq!(p.kv_len(), 11);
+    assert_eq!(p.kv_bytes(), 10 * (2 + 64 * 1024) + 5 + 5);
+    let k3 = p.get("k3").expect("k3");
+    assert_eq!(
+        (k3.revision, k3.value_len, k3.create_revision),
+        (93, 65_536, 3)
+    );
+    assert_eq!(p.history("k3"), &[3, 13, 23, 33, 43, 53, 63, 73, 83, 93]);
+    // A checkpoint holds no value: 6.4 MiB were put, and it is a few kilobytes.
+    let saved = serde_json::to_string(&p).expect("json");
+    assert!(saved.len() < 8 * 1024, "{} bytes", saved.len());
+    assert!(!saved.contains("vvvv"), "no value bytes in a checkpoint");
+    let back: Projection = serde_json::from_str(&saved).expect("back");
+    assert_eq!(back, p, "lengths and the byte count come back");
+}
+
+#[test]
+fn checkpoints_written_with_values_still_load() {
+    let mut p = Projection::default();
+    p.apply(&at(0, put("app/a", "hello")));
+    p.apply(&at(1, put("app/b", "hi")));
+    // As checkpoints were written while the projection held values.
+    let mut old = serde_json::to_value(&p).expect("json");
+    for (value, text) in [("aGVsbG8=", "app/a"), ("aGk=", "app/b")] {
+        let entry = &mut old["kv"][text];
+        entry.as_object_mut().expect("entry").remove("value_len");
+        entry["value"] = value.into();
+    }
+    let loaded: Projection = serde_json::from_value(old).expect("an old checkpoint");
+    assert_eq!(loaded, p);
+    assert_eq!(loaded.kv_bytes(), 5 + 5 + 5 + 2, "counted from the lengths");
 }

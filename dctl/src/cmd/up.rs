@@ -77,8 +77,8 @@ pub(crate) struct UpArgs {
     /// period (Kubernetes: 30 s). Default 10000.
     #[arg(long, env = "DRAFT_SHUTDOWN_TIMEOUT_MS")]
     pub(crate) shutdown_timeout_ms: Option<u64>,
-    /// The most keys the KV store holds (every key and value is in memory); one more put is
-    /// answered 507. Default 1000000.
+    /// The most keys the KV store holds (every key's metadata is in memory, its value in the
+    /// log); one more put is answered 507. Default 1000000.
     #[arg(long, env = "DRAFT_KV_MAX_KEYS")]
     pub(crate) kv_max_keys: Option<usize>,
     /// The most bytes of keys and values the KV store holds; a put past it is answered 507.

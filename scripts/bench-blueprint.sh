@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Blueprint over HTTP with wrk: durable KV puts from 64 connections (keys spread over 1,000),
-# KV gets, and how fast a registration reaches Fuse's routing. Loopback only.
+# KV gets (values are read from the log by revision: one hot 200 B key and one hot 64 KiB key,
+# answered from the value cache, then 1,000 keys of 64 KiB, 62.5 MiB, mostly not), and how
+# fast a registration reaches Fuse's routing. Loopback only.
 #
 #   scripts/bench-blueprint.sh [target-dir]   (needs release builds of dctl and draft-tests, and wrk: scripts/install-bench-tools.sh)
 set -euo pipefail
@@ -37,6 +39,23 @@ summary() { awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} /N
 printf 'kv put  (durable, -c64): '; wrk -t2 -c64 -d"$duration" --latency -s "$work/put.lua" "$api" | summary
 curl -sf -X PUT "$api/v1/kv/bench/hot" -d "$(head -c 200 /dev/zero | tr '\0' v)" >/dev/null
 printf 'kv get  (-c64):          '; wrk -t2 -c64 -d"$duration" --latency "$api/v1/kv/bench/hot" | summary
+head -c 65536 /dev/urandom >"$work/big"
+curl -sf -X PUT "$api/v1/kv/bench/big" --data-binary @"$work/big" >/dev/null
+printf 'kv get 64 KiB (-c64):    '; wrk -t2 -c64 -d"$duration" --latency "$api/v1/kv/bench/big" | summary
+python3 - "$api" <<'PY'
+import http.client, os, sys
+host, port = sys.argv[1].removeprefix("http://").split(":")
+c = http.client.HTTPConnection(host, int(port))
+for i in range(1000):
+    c.request("PUT", f"/v1/kv/spread/k{i}", os.urandom(65536)); r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+cat >"$work/spread.lua" <<'LUA'
+request = function()
+  return wrk.format(nil, "/v1/kv/spread/k" .. math.random(0, 999))
+end
+LUA
+printf 'kv get 64 KiB, 1,000 keys (-c64): '; wrk -t2 -c64 -d"$duration" --latency -s "$work/spread.lua" "$api" | summary
 echo "node RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$node_pid/status)"
 
 # Route change latency: register a new route, then poll the ingress until it answers.

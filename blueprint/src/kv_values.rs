@@ -93,33 +93,27 @@ pub(crate) fn value_of(
         found,
     };
     let at_revision = record.filter(|r| r.offset.0 == meta.revision);
-    if let Some(put) =
-        at_revision.and_then(|r| serde_json::from_slice::<StoredPut>(&r.payload).ok())
-        && put.ty == "io.draft.kv.put"
-        && put.data.key == key
-    {
-        let value = base64_decode(&put.data.value_base64)
-            .ok_or_else(|| mismatch("a put whose value is not base64".to_owned()))?;
-        return if value.len() as u64 == meta.value_len {
-            Ok(value)
-        } else {
-            Err(mismatch(format!(
-                "a put of {} bytes, not {}",
-                value.len(),
-                meta.value_len
-            )))
-        };
-    }
-    // Not the key's put: the full decode says what it is.
-    match change_at(key, meta.revision, record)?.0 {
-        ControlEvent::KvPut { value, .. } if value.len() as u64 == meta.value_len => Ok(value),
-        ControlEvent::KvPut { value, .. } => Err(mismatch(format!(
+    let put = at_revision
+        .and_then(|r| serde_json::from_slice::<StoredPut>(&r.payload).ok())
+        .filter(|put| put.ty == "io.draft.kv.put" && put.data.key == key);
+    let value = if let Some(put) = put {
+        base64_decode(&put.data.value_base64)
+            .ok_or_else(|| mismatch("a put whose value is not base64".to_owned()))?
+    } else {
+        // Not the key's put, as far as the quick look goes: the full decode says what it is.
+        match change_at(key, meta.revision, record)?.0 {
+            ControlEvent::KvPut { value, .. } => value,
+            _ => return Err(mismatch("a delete of the key".to_owned())),
+        }
+    };
+    if value.len() as u64 != meta.value_len {
+        return Err(mismatch(format!(
             "a put of {} bytes, not {}",
             value.len(),
             meta.value_len
-        ))),
-        _ => Err(mismatch("a delete of the key".to_owned())),
+        )));
     }
+    Ok(value)
 }
 
 /// The change of `key` at `revision` from `record` (see [`change_at`]), as history shows it.

@@ -190,22 +190,6 @@ impl ValueReader<'_> {
         value_of(key, meta, record.as_ref()).map(Bytes::from)
     }
 
-    /// The values of `entries`, in order (the caller bounds how many bytes that is, from
-    /// their lengths).
-    ///
-    /// # Errors
-    /// The first value that cannot be read, as [`value`](Self::value).
-    pub(crate) async fn values(
-        &self,
-        entries: &[(String, KvMeta)],
-    ) -> Result<Vec<Bytes>, ValueError> {
-        let mut values = Vec::with_capacity(entries.len());
-        for (key, meta) in entries {
-            values.push(self.scan_value(key, meta).await?);
-        }
-        Ok(values)
-    }
-
     /// The change of `key` at `revision`, for its history.
     ///
     /// # Errors

@@ -172,7 +172,10 @@ impl ValueReader<'_> {
     /// # Errors
     /// [`ValueError::Log`] if the log cannot be read; otherwise as [`value_of`].
     pub(crate) async fn value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
-        let value = self.scan_value(key, meta).await?;
+        if let Some(hit) = self.cache.get(meta.revision, key) {
+            return Ok(hit);
+        }
+        let value = self.from_log(key, meta).await?;
         self.cache.insert(meta.revision, key, value.clone());
         Ok(value)
     }
@@ -183,9 +186,14 @@ impl ValueReader<'_> {
     /// # Errors
     /// As [`value`](Self::value).
     pub(crate) async fn scan_value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
-        if let Some(hit) = self.cache.get(meta.revision, key) {
-            return Ok(hit);
+        match self.cache.get(meta.revision, key) {
+            Some(hit) => Ok(hit),
+            None => self.from_log(key, meta).await,
         }
+    }
+
+    /// The value of `key`, described by `meta`, read from the log.
+    async fn from_log(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
         let record = self.record_at(key, meta.revision).await?;
         value_of(key, meta, record.as_ref()).map(Bytes::from)
     }

@@ -175,7 +175,7 @@ impl ValueReader<'_> {
         if let Some(hit) = self.cache.get(meta.revision, key) {
             return Ok(hit);
         }
-        let value = self.from_log(key, meta).await?;
+        let value = self.read_log(key, meta).await?;
         self.cache.insert(meta.revision, key, value.clone());
         Ok(value)
     }
@@ -188,12 +188,12 @@ impl ValueReader<'_> {
     pub(crate) async fn scan_value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
         match self.cache.get(meta.revision, key) {
             Some(hit) => Ok(hit),
-            None => self.from_log(key, meta).await,
+            None => self.read_log(key, meta).await,
         }
     }
 
     /// The value of `key`, described by `meta`, read from the log.
-    async fn from_log(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+    async fn read_log(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
         let record = self.record_at(key, meta.revision).await?;
         value_of(key, meta, record.as_ref()).map(Bytes::from)
     }

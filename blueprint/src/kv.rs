@@ -228,18 +228,17 @@ pub(crate) async fn list(
         }
         (page, more)
     });
-    let values = bp
-        .shared
-        .values()
-        .values(&page)
-        .await
-        .map_err(|e| value_error(&e))?;
     let next_after = more.then(|| page.last().map(|(k, _)| k.clone()));
-    let entries: Vec<KvEntry> = page
-        .into_iter()
-        .zip(values)
-        .map(|((k, meta), value)| entry(k, &meta, &value))
-        .collect();
+    // Each value is encoded as soon as it is read: the page holds its values once.
+    let reader = bp.shared.values();
+    let mut entries: Vec<KvEntry> = Vec::with_capacity(page.len());
+    for (key, meta) in page {
+        let value = reader
+            .scan_value(&key, &meta)
+            .await
+            .map_err(|e| value_error(&e))?;
+        entries.push(entry(key, &meta, &value));
+    }
     let revision = view.revision();
     let page = KvList {
         entries,

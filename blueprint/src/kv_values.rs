@@ -172,7 +172,10 @@ impl ValueReader<'_> {
     /// # Errors
     /// [`ValueError::Log`] if the log cannot be read; otherwise as [`value_of`].
     pub(crate) async fn value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
-        let value = self.scan_value(key, meta).await?;
+        if let Some(hit) = self.cache.get(meta.revision, key) {
+            return Ok(hit);
+        }
+        let value = self.read_log(key, meta).await?;
         self.cache.insert(meta.revision, key, value.clone());
         Ok(value)
     }
@@ -183,27 +186,16 @@ impl ValueReader<'_> {
     /// # Errors
     /// As [`value`](Self::value).
     pub(crate) async fn scan_value(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
-        if let Some(hit) = self.cache.get(meta.revision, key) {
-            return Ok(hit);
+        match self.cache.get(meta.revision, key) {
+            Some(hit) => Ok(hit),
+            None => self.read_log(key, meta).await,
         }
-        let record = self.record_at(key, meta.revision).await?;
-        value_of(key, meta, record.as_ref()).map(Bytes::from)
     }
 
-    /// The values of `entries`, in order (the caller bounds how many bytes that is, from
-    /// their lengths).
-    ///
-    /// # Errors
-    /// The first value that cannot be read, as [`value`](Self::value).
-    pub(crate) async fn values(
-        &self,
-        entries: &[(String, KvMeta)],
-    ) -> Result<Vec<Bytes>, ValueError> {
-        let mut values = Vec::with_capacity(entries.len());
-        for (key, meta) in entries {
-            values.push(self.scan_value(key, meta).await?);
-        }
-        Ok(values)
+    /// The value of `key`, described by `meta`, read from the log.
+    async fn read_log(&self, key: &str, meta: &KvMeta) -> Result<Bytes, ValueError> {
+        let record = self.record_at(key, meta.revision).await?;
+        value_of(key, meta, record.as_ref()).map(Bytes::from)
     }
 
     /// The change of `key` at `revision`, for its history.

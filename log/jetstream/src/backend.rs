@@ -63,27 +63,23 @@ impl JetStream {
             .iter()
             .map(|u| u.parse().map_err(|e| connect_error(format!("{u}: {e}"))))
             .collect::<Result<_>>()?;
+        let unanswered = || {
+            connect_error(format!(
+                "no server answered within {:?}",
+                config.unavailable_after
+            ))
+        };
         let client = tokio::time::timeout(
             config.unavailable_after,
             Box::pin(options.connect(servers.as_slice())),
         )
         .await
-        .map_err(|_| {
-            connect_error(format!(
-                "no server answered within {:?}",
-                config.unavailable_after
-            ))
-        })?
+        .map_err(|_| unanswered())?
         .map_err(|e| connect_error(e.to_string()))?;
         // The client connects in the background with `retry_on_initial_connect`: wait for it.
         tokio::time::timeout(config.unavailable_after, client.flush())
             .await
-            .map_err(|_| {
-                connect_error(format!(
-                    "no server answered within {:?}",
-                    config.unavailable_after
-                ))
-            })?
+            .map_err(|_| unanswered())?
             .map_err(|e| connect_error(e.to_string()))?;
         let limits = append::limits(client.server_info().max_payload);
         let api = Api {

@@ -15,6 +15,7 @@ use crate::config::BlueprintConfig;
 use crate::error::{OpenError, ValueError, WriteError};
 use crate::event::{CONTROL_PARTITION, is_foreign_type};
 use crate::expiry;
+use crate::follower::{self, Reached};
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::ownership::TakeOver;
@@ -86,6 +87,9 @@ impl Blueprint {
         };
         tokio::spawn(writer::run_writer(Arc::downgrade(&blueprint.shared), rx));
         tokio::spawn(expiry::keep_leases(Arc::downgrade(&blueprint.shared)));
+        if blueprint.shared.config.follow_log {
+            tokio::spawn(follower::follow(Arc::downgrade(&blueprint.shared)));
+        }
         if let Some(after) = blueprint.shared.config.remove_critical_after {
             tokio::spawn(reaper::remove_critical(
                 Arc::downgrade(&blueprint.shared),
@@ -110,6 +114,20 @@ impl Blueprint {
     #[must_use]
     pub fn revision(&self) -> Option<Revision> {
         self.shared.revision().map(Revision::new)
+    }
+
+    /// Waits until this node has applied `revision` (read-your-writes across nodes: a write
+    /// on one node answers with its revision, a read on another waits for it), at most
+    /// `wait`.
+    ///
+    /// # Errors
+    /// If the log's head cannot be read, or Blueprint closed.
+    pub async fn reach(
+        &self,
+        revision: Revision,
+        wait: Duration,
+    ) -> Result<Reached, draft_log::Error> {
+        self.shared.reach(revision.get(), wait).await
     }
 
     /// A receiver of the last applied revision.

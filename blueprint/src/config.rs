@@ -51,6 +51,10 @@ pub struct BlueprintConfig {
     /// Which addresses instances may register (default: the built-in refusals only; the
     /// node adds its own listeners and `--upstream-allow`).
     pub upstream: UpstreamPolicy,
+    /// Whether other nodes append to the same log (a clustered backend): the node then tails
+    /// `_draft` and applies their control events too (default `false`: this node is the
+    /// log's only writer).
+    pub follow_log: bool,
 }
 
 impl BlueprintConfig {
@@ -71,6 +75,7 @@ impl BlueprintConfig {
             shutdown: Shutdown::new(),
             ws_write_timeout: draft_http::ws::WRITE_TIMEOUT,
             upstream: UpstreamPolicy::default(),
+            follow_log: false,
         }
     }
 }

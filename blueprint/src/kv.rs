@@ -109,8 +109,8 @@ pub(crate) async fn get(
         return history(&bp, key, raw.as_deref()).await;
     }
     let key = parse_key(&key)?;
-    let q = Query::parse(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.at()?).await?;
+    let q = Query::parse(raw.as_deref(), &["at", "min_revision"])?;
+    let view = view(&bp, &q).await?;
     let Some(meta) = view.with(|p| p.get(&key).cloned()) else {
         return Err(ApiError::new(
             Code::NotFound,
@@ -199,7 +199,10 @@ pub(crate) async fn list(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["prefix", "after", "limit", "at"])?;
+    let q = Query::parse(
+        raw.as_deref(),
+        &["prefix", "after", "limit", "at", "min_revision"],
+    )?;
     let limit = match q.one("limit")? {
         None => DEFAULT_PAGE,
         Some(l) => l
@@ -209,7 +212,7 @@ pub(crate) async fn list(
             .ok_or_else(|| ApiError::invalid_parameter(format!("limit must be 1..={MAX_PAGE}")))?,
     };
     let prefix = q.one("prefix")?.unwrap_or("");
-    let view = view(&bp, q.at()?).await?;
+    let view = view(&bp, &q).await?;
     let after = q.one("after")?;
     // At most `limit` entries and about PAGE_BYTES of values (at least one entry), counted
     // from their lengths before any is read: a page of 1 MiB values is not held ten
@@ -254,7 +257,7 @@ pub(crate) async fn list(
 /// page starts.
 async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Response, ApiError> {
     let key = parse_key(key)?;
-    let q = Query::parse(raw, &["after", "limit", "at"])?;
+    let q = Query::parse(raw, &["after", "limit", "at", "min_revision"])?;
     let limit = match q.one("limit")? {
         None => DEFAULT_PAGE,
         Some(l) => l
@@ -271,7 +274,7 @@ async fn history(bp: &Blueprint, key: &str, raw: Option<&str>) -> Result<Respons
             ApiError::invalid_parameter("after must be a revision (an unsigned integer)")
         })?),
     };
-    let view = view(bp, q.at()?).await?;
+    let view = view(bp, &q).await?;
     let (revisions, ever_written) = view.with(|p| {
         let all = p.history(&key);
         let from = after.map_or(0, |a| all.partition_point(|r| *r <= a));

@@ -35,6 +35,8 @@ pub mod event;
 #[cfg(feature = "server")]
 mod expiry;
 #[cfg(feature = "server")]
+mod follower;
+#[cfg(feature = "server")]
 mod kv;
 #[cfg(feature = "server")]
 mod kv_values;
@@ -84,13 +86,18 @@ pub use crate::error::{NameError, NameKind, OpenError, ValueError, WriteError};
 #[cfg(feature = "server")]
 pub use crate::event::{Applied, CONTROL_PARTITION, ControlEvent};
 #[cfg(feature = "server")]
+pub use crate::follower::Reached;
+#[cfg(feature = "server")]
 pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName, TokenName};
 #[cfg(feature = "server")]
 pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvMeta, Projection, Token, Tokens};
 #[cfg(feature = "server")]
-pub use crate::respond::{REVISION_HEADER, log_error, open_error, resolve_at, value_error};
+pub use crate::respond::{
+    MIN_REVISION_WAIT, REVISION_HEADER, log_error, min_revision, open_error, resolve_at,
+    value_error,
+};
 #[cfg(feature = "server")]
 pub use crate::tokens::NewSecret;
 #[cfg(feature = "server")]

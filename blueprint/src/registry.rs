@@ -238,8 +238,8 @@ pub(crate) async fn list(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.at()?).await?;
+    let q = Query::parse(raw.as_deref(), &["at", "min_revision"])?;
+    let view = view(&bp, &q).await?;
     let services = view.with(|p| {
         p.services()
             .map(|(name, instances)| ServiceSummary {
@@ -274,8 +274,8 @@ pub(crate) async fn get(
     Path(service): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.at()?).await?;
+    let q = Query::parse(raw.as_deref(), &["at", "min_revision"])?;
+    let view = view(&bp, &q).await?;
     let instances = view.with(|p| instance_info(p, &service));
     if instances.is_empty() {
         return Err(ApiError::new(

@@ -3,11 +3,14 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use draft_http::{ApiError, At, Code};
+use std::time::Duration;
+
+use draft_http::{ApiError, At, Code, Query};
 use draft_log::Timestamp;
 
 use crate::blueprint::Blueprint;
 use crate::error::{NameError, NameKind, OpenError, ValueError, WriteError};
+use crate::follower::Reached;
 use crate::names::Revision;
 use crate::projection::Projection;
 
@@ -59,9 +62,10 @@ pub async fn resolve_at(blueprint: &Blueprint, at: At) -> Result<Option<Revision
     }
 }
 
-/// The state to answer from for `?at=` (absent: now).
-pub(crate) async fn view(blueprint: &Blueprint, at: Option<At>) -> Result<View, ApiError> {
-    let Some(at) = at else {
+/// The state to answer from for `?at=` (absent: now), once `?min_revision=` is reached.
+pub(crate) async fn view(blueprint: &Blueprint, query: &Query) -> Result<View, ApiError> {
+    min_revision(blueprint, query).await?;
+    let Some(at) = query.at()? else {
         return Ok(View::Now(blueprint.clone()));
     };
     let revision = resolve_at(blueprint, at).await?;
@@ -73,6 +77,45 @@ pub(crate) async fn view(blueprint: &Blueprint, at: Option<At>) -> Result<View, 
         .await
         .map_err(|e| open_error(&e))?;
     Ok(View::At(Box::new(state)))
+}
+
+/// How long a read waits for its `?min_revision=` before it answers 503 `not_ready`.
+pub const MIN_REVISION_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for the read's `?min_revision=R`, if given: a read on one node of a write made on
+/// another (which answered with its revision) sees that write. A revision the log does not
+/// hold yet is bad input.
+///
+/// # Errors
+/// 400 `invalid_parameter` for a malformed or future revision; 503 `not_ready` if this node
+/// had not applied it within [`MIN_REVISION_WAIT`]; the log's error if its head cannot be
+/// read.
+pub async fn min_revision(blueprint: &Blueprint, query: &Query) -> Result<(), ApiError> {
+    let Some(raw) = query.one("min_revision")? else {
+        return Ok(());
+    };
+    let wanted: u64 = raw.parse().map_err(|_| {
+        ApiError::invalid_parameter(format!(
+            "min_revision must be a revision (digits), not {raw:?}"
+        ))
+    })?;
+    match blueprint
+        .reach(Revision::new(wanted), MIN_REVISION_WAIT)
+        .await
+        .map_err(|e| log_error(&e))?
+    {
+        Reached::Yes => Ok(()),
+        Reached::Future { next } => Err(ApiError::invalid_parameter(format!(
+            "min_revision {wanted} is in the future; the control log's next revision is {next}"
+        ))),
+        Reached::NotYet { applied } => Err(ApiError::new(
+            Code::NotReady,
+            format!(
+                "this node has applied revision {}, not yet {wanted}; retry",
+                applied.map_or("none".to_owned(), |a| a.to_string())
+            ),
+        )),
+    }
 }
 
 /// The answer for a failure of the log: 503 `shutting_down` while the node stops, 503

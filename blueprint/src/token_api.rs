@@ -99,8 +99,8 @@ pub(crate) async fn list(
     State(bp): State<Blueprint>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["at"])?;
-    let view = view(&bp, q.at()?).await?;
+    let q = Query::parse(raw.as_deref(), &["at", "min_revision"])?;
+    let view = view(&bp, &q).await?;
     let list = view.with(list_of);
     Ok(with_revision(json(StatusCode::OK, &list), view.revision()))
 }

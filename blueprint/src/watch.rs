@@ -142,7 +142,8 @@ pub(crate) async fn watch(
     caller: Caller,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["prefix", "from"])?;
+    let q = Query::parse(raw.as_deref(), &["prefix", "from", "min_revision"])?;
+    crate::respond::min_revision(&bp, &q).await?;
     let prefix = q.one("prefix")?.unwrap_or_default().to_owned();
     let current = bp.revision();
     let from = match q.one("from")? {

@@ -2,8 +2,13 @@
 //! writes, decides them (see [`applier`]), appends the accepted events to `_draft`, applies
 //! them to the projection, answers every writer, and writes a checkpoint every
 //! `checkpoint_every` events.
+//!
+//! Appends are compare-and-set at the revision the group was decided against: when several
+//! nodes share the log and another one appended first, the writer applies what it wrote
+//! (see [`follower`](crate::follower)) and decides the group again, so a write is never
+//! decided against a state that is not the log's.
 
-use std::sync::{PoisonError, Weak};
+use std::sync::Weak;
 
 use bytes::Bytes;
 use draft_log::{NewRecord, Offset};
@@ -16,6 +21,10 @@ use crate::error::WriteError;
 use crate::event::{Applied, ControlEvent};
 use crate::names::Revision;
 use crate::shared::Shared;
+
+/// How many times one group of writes is decided again after another node appended to
+/// `_draft` first, before its writers are answered with the conflict.
+const MAX_CONFLICTS: u32 = 32;
 
 impl Shared {
     /// Queues `op` by `actor` for the writer task and waits for its answer.
@@ -35,7 +44,11 @@ impl Shared {
     }
 
     /// Decides, appends and answers one group of writes.
-    async fn handle_group(&self, requests: Vec<WriteRequest>, last_checkpoint: &mut Option<u64>) {
+    async fn handle_group(
+        &self,
+        mut requests: Vec<WriteRequest>,
+        last_checkpoint: &mut Option<u64>,
+    ) {
         // Once the log is read-only every write is refused, even one that would append
         // nothing (a registration repeated as it stands would otherwise renew a lease, which
         // is a heartbeat the node cannot honour: see `expiry`).
@@ -46,31 +59,49 @@ impl Shared {
             }
             return;
         }
-        let next = self.revision().map_or(0, |r| r + 1);
-        let group = {
-            let leases = self.leases();
-            let now = Instant::now();
-            // An expiry whose lease was renewed meanwhile is dropped.
-            let keep = |op: &Op| match op {
-                Op::Expire { service, instance } => !leases.still_held(service, instance, now),
-                _ => true,
+        let mut conflicts = 0;
+        loop {
+            let next = self.revision().map_or(0, |r| r + 1);
+            let group = {
+                let leases = self.leases();
+                let now = Instant::now();
+                // An expiry whose lease was renewed meanwhile is dropped.
+                let keep = |op: &Op| match op {
+                    Op::Expire { service, instance } => !leases.still_held(service, instance, now),
+                    _ => true,
+                };
+                let limits = applier::KvLimits {
+                    max_keys: self.config.max_keys,
+                    max_bytes: self.config.max_kv_bytes,
+                };
+                self.read(|state| applier::decide_group(state, next, requests, keep, limits))
             };
-            let limits = applier::KvLimits {
-                max_keys: self.config.max_keys,
-                max_bytes: self.config.max_kv_bytes,
-            };
-            self.read(|state| applier::decide_group(state, next, requests, keep, limits))
-        };
-        let revisions = match self.append(&group.events).await {
-            Ok(revisions) => revisions,
-            Err(e) => {
-                warn!(error = %e, "control write failed");
-                for request in group.requests {
-                    let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+            match self.append(next, &group.events).await {
+                Ok(revisions) => {
+                    self.answer(group, &revisions);
+                    break;
                 }
-                return;
+                // Another node appended first: apply what it wrote, then decide the group
+                // again against that state (a conditional write may now be refused).
+                Err(draft_log::Error::Conflict { next: head, .. }) if conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    self.catch_up(head.0).await;
+                    requests = group.requests;
+                }
+                Err(e) => {
+                    warn!(error = %e, conflicts, "control write failed");
+                    for request in group.requests {
+                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+                    }
+                    return;
+                }
             }
-        };
+        }
+        self.checkpoint_if_due(last_checkpoint);
+    }
+
+    /// Answers every writer of an appended group.
+    fn answer(&self, group: applier::Group, revisions: &[u64]) {
         for (request, decision) in group.requests.into_iter().zip(group.decisions) {
             if let (
                 Op::Deregister { service, instance } | Op::Expire { service, instance },
@@ -86,12 +117,17 @@ impl Shared {
             });
             let _ = request.reply.send(answer);
         }
-        self.checkpoint_if_due(last_checkpoint);
     }
 
-    /// Appends a group's events as one atomic batch and applies them; returns their revisions.
+    /// Appends a group's events as one atomic batch at revision `next`, and applies them;
+    /// returns their revisions.
+    ///
+    /// # Errors
+    /// [`draft_log::Error::Conflict`] if `_draft` is past `next`: another node (or anything
+    /// else) appended first, and nothing was appended.
     async fn append(
         &self,
+        next: u64,
         events: &[(ControlEvent, String)],
     ) -> Result<Vec<u64>, draft_log::Error> {
         if events.is_empty() {
@@ -111,64 +147,26 @@ impl Shared {
                 ))
             })
             .collect();
-        let expected = self.revision().map_or(0, |r| r + 1);
-        let ack = self.log.append(&self.control, records).await?;
+        let ack = self
+            .log
+            .append_expecting(&self.control, Offset(next), records)
+            .await?;
         let revisions: Vec<u64> = ack.offsets().map(|o| o.0).collect();
-        // Something else appended to `_draft` since our last write: apply those revisions
-        // first, so the projection never skips one.
-        let skipped = if ack.first.0 > expected {
-            self.read_between(expected, ack.first.0).await
-        } else {
-            Vec::new()
-        };
-        {
-            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-            for applied in &skipped {
-                state.apply(applied);
-            }
-            for ((event, actor), revision) in events.iter().zip(&revisions) {
-                state.apply(&Applied {
-                    revision: *revision,
-                    time_nanos: ack.time.as_unix_nanos(),
-                    actor: actor.clone(),
-                    event: event.clone(),
-                });
-            }
-        }
-        // After the projection has them and before any writer is answered: a revoked token
-        // is refused from the moment its revocation is acknowledged.
-        if skipped.iter().any(|a| a.event.is_token()) || events.iter().any(|(e, _)| e.is_token()) {
-            self.tokens.clear();
-        }
-        self.applied
-            .send_replace(revisions.last().copied().map(Revision::new));
+        let applied: Vec<Applied> = events
+            .iter()
+            .zip(&revisions)
+            .map(|((event, actor), revision)| Applied {
+                revision: *revision,
+                time_nanos: ack.time.as_unix_nanos(),
+                actor: actor.clone(),
+                event: event.clone(),
+            })
+            .collect();
+        // The follower may have applied them already (it tails the same log): applying is
+        // idempotent. A revoked token is refused from the moment its revocation is
+        // acknowledged: the cache is cleared before any writer is answered.
+        self.apply_from_log(&applied);
         Ok(revisions)
-    }
-
-    /// The control events in `[from, until)`, appended by something other than this writer;
-    /// one that cannot be read or decoded is logged and left out (its revision still moves
-    /// the projection on, with the events after it).
-    async fn read_between(&self, from: u64, until: u64) -> Vec<Applied> {
-        warn!(
-            from,
-            until, "control events appended behind Blueprint's writer; applying them first"
-        );
-        let wanted = (until - from) as usize;
-        match self.log.read(&self.control, Offset(from), wanted).await {
-            Ok(records) => records
-                .iter()
-                .filter(|r| r.offset.0 < until)
-                .filter_map(|r| {
-                    crate::replay::decode(r)
-                        .inspect_err(|e| warn!(error = %e, "skipped control event"))
-                        .ok()
-                })
-                .collect(),
-            Err(e) => {
-                warn!(error = %e, "cannot read the control events appended behind the writer");
-                Vec::new()
-            }
-        }
     }
 
     /// Writes a checkpoint once `checkpoint_every` control events have been appended since

@@ -79,6 +79,8 @@ impl Node {
         blueprint_config.remove_critical_after = settings.remove_critical_after;
         (blueprint_config.max_keys, blueprint_config.max_kv_bytes) = settings.kv_max;
         blueprint_config.upstream = upstream_policy(&settings, &api, &ingress)?;
+        // On a clustered log other nodes write `_draft` too: follow it.
+        blueprint_config.follow_log = !matches!(settings.backend, BackendSettings::Fjall);
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await
             .map_err(|e| start_error("registry", &e))?;

@@ -1,0 +1,170 @@
+//! Two Draft nodes on one real three-server JetStream cluster: each follows `_draft` into its
+//! own projection, so a write on one is read on the other once it reaches the write's
+//! revision (`?min_revision=`); compare-and-set decides between writers on both nodes; and an
+//! event produced on one node is delivered live to a consumer on the other.
+
+use std::time::Duration;
+
+use draft_catalyst::client::{Client, ReadOptions};
+use draft_log_jetstream::testing::Cluster;
+use draft_tests::{Node, event, post, register};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+fn start(dir: &std::path::Path, cluster: &Cluster, name: &str) -> Node {
+    let urls = cluster.urls().join(",");
+    Node::start(
+        dir,
+        &[
+            "--backend",
+            "jetstream",
+            "--nats-url",
+            &urls,
+            "--replicas",
+            "3",
+            "--node-name",
+            name,
+        ],
+    )
+}
+
+/// The `draft-revision` header of a response.
+fn revision_of(r: &reqwest::Response) -> u64 {
+    r.headers()
+        .get("draft-revision")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a draft-revision header in {:?}", r.headers()))
+}
+
+async fn put(node: &Node, key: &str, value: &str, if_match: Option<u64>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .put(format!("{}/v1/kv/{key}", node.url))
+        .body(value.to_owned());
+    request = match if_match {
+        Some(r) => request.header("if-match", format!("\"{r}\"")),
+        None => request,
+    };
+    request.send().await.expect("put")
+}
+
+async fn get(node: &Node, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{}{path}", node.url))
+        .await
+        .expect("get");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_one_state_and_one_set_of_channels() {
+    let cluster = Cluster::start();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = start(dir_a.path(), &cluster, "node-a");
+    let b = start(dir_b.path(), &cluster, "node-b");
+
+    // Read-your-writes across nodes: a put on A, read on B at its revision.
+    let r = put(&a, "app/colour", "blue", None).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let revision = revision_of(&r);
+    let r = reqwest::get(format!(
+        "{}/v1/kv/app/colour?min_revision={revision}",
+        b.url
+    ))
+    .await
+    .expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(revision_of(&r) >= revision);
+    assert_eq!(r.text().await.expect("body"), "blue");
+
+    // A registration on B is routed by A's Fuse at the same revision.
+    register(
+        &b,
+        "pay",
+        "p1",
+        "127.0.0.1:9",
+        json!([{"prefix": "/pay"}]),
+        30_000,
+    )
+    .await;
+    let (_, services) = get(&b, "/v1/services").await;
+    let reg_revision = reqwest::get(format!("{}/v1/services", b.url))
+        .await
+        .map(|r| revision_of(&r))
+        .expect("services");
+    let (status, routes_a) = get(&a, &format!("/v1/routes?min_revision={reg_revision}")).await;
+    assert_eq!(status, 200, "{routes_a}");
+    let (_, routes_b) = get(&b, &format!("/v1/routes?at={reg_revision}")).await;
+    let (_, routes_a_at) = get(&a, &format!("/v1/routes?at={reg_revision}")).await;
+    assert_eq!(routes_a_at, routes_b, "both nodes derive the same routes");
+    assert!(routes_a_at.to_string().contains("/pay"), "{routes_a_at}");
+    let (_, services_a) = get(&a, &format!("/v1/services?at={reg_revision}")).await;
+    assert_eq!(services_a["services"], services["services"], "{services_a}");
+
+    // A revision no node has written yet is refused, not waited for.
+    let (status, body) = get(&b, "/v1/kv/app/colour?min_revision=999999").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_parameter", "{body}");
+
+    // Compare-and-set between the nodes: of writers on both at the same revision, one wins.
+    let r = put(&a, "app/counter", "0", None).await;
+    let mut current = revision_of(&r);
+    for round in 0..5 {
+        let (va, vb) = (format!("a{round}"), format!("b{round}"));
+        let (ra, rb) = tokio::join!(
+            put(&a, "app/counter", &va, Some(current)),
+            put(&b, "app/counter", &vb, Some(current)),
+        );
+        let statuses = [ra.status().as_u16(), rb.status().as_u16()];
+        let mut sorted = statuses;
+        sorted.sort_unstable();
+        assert_eq!(sorted, [200, 412], "round {round}: {statuses:?}");
+        let winner = if statuses[0] == 200 { ra } else { rb };
+        current = revision_of(&winner);
+        // Both nodes then agree on the value at that revision.
+        for node in [&a, &b] {
+            let r = reqwest::get(format!(
+                "{}/v1/kv/app/counter?min_revision={current}",
+                node.url
+            ))
+            .await
+            .expect("get");
+            assert_eq!(r.status().as_u16(), 200);
+            let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+            assert_eq!(etag, format!("\"{current}\""), "round {round}");
+        }
+    }
+
+    // Live delivery: a consumer on B gets what is produced on A.
+    let client = Client::new(&b.url);
+    let options = ReadOptions {
+        from: Some("earliest".into()),
+        ..Default::default()
+    };
+    let mut consumer = client
+        .consume("orders", &options)
+        .await
+        .expect("consume on B");
+    for i in 0..3 {
+        let (status, body) = post(
+            &a,
+            "orders",
+            "application/cloudevents+json",
+            event(&format!("e{i}"), "t").to_string(),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for i in 0..3 {
+        let text = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the consumer stays open")
+            .expect("an event");
+        let delivered: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(delivered["id"], format!("e{i}"));
+    }
+}

@@ -53,6 +53,8 @@ pub(crate) enum Op {
     Expire {
         service: ServiceName,
         instance: InstanceId,
+        /// The keeper's term, when several nodes share the log.
+        term: Option<u64>,
     },
     /// Sent by the critical-instance reaper; dropped unless the instance is still critical
     /// from the expiry at revision `expired_at` (it did not register again meanwhile).
@@ -394,7 +396,11 @@ fn decide(
         Op::Deregister { service, instance } => {
             decide_deregister(state, overlay, (service, instance), revision)
         }
-        Op::Expire { service, instance } => match overlay.instance(state, service, instance) {
+        Op::Expire {
+            service,
+            instance,
+            term,
+        } => match overlay.instance(state, service, instance) {
             Some((registration, Health::Passing)) => {
                 overlay.instances.insert(
                     (service.clone(), instance.clone()),
@@ -403,6 +409,7 @@ fn decide(
                 Ok(Some(ControlEvent::Expired {
                     service: service.as_str().to_owned(),
                     instance: instance.as_str().to_owned(),
+                    keeper_term: *term,
                 }))
             }
             _ => Ok(None),

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use draft_log::{LogBackend, PartitionName, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::applier::{Condition, Op, Outcome};
 use crate::checkpoint::Checkpoints;
@@ -19,6 +19,7 @@ use crate::follower::{self, Reached};
 use crate::lease::Leases;
 use crate::names::{InstanceId, Key, Revision, ServiceName};
 use crate::ownership::TakeOver;
+use crate::peers::{self, Keeping, PeerHeartbeat};
 use crate::projection::{KvMeta, Projection};
 use crate::reaper;
 use crate::replay;
@@ -61,7 +62,7 @@ impl Blueprint {
             replay::newest_checkpoint(&checkpoints, &config.checkpoint_dir, log_next).await?;
         let from_checkpoint = state.revision();
         replay::replay(&*log, &control, &mut state, None).await?;
-        let leases = first_leases(&state, Instant::now(), config.restart_grace);
+        let leases = Leases::of_passing(&state, Instant::now(), config.restart_grace);
         info!(
             revision = ?state.revision(),
             checkpoint = ?from_checkpoint,
@@ -89,6 +90,9 @@ impl Blueprint {
         tokio::spawn(expiry::keep_leases(Arc::downgrade(&blueprint.shared)));
         if blueprint.shared.config.follow_log {
             tokio::spawn(follower::follow(Arc::downgrade(&blueprint.shared)));
+        }
+        if blueprint.shared.config.peers.is_some() {
+            tokio::spawn(peers::hear(Arc::downgrade(&blueprint.shared)));
         }
         if let Some(after) = blueprint.shared.config.remove_critical_after {
             tokio::spawn(reaper::remove_critical(
@@ -128,6 +132,12 @@ impl Blueprint {
         wait: Duration,
     ) -> Result<Reached, draft_log::Error> {
         self.shared.reach(revision.get(), wait).await
+    }
+
+    /// Which node keeps the leases (writes expiries), as this node sees it.
+    #[must_use]
+    pub fn keeping(&self) -> Keeping {
+        self.shared.keeping()
     }
 
     /// A receiver of the last applied revision.
@@ -261,6 +271,12 @@ impl Blueprint {
         self.shared
             .leases()
             .renew(service, instance, ttl, Instant::now());
+        if let Some(peers) = &self.shared.config.peers {
+            peers.0.share(PeerHeartbeat {
+                service: service.as_str().to_owned(),
+                instance: instance.as_str().to_owned(),
+            });
+        }
         Ok(true)
     }
 
@@ -348,32 +364,4 @@ impl Blueprint {
             )
             .await
     }
-}
-
-/// The leases at open: every passing instance gets one full TTL from `now`, or `grace` if
-/// that is shorter.
-///
-/// Every write takes typed names, so `_draft` holds no name the API refuses unless something
-/// other than Blueprint appended to it; such an instance gets no lease (it keeps its health),
-/// with a warning, since the lease table and the expiry it leads to take typed names.
-fn first_leases(state: &Projection, now: Instant, grace: Option<Duration>) -> Leases {
-    let mut leases = Leases::default();
-    for (service, instance, i) in state.instances() {
-        if i.health != Health::Passing {
-            continue;
-        }
-        let (Ok(service), Ok(instance)) =
-            (ServiceName::parse(service), InstanceId::parse(instance))
-        else {
-            warn!(
-                service,
-                instance, "a stored instance has a name the API refuses; no lease"
-            );
-            continue;
-        };
-        let ttl = Duration::from_millis(i.registration.ttl_ms);
-        let ttl = grace.map_or(ttl, |g| g.min(ttl));
-        leases.renew(&service, &instance, ttl, now);
-    }
-    leases
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use draft_http::Shutdown;
 
+use crate::peers::PeersHandle;
 use crate::upstream::UpstreamPolicy;
 
 /// Blueprint's settings.
@@ -55,6 +56,9 @@ pub struct BlueprintConfig {
     /// `_draft` and applies their control events too (default `false`: this node is the
     /// log's only writer).
     pub follow_log: bool,
+    /// The other nodes sharing the log, for heartbeats and the lease keeper (default `None`:
+    /// this node is alone, and the keeper).
+    pub peers: Option<PeersHandle>,
 }
 
 impl BlueprintConfig {
@@ -76,6 +80,7 @@ impl BlueprintConfig {
             ws_write_timeout: draft_http::ws::WRITE_TIMEOUT,
             upstream: UpstreamPolicy::default(),
             follow_log: false,
+            peers: None,
         }
     }
 }

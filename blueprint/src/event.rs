@@ -76,6 +76,9 @@ pub enum ControlEvent {
         service: String,
         /// The instance.
         instance: String,
+        /// The term of the lease keeper that wrote it, when several nodes share the log
+        /// (`None`: a node alone on its log).
+        keeper_term: Option<u64>,
     },
     /// `io.draft.instance.removed`: the node removed an instance that had been critical
     /// (its lease lapsed, and it did not register again) for longer than its
@@ -143,6 +146,8 @@ enum Data {
     Instance {
         service: String,
         instance: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keeper_term: Option<u64>,
     },
     KvPut {
         key: String,
@@ -209,7 +214,9 @@ impl ControlEvent {
                 service, instance, ..
             }
             | Self::Deregistered { service, instance }
-            | Self::Expired { service, instance }
+            | Self::Expired {
+                service, instance, ..
+            }
             | Self::Removed { service, instance } => Some(format!("services/{service}/{instance}")),
             Self::KvPut { key, .. } | Self::KvDeleted { key } => Some(key.clone()),
             Self::TokenCreated { .. } | Self::TokenRevoked { .. } | Self::Other { .. } => None,
@@ -236,9 +243,22 @@ impl ControlEvent {
                 metadata: registration.metadata,
                 ttl_ms: registration.ttl_ms,
             },
-            Self::Deregistered { service, instance }
-            | Self::Expired { service, instance }
-            | Self::Removed { service, instance } => Data::Instance { service, instance },
+            Self::Deregistered { service, instance } | Self::Removed { service, instance } => {
+                Data::Instance {
+                    service,
+                    instance,
+                    keeper_term: None,
+                }
+            }
+            Self::Expired {
+                service,
+                instance,
+                keeper_term,
+            } => Data::Instance {
+                service,
+                instance,
+                keeper_term,
+            },
             Self::KvPut { key, value } => Data::KvPut {
                 key,
                 value_base64: base64_encode(&value),
@@ -348,15 +368,30 @@ impl ControlEvent {
                     ttl_ms,
                 },
             },
-            ("io.draft.instance.deregistered", Data::Instance { service, instance }) => {
-                Self::Deregistered { service, instance }
-            }
-            ("io.draft.instance.expired", Data::Instance { service, instance }) => {
-                Self::Expired { service, instance }
-            }
-            ("io.draft.instance.removed", Data::Instance { service, instance }) => {
-                Self::Removed { service, instance }
-            }
+            (
+                "io.draft.instance.deregistered",
+                Data::Instance {
+                    service, instance, ..
+                },
+            ) => Self::Deregistered { service, instance },
+            (
+                "io.draft.instance.expired",
+                Data::Instance {
+                    service,
+                    instance,
+                    keeper_term,
+                },
+            ) => Self::Expired {
+                service,
+                instance,
+                keeper_term,
+            },
+            (
+                "io.draft.instance.removed",
+                Data::Instance {
+                    service, instance, ..
+                },
+            ) => Self::Removed { service, instance },
             ("io.draft.kv.put", Data::KvPut { key, value_base64 }) => Self::KvPut {
                 key,
                 value: base64_decode(&value_base64).ok_or("value_base64 is not base64")?,
@@ -425,6 +460,12 @@ mod tests {
             ControlEvent::Expired {
                 service: "web".into(),
                 instance: "w2".into(),
+                keeper_term: None,
+            },
+            ControlEvent::Expired {
+                service: "web".into(),
+                instance: "w3".into(),
+                keeper_term: Some(7),
             },
             ControlEvent::KvPut {
                 key: "app/db".into(),

@@ -169,7 +169,9 @@ impl Shared {
                 }
             }
             ControlEvent::Deregistered { service, instance }
-            | ControlEvent::Expired { service, instance }
+            | ControlEvent::Expired {
+                service, instance, ..
+            }
             | ControlEvent::Removed { service, instance } => {
                 if let Some((service, instance)) = names(service, instance) {
                     self.leases().remove(&service, &instance);

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::names::{InstanceId, ServiceName};
+use crate::projection::Projection;
+use crate::wire::Health;
 
 /// The lease deadlines of passing instances, keyed by (service, instance).
 #[derive(Debug, Default)]
@@ -71,6 +73,39 @@ impl Leases {
             .extract_if(|_, deadline| *deadline <= now)
             .map(|(key, _)| key)
             .collect()
+    }
+}
+
+impl Leases {
+    /// The leases of every passing instance of `state`: one full TTL from `now` each, or
+    /// `grace` if that is shorter. What a node holds at open, and what a node that becomes
+    /// the lease keeper starts from (it cannot know when the last keeper last heard from
+    /// them).
+    ///
+    /// Every write takes typed names, so `_draft` holds no name the API refuses unless
+    /// something other than Blueprint appended to it; such an instance gets no lease (it
+    /// keeps its health, and no expiry is written for it).
+    pub(crate) fn of_passing(state: &Projection, now: Instant, grace: Option<Duration>) -> Self {
+        let mut leases = Self::default();
+        for (service, instance, i) in state.instances() {
+            if i.health != Health::Passing {
+                continue;
+            }
+            let (Ok(service), Ok(instance)) =
+                (ServiceName::parse(service), InstanceId::parse(instance))
+            else {
+                tracing::warn!(
+                    service,
+                    instance,
+                    "a stored instance has a name the API refuses; no lease"
+                );
+                continue;
+            };
+            let ttl = Duration::from_millis(i.registration.ttl_ms);
+            let ttl = grace.map_or(ttl, |g| g.min(ttl));
+            leases.renew(&service, &instance, ttl, now);
+        }
+        leases
     }
 }
 

@@ -47,6 +47,8 @@ mod names;
 #[cfg(feature = "server")]
 pub mod ownership;
 #[cfg(feature = "server")]
+pub mod peers;
+#[cfg(feature = "server")]
 pub mod projection;
 #[cfg(feature = "server")]
 mod reaper;
@@ -91,6 +93,8 @@ pub use crate::follower::Reached;
 pub use crate::names::{InstanceId, Key, MAX_KEY_BYTES, Revision, ServiceName, TokenName};
 #[cfg(feature = "server")]
 pub use crate::ownership::{Claim, RouteClaims, RouteKey, normalize_host};
+#[cfg(feature = "server")]
+pub use crate::peers::{Keeping, PeerHeartbeat, Peers, PeersHandle};
 #[cfg(feature = "server")]
 pub use crate::projection::{Instance, KvMeta, Projection, Token, Tokens};
 #[cfg(feature = "server")]

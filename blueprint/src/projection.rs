@@ -117,7 +117,9 @@ impl Projection {
             | ControlEvent::Removed { service, instance } => {
                 self.deregistered(service, instance, revision);
             }
-            ControlEvent::Expired { service, instance } => {
+            ControlEvent::Expired {
+                service, instance, ..
+            } => {
                 if let Some(i) = self
                     .services
                     .get_mut(service)

@@ -15,6 +15,7 @@ use crate::config::BlueprintConfig;
 use crate::kv_values::ValueReader;
 use crate::lease::Leases;
 use crate::names::Revision;
+use crate::peers::Keeping;
 use crate::projection::Projection;
 use crate::token_cache::TokenCache;
 use crate::value_cache::ValueCache;
@@ -57,6 +58,18 @@ impl Shared {
             log: &*self.log,
             control: &self.control,
             cache: &self.values,
+        }
+    }
+
+    /// Which node keeps the leases, as this node sees it.
+    pub(crate) fn keeping(&self) -> Keeping {
+        match &self.config.peers {
+            None => Keeping::Alone,
+            Some(p) => {
+                p.0.keeper()
+                    .borrow()
+                    .map_or(Keeping::Another, Keeping::Keeper)
+            }
         }
     }
 

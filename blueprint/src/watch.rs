@@ -49,7 +49,9 @@ fn message(revision: u64, event: ControlEvent) -> Option<WatchMessage> {
             service,
             instance,
         },
-        ControlEvent::Expired { service, instance } => WatchMessage::Expired {
+        ControlEvent::Expired {
+            service, instance, ..
+        } => WatchMessage::Expired {
             revision,
             service,
             instance,

@@ -67,7 +67,9 @@ impl Shared {
                 let now = Instant::now();
                 // An expiry whose lease was renewed meanwhile is dropped.
                 let keep = |op: &Op| match op {
-                    Op::Expire { service, instance } => !leases.still_held(service, instance, now),
+                    Op::Expire {
+                        service, instance, ..
+                    } => !leases.still_held(service, instance, now),
                     _ => true,
                 };
                 let limits = applier::KvLimits {
@@ -104,7 +106,10 @@ impl Shared {
     fn answer(&self, group: applier::Group, revisions: &[u64]) {
         for (request, decision) in group.requests.into_iter().zip(group.decisions) {
             if let (
-                Op::Deregister { service, instance } | Op::Expire { service, instance },
+                Op::Deregister { service, instance }
+                | Op::Expire {
+                    service, instance, ..
+                },
                 Ok(Some(_)),
             ) = (&request.op, &decision)
             {

@@ -345,6 +345,7 @@ mod tests {
             event: ControlEvent::Expired {
                 service: "api".into(),
                 instance: "a1".into(),
+                keeper_term: None,
             },
         });
         let table = RouteTable::build(&p);

@@ -85,6 +85,7 @@ fn same_registration_appends_nothing_and_expiry_needs_a_passing_instance() {
     let expire = || Op::Expire {
         service: service.clone(),
         instance: instance.clone(),
+        term: None,
     };
     let group = decide_group(
         &Projection::default(),
@@ -157,6 +158,7 @@ mod ownership {
         Op::Expire {
             service: ServiceName::parse(service).expect("service"),
             instance: InstanceId::parse(instance).expect("instance"),
+            term: None,
         }
     }
 

@@ -82,6 +82,7 @@ fn any_other_record_is_refused_never_returned() {
         stored(&ControlEvent::Expired {
             service: "s".into(),
             instance: "i".into(),
+            keeper_term: None,
         }),
     );
     assert_eq!(

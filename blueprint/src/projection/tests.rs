@@ -45,6 +45,7 @@ fn registration_expiry_and_deregistration() {
         ControlEvent::Expired {
             service: "web".into(),
             instance: "w1".into(),
+            keeper_term: None,
         },
     ));
     let w1 = p.instance("web", "w1").expect("kept while critical");
@@ -78,6 +79,7 @@ fn registration_expiry_and_deregistration() {
         ControlEvent::Expired {
             service: "nope".into(),
             instance: "x".into(),
+            keeper_term: None,
         },
     ));
     assert_eq!(p.revision(), Some(6));

@@ -11,7 +11,8 @@ use std::fmt;
 /// Every content mode and both of the structured mode's paths (the fast one and the SDK's)
 /// check it the same way, before either parses the event (`parse.rs`): structured and
 /// WebSocket events as they are, each event of a batch without the array around it, and a
-/// binary-mode body one level down (it becomes the event's `data`).
+/// binary-mode JSON body one level down (it becomes the event's `data`; a body of another
+/// media type is stored as one string and does not nest).
 ///
 /// Why at most 127, and not a larger setting: it is what `serde_json` parses with its default
 /// recursion limit of 128, and `serde_json` is what the SDK's path reads events with, as do

@@ -106,7 +106,7 @@ pub fn parse_batch(
 }
 
 /// Parses a binary-mode event: attributes in `ce-*` headers, the body as data. The event
-/// may nest `max_depth` deep, as in [`parse_structured`]: the body one level less.
+/// may nest `max_depth` deep, as in [`parse_structured`]: a JSON body one level less.
 ///
 /// # Errors
 /// An [`EventError`] naming `data` for a body nested too deep, or saying what is wrong with
@@ -119,19 +119,20 @@ pub fn parse_binary(
     let mut event = cloudevents::binding::http::to_event(headers, body.to_vec())
         .map_err(|e| EventError::new(None, format!("invalid binary-mode CloudEvent: {e}")))?;
     check(&event)?;
-    // The body becomes `data` inside the event object, one level down (`max_depth` is at
-    // least 1).
-    if deeper_than(body, max_depth.get() - 1) {
+    let content_type = event.datacontenttype().map(str::to_owned);
+    let media = media_type(content_type.as_deref());
+    // A JSON body becomes `data` inside the event object, one level down (`max_depth` is at
+    // least 1). Any other becomes a string (text or base64), whatever brackets its bytes hold.
+    if is_json(media) && deeper_than(body, max_depth.get() - 1) {
         return Err(too_deep(max_depth));
     }
-    let content_type = event.datacontenttype().map(str::to_owned);
     event.take_data();
     let attributes = serde_json::to_string(&event)
         .map_err(|e| EventError::new(None, format!("cannot encode the event: {e}")))?;
     let json = if body.is_empty() {
         attributes
     } else {
-        let data = encode_data(content_type.as_deref(), body);
+        let data = encode_data(media, body);
         // `attributes` is a JSON object with at least the required attributes: splice `data`
         // in before its closing brace.
         let open = attributes
@@ -143,17 +144,26 @@ pub fn parse_binary(
     Ok(parsed(&event, Bytes::from(json)))
 }
 
-/// The `data` member for a binary-mode body: JSON as is, text as a string, anything else (or
-/// anything that does not parse as its content type says) as base64.
-fn encode_data(content_type: Option<&str>, body: &[u8]) -> String {
-    let media = content_type
+/// The media type of a binary-mode body, without parameters: `application/json` when the
+/// event has no `datacontenttype` (JSON format §3.1).
+fn media_type(content_type: Option<&str>) -> &str {
+    content_type
         .unwrap_or("application/json")
         .split(';')
         .next()
         .unwrap_or("")
-        .trim();
-    let is_json = media == "application/json" || media.ends_with("+json") || media == "text/json";
-    if is_json
+        .trim()
+}
+
+/// Whether a body of this media type is JSON (and is stored as JSON when it parses).
+fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json") || media == "text/json"
+}
+
+/// The `data` member for a binary-mode body of the media type `media`: JSON as is, text as a
+/// string, anything else (or anything that does not parse as its media type says) as base64.
+fn encode_data(media: &str, body: &[u8]) -> String {
+    if is_json(media)
         && serde_json::from_slice::<&RawValue>(body).is_ok()
         && let Ok(text) = std::str::from_utf8(body)
     {

@@ -67,17 +67,49 @@ fn event(id: &str, data: &str, escaped: bool) -> String {
 }
 
 fn binary_headers() -> axum::http::HeaderMap {
+    binary_headers_of("application/json")
+}
+
+fn binary_headers_of(content_type: &str) -> axum::http::HeaderMap {
     let mut headers = axum::http::HeaderMap::new();
     for (name, value) in [
         ("ce-specversion", "1.0"),
         ("ce-id", "b"),
         ("ce-source", "/deep"),
         ("ce-type", "t"),
-        ("content-type", "application/json"),
+        ("content-type", content_type),
     ] {
         headers.insert(name, value.parse().expect("header value"));
     }
     headers
+}
+
+/// Regression: a binary-mode body that is not JSON was counted as if it were, so a file whose
+/// bytes hold more `[` and `{` than `]` and `}` was refused as nested, though it is stored as
+/// one string (`data_base64`, or `data` for text).
+#[test]
+fn a_binary_body_that_is_not_json_does_not_nest() {
+    let max = MaxDepth::new(8).expect("in range");
+    let brackets = "[{".repeat(50);
+    for (content_type, stored_as) in [
+        ("application/octet-stream", "data_base64"),
+        ("image/png", "data_base64"),
+        ("text/plain", "data"),
+    ] {
+        let event = parse_binary(&binary_headers_of(content_type), brackets.as_bytes(), max)
+            .expect(content_type);
+        let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("JSON");
+        assert!(stored[stored_as].is_string(), "{content_type}: {stored}");
+    }
+    for content_type in ["application/json", "application/vnd.x+json", "text/json"] {
+        let e = parse_binary(&binary_headers_of(content_type), nested(8).as_bytes(), max)
+            .expect_err(content_type);
+        assert_eq!(e.attribute.as_deref(), Some("data"), "{content_type}");
+    }
+    let mut untyped = binary_headers();
+    untyped.remove("content-type");
+    let e = parse_binary(&untyped, nested(8).as_bytes(), max).expect_err("JSON by default");
+    assert_eq!(e.attribute.as_deref(), Some("data"));
 }
 
 /// The verdict on one event: `Ok` if stored, else the attribute named and the message.

@@ -4,7 +4,7 @@
 //! `cargo bench -p draft-catalyst --bench parse`
 
 use criterion::{Criterion, Throughput};
-use draft_catalyst::cloudevent::{parse_batch, parse_structured};
+use draft_catalyst::cloudevent::{MaxDepth, parse_batch, parse_structured};
 
 fn event(i: usize) -> String {
     format!(
@@ -23,11 +23,11 @@ fn main() {
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(1));
     group.bench_function("structured event", |b| {
-        b.iter(|| parse_structured(&one).expect("valid"));
+        b.iter(|| parse_structured(&one, MaxDepth::DEFAULT).expect("valid"));
     });
     group.throughput(Throughput::Elements(100));
     group.bench_function("batch of 100", |b| {
-        b.iter(|| parse_batch(&batch, 1000).expect("valid"));
+        b.iter(|| parse_batch(&batch, 1000, MaxDepth::DEFAULT).expect("valid"));
     });
     group.finish();
     c.final_summary();

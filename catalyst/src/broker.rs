@@ -6,6 +6,7 @@ use std::time::Duration;
 use draft_http::Shutdown;
 use draft_log::LogBackend;
 
+use crate::cloudevent::MaxDepth;
 use crate::dedup::Dedup;
 use crate::feed::Feeds;
 use crate::groups::{ControlLog, Groups};
@@ -21,6 +22,10 @@ pub struct CatalystConfig {
     pub max_batch_bytes: usize,
     /// The most events in one batch (default 10,000).
     pub max_batch_events: usize,
+    /// How deeply an event may nest, the event object itself counting as one (default and
+    /// most 127, what `serde_json` parses by default: see [`MaxDepth`]). Every produce
+    /// checks it the same way: structured, batch and binary mode, over HTTP and WebSocket.
+    pub max_json_depth: MaxDepth,
     /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
     pub dedup_window: Duration,
     /// How many frames a WebSocket producer may have sent and not yet had acknowledged before
@@ -52,6 +57,7 @@ impl Default for CatalystConfig {
             max_event_bytes: 1024 * 1024,
             max_batch_bytes: 16 * 1024 * 1024,
             max_batch_events: 10_000,
+            max_json_depth: MaxDepth::DEFAULT,
             dedup_window: Duration::from_secs(120),
             produce_window_frames: 1024,
             produce_window_bytes: 16 * 1024 * 1024,

@@ -11,7 +11,8 @@
 //! vouch for an event; binary-mode events by the SDK.
 //!
 //! One concept a file: `parse.rs` reads the content modes into a [`ParsedEvent`] (`event.rs`)
-//! once the checks of `validate.rs` pass, `whitespace.rs` trims JSON; `deliver.rs` makes what
+//! once the checks of `validate.rs` pass and `depth.rs` finds it nested no deeper than its
+//! [`MaxDepth`], `whitespace.rs` trims JSON; `deliver.rs` makes what
 //! consumers receive and `filter.rs` holds their filters.
 
 mod deliver;
@@ -28,6 +29,7 @@ mod whitespace;
 mod tests;
 
 pub use self::deliver::delivered;
+pub use self::depth::{MaxDepth, MaxDepthError};
 pub use self::event::ParsedEvent;
 pub use self::filter::{Filter, Pattern};
 pub use self::parse::{parse_batch, parse_binary, parse_structured};

@@ -190,7 +190,8 @@ pub(crate) async fn store_many(
     results
 }
 
-/// The events of a payload, each checked against the CloudEvents rules and the size limits.
+/// The events of a payload, each checked against the CloudEvents rules, the size limits and
+/// the depth limit.
 fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent>, ApiError> {
     let limit = payload.limit(config);
     if payload.len() > limit {
@@ -199,11 +200,14 @@ fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent
             payload.len()
         )));
     }
+    let depth = config.max_json_depth;
     match payload {
-        Payload::Structured(body) => Ok(vec![cloudevent::parse_structured(&body)?]),
-        Payload::Binary(headers, body) => Ok(vec![cloudevent::parse_binary(&headers, &body)?]),
+        Payload::Structured(body) => Ok(vec![cloudevent::parse_structured(&body, depth)?]),
+        Payload::Binary(headers, body) => {
+            Ok(vec![cloudevent::parse_binary(&headers, &body, depth)?])
+        }
         Payload::Batch(body) => {
-            let events = cloudevent::parse_batch(&body, config.max_batch_events)?;
+            let events = cloudevent::parse_batch(&body, config.max_batch_events, depth)?;
             if let Some((i, e)) = events
                 .iter()
                 .enumerate()
@@ -291,4 +295,67 @@ async fn append_to_completion(
         StatusCode::CREATED
     };
     Ok((status, offsets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevent::MaxDepth;
+
+    fn event(id: &str, data_depth: usize) -> String {
+        let data = format!("{}{}", "[".repeat(data_depth), "]".repeat(data_depth));
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/deep","type":"t","data":{data}}}"#)
+    }
+
+    fn binary(data_depth: usize) -> Payload {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "b"),
+            ("ce-source", "/deep"),
+            ("ce-type", "t"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let data = format!("{}{}", "[".repeat(data_depth), "]".repeat(data_depth));
+        Payload::Binary(headers, Bytes::from(data))
+    }
+
+    /// The broker's setting reaches every payload a producer can send: structured and batch
+    /// over HTTP, the same as WebSocket frames, and binary mode.
+    #[test]
+    fn the_configured_depth_limit_holds_for_every_payload() {
+        let config = CatalystConfig {
+            max_json_depth: MaxDepth::new(8).expect("in range"),
+            ..CatalystConfig::default()
+        };
+        // The event counts as one level: data 7 deep is 8 levels.
+        for (data_depth, fits) in [(7, true), (8, false)] {
+            let payloads = [
+                Payload::Structured(Bytes::from(event("s", data_depth))),
+                Payload::of_frame(Bytes::from(event("w", data_depth))),
+                Payload::Batch(Bytes::from(format!("[{}]", event("b", data_depth)))),
+                Payload::of_frame(Bytes::from(format!(" [{}]", event("wb", data_depth)))),
+                binary(data_depth),
+            ];
+            for (i, payload) in payloads.into_iter().enumerate() {
+                match validate(&config, payload) {
+                    Ok(events) => {
+                        assert!(fits, "payload {i}, data {data_depth} deep: stored");
+                        assert_eq!(events.len(), 1);
+                    }
+                    Err(e) => {
+                        assert!(!fits, "payload {i}, data {data_depth} deep: {e:?}");
+                        assert_eq!(e.code(), Code::InvalidEvent);
+                        assert!(
+                            e.message().contains("data is nested deeper than 8 levels"),
+                            "payload {i}: {}",
+                            e.message()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

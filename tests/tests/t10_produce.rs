@@ -280,3 +280,146 @@ async fn events_nested_past_the_limit_are_refused_in_every_mode() {
         "only the shallow event is stored"
     );
 }
+
+/// Produce over a WebSocket to `channel`: one text frame, and its acknowledgement.
+async fn produce_frame(node: &Node, channel: &str, frame: String) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let url = format!(
+        "{}/v1/channels/{channel}/produce",
+        node.url.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "cloudevents.json".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    socket
+        .send(Message::Text(frame.into()))
+        .await
+        .expect("send");
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("an acknowledgement within 20 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON ack"),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// `dctl up --max-json-depth 8`: the limit counts the event object as one level, so `data`
+/// nested 7 deep is the deepest stored and 8 or 9 deep is refused naming `data`, the same on
+/// every path: structured (fast path and SDK path), batch, binary mode, and WebSocket frames
+/// of one event and of a batch.
+#[tokio::test]
+async fn a_configured_depth_limit_holds_on_every_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(dir.path(), &["--max-json-depth", "8"]);
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let event = |id: &str, depth: usize, escaped: bool| {
+        // An escaped attribute name sends the event down the SDK's path instead of the fast one.
+        let ty = if escaped {
+            r#""typ\u0065""#
+        } else {
+            r#""type""#
+        };
+        let data = nested(depth);
+        format!(r#"{{"specversion":"1.0","id":"{id}","source":"/deep",{ty}:"t","data":{data}}}"#)
+    };
+    let refused = |depth: usize, what: &str, error: &Value| {
+        assert_eq!(
+            error["code"], "invalid_event",
+            "{what}, data {depth} deep: {error}"
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("data is nested deeper than 8 levels"),
+            "{what}, data {depth} deep: {message}"
+        );
+    };
+    let mut stored = 0;
+    for depth in [7, 8, 9] {
+        let fits = depth < 8;
+        for escaped in [false, true] {
+            let id = format!("s{depth}{escaped}");
+            let (status, body) = post(&node, "deep", STRUCTURED, event(&id, depth, escaped)).await;
+            let what = format!("structured, escaped {escaped}");
+            if fits {
+                assert_eq!(status, 201, "{what}: {body}");
+            } else {
+                assert_eq!(status, 400, "{what}, data {depth} deep: {body}");
+                refused(depth, &what, &body["error"]);
+            }
+        }
+        let batch = format!(
+            "[{},{}]",
+            event(&format!("b{depth}"), 1, false),
+            event(&format!("c{depth}"), depth, false)
+        );
+        let (status, body) = post(&node, "deep", BATCH, batch).await;
+        if fits {
+            assert_eq!(status, 201, "batch: {body}");
+        } else {
+            assert_eq!(status, 400, "batch, data {depth} deep: {body}");
+            refused(depth, "batch", &body["error"]);
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("event 1 of the batch"), "{message}");
+        }
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/channels/deep/events", node.url))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("bin{depth}"))
+            .header("ce-source", "/deep")
+            .header("ce-type", "t")
+            .header("content-type", "application/json")
+            .body(nested(depth))
+            .send()
+            .await
+            .expect("binary produce");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("JSON answer");
+        if fits {
+            assert_eq!(status, 201, "binary: {body}");
+        } else {
+            assert_eq!(status, 400, "binary, data {depth} deep: {body}");
+            refused(depth, "binary", &body["error"]);
+        }
+        for (what, frame) in [
+            ("frame", event(&format!("w{depth}"), depth, false)),
+            (
+                "batch frame",
+                format!("[{}]", event(&format!("wb{depth}"), depth, true)),
+            ),
+        ] {
+            let ack = produce_frame(&node, "deep", frame).await;
+            if fits {
+                assert_eq!(
+                    ack["offsets"].as_array().map(Vec::len),
+                    Some(1),
+                    "{what}: {ack}"
+                );
+            } else {
+                refused(depth, what, &ack["error"]);
+            }
+        }
+        if fits {
+            // Two structured, two in the batch, binary, two frames.
+            stored += 7;
+        }
+    }
+    assert_eq!(
+        count(&node, "deep").await,
+        stored,
+        "only what fits is stored"
+    );
+}

@@ -1,12 +1,100 @@
 //! How deeply a JSON text nests, without parsing it: every consumer's parser has a limit
 //! (`serde_json`'s is 128, Go's decoder stops at 10,000, Python's `json` at its recursion
 //! limit), so an event nested past the common one is refused at the door instead of stored
-//! for every reader to fail on.
+//! for every reader to fail on. [`MaxDepth`] is that limit, as a setting.
 
-/// The deepest an event may nest, the event object itself counting as one: what `serde_json`
-/// accepts by default (its recursion limit of 128 allows 127 levels), so the fast path and
-/// the SDK's path (`serde_json`) refuse exactly the same events.
-pub(crate) const MAX_DEPTH: usize = 127;
+use std::fmt;
+
+/// The deepest an event may nest, the event object itself counting as one: 1 to
+/// [`MaxDepth::MOST`] levels, [`MaxDepth::DEFAULT`] (the most) unless set lower.
+///
+/// Every content mode and both of the structured mode's paths (the fast one and the SDK's)
+/// check it the same way, before either parses the event (`parse.rs`): structured and
+/// WebSocket events as they are, each event of a batch without the array around it, and a
+/// binary-mode JSON body one level down (it becomes the event's `data`; a body of another
+/// media type is stored as one string and does not nest).
+///
+/// Why at most 127, and not a larger setting: it is what `serde_json` parses with its default
+/// recursion limit of 128, and `serde_json` is what the SDK's path reads events with, as do
+/// Draft's own clients and most Rust consumers. A larger limit would let the fast path store
+/// events that the SDK's path refuses for a reason of its own (and that consumers cannot
+/// read). Lifting `serde_json`'s limit (its `unbounded_depth` feature) would lift it on this
+/// node only, not on its consumers, and trade the limit for the stack's.
+///
+/// # Examples
+/// ```
+/// use draft_catalyst::cloudevent::MaxDepth;
+///
+/// assert_eq!(MaxDepth::default().get(), 127);
+/// assert_eq!(MaxDepth::new(16).map(MaxDepth::get), Ok(16));
+/// assert!(MaxDepth::new(0).is_err() && MaxDepth::new(128).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MaxDepth(usize);
+
+impl MaxDepth {
+    /// The largest limit that can be set: what `serde_json` accepts by default (its recursion
+    /// limit of 128 allows 127 levels).
+    pub const MOST: usize = 127;
+
+    /// The default: [`MaxDepth::MOST`], so the fast path and the SDK's path (`serde_json`)
+    /// refuse exactly the same events.
+    pub const DEFAULT: Self = Self(Self::MOST);
+
+    /// A limit of `levels`, the event object itself counting as one.
+    ///
+    /// # Errors
+    /// [`MaxDepthError`] unless `levels` is 1 to [`MaxDepth::MOST`].
+    pub const fn new(levels: usize) -> Result<Self, MaxDepthError> {
+        if levels == 0 || levels > Self::MOST {
+            return Err(MaxDepthError(levels));
+        }
+        Ok(Self(levels))
+    }
+
+    /// The limit, in levels.
+    #[must_use]
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for MaxDepth {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TryFrom<usize> for MaxDepth {
+    type Error = MaxDepthError;
+    fn try_from(levels: usize) -> Result<Self, MaxDepthError> {
+        Self::new(levels)
+    }
+}
+
+impl fmt::Display for MaxDepth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} levels", self.0)
+    }
+}
+
+/// A depth limit that cannot be set: 0, or more than [`MaxDepth::MOST`]. Bad input, never
+/// retryable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the max JSON depth must be 1 to {most} levels (the most serde_json parses by default); \
+     {0} is not",
+    most = MaxDepth::MOST
+)]
+pub struct MaxDepthError(usize);
+
+impl MaxDepthError {
+    /// The limit that was asked for.
+    #[must_use]
+    pub const fn levels(&self) -> usize {
+        self.0
+    }
+}
 
 /// Whether `json` nests arrays and objects more than `limit` deep (brackets inside strings
 /// do not count). Linear in the length, constant memory; meant for text that is otherwise
@@ -42,42 +130,4 @@ pub(crate) fn deeper_than(json: &[u8], limit: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn nested(depth: usize) -> String {
-        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
-    }
-
-    #[test]
-    fn counts_brackets_outside_strings() {
-        assert!(!deeper_than(b"{}", 1));
-        assert!(deeper_than(b"{\"a\":[]}", 1));
-        assert!(!deeper_than(br#"{"a":"[[[[{{{{"}"#, 1));
-        assert!(!deeper_than(br#"{"a":"\"[[[["}"#, 1));
-        assert!(deeper_than(br#"{"a":"\\",  "b":[[]]}"#, 2));
-        assert!(!deeper_than(nested(127).as_bytes(), MAX_DEPTH));
-        assert!(deeper_than(nested(128).as_bytes(), MAX_DEPTH));
-        assert!(deeper_than(nested(100_000).as_bytes(), MAX_DEPTH));
-    }
-
-    proptest! {
-        /// The scan agrees with `serde_json`'s own limit on every depth around it.
-        #[test]
-        fn agrees_with_serde_json(depth in 1usize..300, object in any::<bool>()) {
-            let text = if object {
-                let mut t = String::new();
-                for _ in 0..depth { t.push_str("{\"k\":"); }
-                t.push('1');
-                for _ in 0..depth { t.push('}'); }
-                t
-            } else {
-                nested(depth)
-            };
-            let serde_ok = serde_json::from_str::<serde_json::Value>(&text).is_ok();
-            prop_assert_eq!(!deeper_than(text.as_bytes(), MAX_DEPTH), serde_ok, "depth {}", depth);
-        }
-    }
-}
+mod tests;

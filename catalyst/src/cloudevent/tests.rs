@@ -9,12 +9,15 @@ fn bytes_of(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
 }
 
+/// The default limit, which every event here is well within.
+const DEPTH: MaxDepth = MaxDepth::DEFAULT;
+
 const MINIMAL: &str = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t.created"}"#;
 
 #[test]
 fn structured_events_are_stored_as_sent() {
     let body = format!("  {MINIMAL}\n");
-    let event = parse_structured(&bytes_of(&body)).expect("valid");
+    let event = parse_structured(&bytes_of(&body), DEPTH).expect("valid");
     assert_eq!(
         (event.id(), event.source(), event.ty()),
         ("1", "/s", "t.created")
@@ -31,7 +34,10 @@ fn structured_events_are_stored_as_sent() {
 #[test]
 fn form_feed_is_not_json_whitespace() {
     for body in [format!("\x0c{MINIMAL}"), format!("{MINIMAL}\x0c")] {
-        assert!(parse_structured(&bytes_of(&body)).is_err(), "{body:?}");
+        assert!(
+            parse_structured(&bytes_of(&body), DEPTH).is_err(),
+            "{body:?}"
+        );
     }
 }
 
@@ -94,13 +100,13 @@ fn missing_and_invalid_attributes_are_named() {
             "big",
         ),
     ] {
-        let err = parse_structured(&bytes_of(body)).expect_err(body);
+        let err = parse_structured(&bytes_of(body), DEPTH).expect_err(body);
         assert!(
             err.message.contains(attribute),
             "{body}: {err:?} should name {attribute}"
         );
     }
-    assert!(parse_structured(&Bytes::from_static(b"not json")).is_err());
+    assert!(parse_structured(&Bytes::from_static(b"not json"), DEPTH).is_err());
     // What the SDK accepts is accepted: null is absent, integer and boolean extensions, text
     // data with a text content type, JSON data of any kind with a JSON one.
     for body in [
@@ -109,12 +115,13 @@ fn missing_and_invalid_attributes_are_named() {
         r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/vnd.x+json","data":[1]}"#,
         r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","dataschema":"urn:x:y","data_base64":"aGk="}"#,
     ] {
-        parse_structured(&bytes_of(body)).expect(body);
+        parse_structured(&bytes_of(body), DEPTH).expect(body);
     }
     assert!(
-        parse_structured(&Bytes::from_static(
-            br#"{"specversion":"0.1","id":"1","source":"/s","type":"t"}"#
-        ))
+        parse_structured(
+            &Bytes::from_static(br#"{"specversion":"0.1","id":"1","source":"/s","type":"t"}"#),
+            DEPTH
+        )
         .is_err()
     );
 }
@@ -124,15 +131,15 @@ fn batches_keep_each_event_and_name_the_bad_one() {
     let body = format!(
         "[{MINIMAL}, {{\"specversion\":\"1.0\",\"id\":\"2\",\"source\":\"/s\",\"type\":\"u\"}}]"
     );
-    let events = parse_batch(&bytes_of(&body), 10).expect("valid");
+    let events = parse_batch(&bytes_of(&body), 10, DEPTH).expect("valid");
     assert_eq!(events.len(), 2);
     assert_eq!(&events[0].json[..], MINIMAL.as_bytes());
     let bad = format!("[{MINIMAL}, {{\"specversion\":\"1.0\",\"id\":\"2\"}}]");
-    let err = parse_batch(&bytes_of(&bad), 10).expect_err("second is invalid");
+    let err = parse_batch(&bytes_of(&bad), 10, DEPTH).expect_err("second is invalid");
     assert!(err.message.starts_with("event 1 of the batch"), "{err:?}");
-    assert!(parse_batch(&Bytes::from_static(b"[]"), 10).is_err());
+    assert!(parse_batch(&Bytes::from_static(b"[]"), 10, DEPTH).is_err());
     assert!(
-        parse_batch(&bytes_of(&format!("[{MINIMAL},{MINIMAL}]")), 1).is_err(),
+        parse_batch(&bytes_of(&format!("[{MINIMAL},{MINIMAL}]")), 1, DEPTH).is_err(),
         "too many"
     );
 }
@@ -156,7 +163,7 @@ fn binary_mode_keeps_json_data_byte_for_byte_and_binary_as_base64() {
     ];
     let mut json = base.to_vec();
     json.push(("content-type", "application/json"));
-    let event = parse_binary(&headers(&json), br#"{"b": 1,  "a": [2]}"#).expect("valid");
+    let event = parse_binary(&headers(&json), br#"{"b": 1,  "a": [2]}"#, DEPTH).expect("valid");
     let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
     assert_eq!(stored["color"], "red");
     assert_eq!(stored["type"], "b.t");
@@ -168,18 +175,22 @@ fn binary_mode_keeps_json_data_byte_for_byte_and_binary_as_base64() {
 
     let mut bin = base.to_vec();
     bin.push(("content-type", "application/octet-stream"));
-    let event = parse_binary(&headers(&bin), &[0, 1, 2, 255]).expect("valid");
+    let event = parse_binary(&headers(&bin), &[0, 1, 2, 255], DEPTH).expect("valid");
     let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
     assert_eq!(stored["data_base64"], "AAEC/w==");
 
     let mut text = base.to_vec();
     text.push(("content-type", "text/plain"));
-    let event = parse_binary(&headers(&text), "héllo \"x\"".as_bytes()).expect("valid");
+    let event = parse_binary(&headers(&text), "héllo \"x\"".as_bytes(), DEPTH).expect("valid");
     let stored: serde_json::Value = serde_json::from_slice(&event.json).expect("json");
     assert_eq!(stored["data"], "héllo \"x\"");
 
-    let err = parse_binary(&headers(&[("ce-specversion", "1.0"), ("ce-id", "1")]), b"")
-        .expect_err("no type");
+    let err = parse_binary(
+        &headers(&[("ce-specversion", "1.0"), ("ce-id", "1")]),
+        b"",
+        DEPTH,
+    )
+    .expect_err("no type");
     assert!(!err.message.is_empty());
 }
 
@@ -428,7 +439,7 @@ fn common_batches_take_the_fast_path_and_odd_ones_the_slow_one() {
         format!("[{MINIMAL}\x0c]"),
     ] {
         assert!(fast::parse_batch(&bytes_of(&odd), 10).is_none(), "{odd}");
-        assert!(parse_batch(&bytes_of(&odd), 10).is_err(), "{odd}");
+        assert!(parse_batch(&bytes_of(&odd), 10, DEPTH).is_err(), "{odd}");
     }
     let three = bytes_of(&format!("[{MINIMAL},{MINIMAL},{MINIMAL}]"));
     assert!(fast::parse_batch(&three, 2).is_none(), "over the limit");

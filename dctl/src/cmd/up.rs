@@ -128,6 +128,11 @@ pub(crate) struct UpArgs {
     /// The largest batch request accepted, in bytes.
     #[arg(long, env = "DRAFT_MAX_BATCH_BYTES")]
     pub(crate) max_batch_bytes: Option<usize>,
+    /// How deeply an event may nest, the event object itself counting as one: 1 to 127
+    /// levels; a deeper one is refused with 400 naming `data`. Default 127, the most
+    /// `serde_json` (the SDK's parser, and most consumers') reads by default.
+    #[arg(long, env = "DRAFT_MAX_JSON_DEPTH")]
+    pub(crate) max_json_depth: Option<usize>,
     /// How long `source` + `id` is remembered to drop duplicate events, in seconds.
     #[arg(long, env = "DRAFT_DEDUP_WINDOW_SECS")]
     pub(crate) dedup_window_secs: Option<u64>,
@@ -209,6 +214,7 @@ impl UpArgs {
             catalyst: CatalystLayer {
                 max_event_bytes: self.max_event_bytes,
                 max_batch_bytes: self.max_batch_bytes,
+                max_json_depth: self.max_json_depth,
                 dedup_window_secs: self.dedup_window_secs,
                 // draft.toml only.
                 produce_window_frames: None,

@@ -194,6 +194,9 @@ pub struct CatalystLayer {
     pub max_event_bytes: Option<usize>,
     /// The largest batch request, in bytes (default 16 MiB).
     pub max_batch_bytes: Option<usize>,
+    /// How deeply an event may nest, the event itself counting as one: 1 to 127 levels
+    /// (default 127, what `serde_json` parses by default).
+    pub max_json_depth: Option<usize>,
     /// How long `source` + `id` is remembered, in seconds (default 120).
     pub dedup_window_secs: Option<u64>,
     /// Frames a WebSocket producer may have unacknowledged before the node stops reading it
@@ -264,6 +267,7 @@ impl Layer {
             catalyst: CatalystLayer {
                 max_event_bytes: c.max_event_bytes.or(lc.max_event_bytes),
                 max_batch_bytes: c.max_batch_bytes.or(lc.max_batch_bytes),
+                max_json_depth: c.max_json_depth.or(lc.max_json_depth),
                 dedup_window_secs: c.dedup_window_secs.or(lc.dedup_window_secs),
                 produce_window_frames: c.produce_window_frames.or(lc.produce_window_frames),
                 produce_window_bytes: c.produce_window_bytes.or(lc.produce_window_bytes),

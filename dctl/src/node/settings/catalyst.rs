@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use draft_catalyst::CatalystConfig;
+use draft_catalyst::cloudevent::MaxDepth;
 use draft_log::Retention;
 
 use super::CatalystLayer;
@@ -23,9 +24,15 @@ pub(super) fn broker(catalyst: &CatalystLayer) -> Result<(CatalystConfig, Retent
         ));
     }
     let defaults = CatalystConfig::default();
+    // At most 127: what serde_json reads by default (see `MaxDepth`).
+    let max_json_depth = catalyst
+        .max_json_depth
+        .map_or(Ok(defaults.max_json_depth), MaxDepth::new)
+        .map_err(|e| invalid(&e.to_string()))?;
     let catalyst = CatalystConfig {
         max_event_bytes: catalyst.max_event_bytes.unwrap_or(defaults.max_event_bytes),
         max_batch_bytes: catalyst.max_batch_bytes.unwrap_or(defaults.max_batch_bytes),
+        max_json_depth,
         dedup_window: catalyst
             .dedup_window_secs
             .map_or(defaults.dedup_window, Duration::from_secs),

@@ -31,6 +31,7 @@ fn an_empty_layer_gives_the_defaults() {
     assert_eq!(s.ws_write_timeout, Duration::from_secs(30));
     assert_eq!(s.catalyst.max_event_bytes, 1024 * 1024);
     assert_eq!(s.catalyst.max_batch_bytes, 16 * 1024 * 1024);
+    assert_eq!(s.catalyst.max_json_depth.get(), 127);
     assert_eq!(s.catalyst.dedup_window, Duration::from_secs(120));
     assert_eq!(s.catalyst.group_timeout, Duration::from_secs(30));
     assert_eq!(s.catalyst.group_commit_interval, Duration::from_millis(100));
@@ -62,6 +63,26 @@ fn flags_over_variables_over_the_file_field_by_field() {
         s.ws_write_timeout,
         Duration::from_millis(3),
         "the flag wins"
+    );
+}
+
+#[test]
+fn a_lower_json_depth_is_taken_and_the_flag_wins() {
+    for levels in [1, 16, 127] {
+        let s = Settings::resolve(
+            layer(&format!("[catalyst]\nmax_json_depth = {levels}\n")),
+            named,
+        )
+        .expect("in range");
+        assert_eq!(s.catalyst.max_json_depth.get(), levels);
+    }
+    let flags = layer("[catalyst]\nmax_json_depth = 8\n");
+    let file = layer("[catalyst]\nmax_json_depth = 16\n");
+    let s = Settings::resolve(flags.over(file), named).expect("valid");
+    assert_eq!(
+        s.catalyst.max_json_depth.get(),
+        8,
+        "the flag beats the file"
     );
 }
 
@@ -122,6 +143,14 @@ fn out_of_range_settings_are_refused_with_what_is_wrong() {
         ("[node]\nbody_read_timeout_ms = 0\n", "body read"),
         ("[node]\nrequest_timeout_ms = 0\n", "request timeouts"),
         ("[catalyst]\nmax_event_bytes = 0\n", "max event bytes"),
+        (
+            "[catalyst]\nmax_json_depth = 0\n",
+            "max JSON depth must be 1 to 127",
+        ),
+        (
+            "[catalyst]\nmax_json_depth = 128\n",
+            "max JSON depth must be 1 to 127",
+        ),
         (
             "[catalyst]\nmax_event_bytes = 10\nmax_batch_bytes = 9\n",
             "max batch bytes",
@@ -202,6 +231,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     let CatalystLayer {
         max_event_bytes,
         max_batch_bytes,
+        max_json_depth,
         dedup_window_secs,
         produce_window_frames,
         produce_window_bytes,
@@ -256,6 +286,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     assert!(body_read_timeout_ms.is_some() && request_timeout_ms.is_some());
     assert!(ws_write_timeout_ms.is_some());
     assert!(max_event_bytes.is_some() && max_batch_bytes.is_some());
+    assert!(max_json_depth.is_some());
     assert!(dedup_window_secs.is_some());
     assert!(produce_window_frames.is_some() && produce_window_bytes.is_some());
     assert!(group_timeout_ms.is_some() && group_commit_interval_ms.is_some());

@@ -134,6 +134,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// Bad input: a message of `size` bytes is larger than the `max` this kind of message
+    /// may be (`what`, such as a heartbeat).
+    #[error("{what} of {size} bytes is larger than {max} bytes")]
+    TooLarge {
+        /// The kind of message.
+        what: &'static str,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// A `draft_log` error found by this backend (bad input such as a record too large, a
     /// duplicate mismatch or a tail gap).
     #[error(transparent)]

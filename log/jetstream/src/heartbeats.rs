@@ -7,10 +7,20 @@
 //! The body is JSON: `{"service", "instance", "node", "ttl_ms"}`, at most
 //! [`MAX_HEARTBEAT_BYTES`].
 //!
+//! Why core NATS rather than a KV bucket with a TTL per key: a heartbeat is worth one TTL
+//! and nothing after, so it need not be replicated and fsynced (an R3 put is a raft round
+//! and three `fsync`s with `sync_interval: always`). On the three-server loopback test
+//! cluster (`--example heartbeat_transport`, release, 2 cores) core NATS carried about
+//! 570 000 heartbeats/s from one node to another at 0.2 ms p50 / 0.35 ms p99, against
+//! about 30 000 puts/s (256 in flight) and 1.1 ms p50 / 2 ms p99 through a watched R3 KV
+//! bucket. What core NATS gives up, delivery to a node that is down or slow, a keeper does
+//! not need: a new keeper gives every instance a full TTL anyway.
+//!
 //! Receiving is bounded: a task moves messages from the subscription to a channel of the
 //! capacity given to [`HeartbeatBus::subscribe`], dropping (and counting) what does not fit
 //! and what cannot be decoded, so a slow reader loses heartbeats rather than growing a
-//! queue.
+//! queue. Past that, the client's own subscription buffer and the server's slow-consumer
+//! limit drop heartbeats too (not counted here) when a node is overwhelmed.
 
 use std::borrow::Cow;
 use std::pin::Pin;

@@ -22,6 +22,9 @@
 //! they are appended with compare-and-set (`append_expecting`) and carry the [`Term`], so a
 //! stale keeper's write either fails or is recognisably from an older term.
 //!
+//! A new keeper has not seen the heartbeats its predecessor had, so it must give every
+//! instance one full TTL from the start of its term before writing an expiry.
+//!
 //! [`Keeper::spawn`] runs the campaigns and renewals on a task and publishes the role on a
 //! `watch` channel; [`KeeperLock`] is the lock itself, for callers with their own loop.
 

@@ -100,6 +100,11 @@ impl JetStream {
         &self.streams.api.client
     }
 
+    /// The configuration it was connected with.
+    pub(crate) fn config(&self) -> &JetStreamConfig {
+        self.streams.config()
+    }
+
     async fn append_if(
         &self,
         partition: &PartitionName,

@@ -110,6 +110,42 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Retryable: a NATS operation outside the log's streams failed: `op` on `target` (the
+    /// keeper's lock bucket, the heartbeat subject), for example a timeout or a lost
+    /// connection. A keeper that sees it on a renewal has stepped down.
+    #[error("{op} on {target} failed: {reason}")]
+    Coordination {
+        /// What was being done.
+        op: &'static str,
+        /// The bucket or subject.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// Fatal (a configuration change is needed): `what` cannot be used as configured, for
+    /// example a keeper TTL below the minimum, or a lock bucket whose entries expire sooner
+    /// than this node's TTL (another node made it with a shorter one).
+    #[error("{what} is misconfigured: {reason}")]
+    Misconfigured {
+        /// The setting or the bucket.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Bad input: a message of `size` bytes is larger than the `max` this kind of message
+    /// may be (`what`, such as a heartbeat).
+    #[error("{what} of {size} bytes is larger than {max} bytes")]
+    TooLarge {
+        /// The kind of message.
+        what: &'static str,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// A `draft_log` error found by this backend (bad input such as a record too large, a
     /// duplicate mismatch or a tail gap).
     #[error(transparent)]
@@ -124,7 +160,8 @@ impl Error {
             Self::Connect { .. }
             | Self::Corrupt { .. }
             | Self::Protocol { .. }
-            | Self::ForeignStream { .. } => true,
+            | Self::ForeignStream { .. }
+            | Self::Misconfigured { .. } => true,
             Self::Log(e) => e.is_fatal(),
             _ => false,
         }
@@ -134,7 +171,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unavailable { .. } | Self::Conflict { .. } => true,
+            Self::Unavailable { .. } | Self::Conflict { .. } | Self::Coordination { .. } => true,
             Self::Log(e) => e.is_retryable(),
             _ => false,
         }

@@ -16,6 +16,10 @@
 //!   get with `start_time`, tails by ordered consumers, heads from stream info, retention as
 //!   the stream's `max_age`/`max_bytes`.
 //!
+//! Several nodes on one cluster also share two things outside the log: the lease keeper's
+//! election ([`keeper`]: [`KeeperLock`] on a KV bucket, [`Keeper`] to run it) and the
+//! instances' heartbeats ([`heartbeats`]: [`HeartbeatBus`] over core NATS).
+//!
 //! The `testing` feature adds [`testing`]: a real three-server cluster and the harness that
 //! runs `draft_log::testing`'s conformance suite on it.
 
@@ -25,6 +29,8 @@ mod backend;
 pub mod body;
 mod config;
 mod error;
+pub mod heartbeats;
+pub mod keeper;
 mod name;
 mod read;
 mod stream;
@@ -38,6 +44,12 @@ pub use crate::append::{MAX_APPEND_BYTES, MAX_BATCH};
 pub use crate::backend::JetStream;
 pub use crate::config::JetStreamConfig;
 pub use crate::error::{Error, Result};
+pub use crate::heartbeats::{
+    HEARTBEAT_SUBJECT, Heartbeat, HeartbeatBus, Heartbeats, MAX_HEARTBEAT_BYTES, SharedHeartbeat,
+};
+pub use crate::keeper::{
+    KEEPER_BUCKET, KEEPER_KEY, Keeper, KeeperLock, MAX_NODE_NAME, MIN_KEEPER_TTL, Term,
+};
 pub use crate::name::{
     MAX_STREAM_NAME, PARTITION_KEY, STREAM_PREFIX, SUBJECT_PREFIX, is_valid_stream_name,
     stream_name, subject,

@@ -134,6 +134,21 @@ impl Blueprint {
         self.shared.reach(revision.get(), wait).await
     }
 
+    /// Applies everything the log holds now, when this Blueprint follows a log other nodes
+    /// write: for a caller that must not act on a projection a moment behind (a heartbeat
+    /// for an instance just registered on another node). Does nothing on a log of its own.
+    ///
+    /// # Errors
+    /// If the log's head cannot be read.
+    pub async fn catch_up(&self) -> Result<(), draft_log::Error> {
+        if !self.shared.config.follow_log {
+            return Ok(());
+        }
+        let head = self.shared.log.head(&self.shared.control).await?;
+        self.shared.catch_up(head.map_or(0, |h| h.next.0)).await;
+        Ok(())
+    }
+
     /// Which node keeps the leases (writes expiries), as this node sees it.
     #[must_use]
     pub fn keeping(&self) -> Keeping {
@@ -275,6 +290,7 @@ impl Blueprint {
             peers.0.share(PeerHeartbeat {
                 service: service.as_str().to_owned(),
                 instance: instance.as_str().to_owned(),
+                ttl,
             });
         }
         Ok(true)

@@ -30,6 +30,9 @@ pub struct PeerHeartbeat {
     pub service: String,
     /// The instance.
     pub instance: String,
+    /// The instance's TTL, as the node that took the heartbeat knows it (the nodes that
+    /// hear it renew with the TTL of their own projection, which the log makes the same).
+    pub ttl: Duration,
 }
 
 /// The other nodes of a cluster, as Blueprint's leases see them.

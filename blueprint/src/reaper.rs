@@ -3,7 +3,8 @@
 //! [`BlueprintConfig::remove_critical_after`] is removed, as the control event
 //! `io.draft.instance.removed` by the actor `draft`, which also releases the routes it owned.
 //!
-//! How long an instance has been critical is kept in memory, from the moment this node first
+//! Only the lease keeper removes, when several nodes share the log. How long an instance has
+//! been critical is kept in memory, from the moment this node first
 //! saw it critical: a restart gives every critical instance the whole delay again, as leases
 //! get a whole TTL. [`Critical`] is the pure part; [`remove_critical`] the task.
 //!
@@ -18,6 +19,7 @@ use tracing::warn;
 
 use crate::applier::Op;
 use crate::names::{InstanceId, ServiceName};
+use crate::peers::Keeping;
 use crate::shared::Shared;
 use crate::wire::Health;
 
@@ -70,6 +72,12 @@ pub(crate) async fn remove_critical(shared: Weak<Shared>, after: Duration) {
             return;
         };
         if !shared.log.is_healthy() {
+            continue;
+        }
+        if shared.keeping() == Keeping::Another {
+            // The keeper removes; a node that becomes keeper starts the delay over, as a
+            // restart does.
+            critical = Critical::default();
             continue;
         }
         let now = Instant::now();

@@ -167,9 +167,19 @@ pub(crate) async fn heartbeat(
         .ok()
         .zip(InstanceId::parse(&instance).ok());
     let renewed = match names {
-        Some((s, i)) => bp
-            .heartbeat(&s, &i)
-            .map_err(|e| write_error(e, "the instance"))?,
+        Some((s, i)) => {
+            let renewed = bp
+                .heartbeat(&s, &i)
+                .map_err(|e| write_error(e, "the instance"))?;
+            // On a shared log the registration may have been written on another node a
+            // moment ago: catch up before telling the instance to register again.
+            if !renewed && bp.catch_up().await.is_ok() {
+                bp.heartbeat(&s, &i)
+                    .map_err(|e| write_error(e, "the instance"))?
+            } else {
+                renewed
+            }
+        }
         None => false,
     };
     if renewed {

@@ -20,6 +20,7 @@ use crate::applier::{self, Op, Outcome, WriteRequest};
 use crate::error::WriteError;
 use crate::event::{Applied, ControlEvent};
 use crate::names::Revision;
+use crate::peers::Keeping;
 use crate::shared::Shared;
 
 /// How many times one group of writes is decided again after another node appended to
@@ -63,13 +64,19 @@ impl Shared {
         loop {
             let next = self.revision().map_or(0, |r| r + 1);
             let group = {
+                let keeping = self.keeping();
                 let leases = self.leases();
                 let now = Instant::now();
-                // An expiry whose lease was renewed meanwhile is dropped.
+                // An expiry whose lease was renewed meanwhile is dropped, and so is one from
+                // a term this node no longer keeps under (it stepped down since deciding).
                 let keep = |op: &Op| match op {
                     Op::Expire {
-                        service, instance, ..
-                    } => !leases.still_held(service, instance, now),
+                        service,
+                        instance,
+                        term,
+                    } => {
+                        still_keeping(keeping, *term) && !leases.still_held(service, instance, now)
+                    }
                     _ => true,
                 };
                 let limits = applier::KvLimits {
@@ -212,5 +219,30 @@ pub(crate) async fn run_writer(shared: Weak<Shared>, mut rx: mpsc::Receiver<Writ
             return;
         };
         shared.handle_group(requests, &mut last_checkpoint).await;
+    }
+}
+
+/// Whether an expiry decided under `term` may still be written by a node keeping as
+/// `keeping` now.
+fn still_keeping(keeping: Keeping, term: Option<u64>) -> bool {
+    match (keeping, term) {
+        (Keeping::Alone, None) => true,
+        (Keeping::Keeper(now), Some(then)) => now == then,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_is_written_only_under_the_term_it_was_decided_in() {
+        assert!(still_keeping(Keeping::Alone, None));
+        assert!(still_keeping(Keeping::Keeper(4), Some(4)));
+        assert!(!still_keeping(Keeping::Keeper(5), Some(4)), "a newer term");
+        assert!(!still_keeping(Keeping::Another, Some(4)), "stepped down");
+        assert!(!still_keeping(Keeping::Another, None));
+        assert!(!still_keeping(Keeping::Alone, Some(4)));
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod backend;
+mod cluster;
 mod control;
 mod ops;
 mod settings;
@@ -25,7 +26,8 @@ use tracing::{debug, info, warn};
 
 pub use self::settings::{
     AuthLayer, AuthMode, AuthSettings, BackendChoice, BackendSettings, CatalystLayer,
-    DEFAULT_NATS_URL, DurabilityChoice, FuseLayer, Layer, LogLayer, NodeLayer, Settings, host_name,
+    DEFAULT_KEEPER_TTL, DEFAULT_NATS_URL, DurabilityChoice, FuseLayer, Layer, LogLayer, NodeLayer,
+    Settings, host_name,
 };
 use crate::error::{Error, Result};
 
@@ -53,8 +55,8 @@ impl Node {
     /// # Errors
     /// [`Error::OpenLog`], [`Error::ConnectLog`], and those of [`Node::open_on`].
     pub async fn open(settings: Settings) -> Result<Self> {
-        let log = backend::open(&settings).await?;
-        Self::open_on(settings, log).await
+        let (log, cluster) = backend::open(&settings).await?;
+        Self::open_with(settings, log, cluster).await
     }
 
     /// Opens the node on `log`: rebuilds the registry's projection, the broker's duplicate
@@ -65,6 +67,15 @@ impl Node {
     /// [`Error::Start`] if reading the log fails, [`Error::Bootstrap`] if the first token
     /// cannot be made, [`Error::Bind`] for a listen address.
     pub async fn open_on(settings: Settings, log: Arc<dyn LogBackend>) -> Result<Self> {
+        Self::open_with(settings, log, None).await
+    }
+
+    /// [`Node::open_on`], as one of the nodes of `cluster` when it is given.
+    async fn open_with(
+        settings: Settings,
+        log: Arc<dyn LogBackend>,
+        cluster: Option<Arc<cluster::Cluster>>,
+    ) -> Result<Self> {
         let started = tokio::time::Instant::now();
         let shutdown = Shutdown::new();
         // Bound first: the upstream policy refuses instances at the node's own listeners, so
@@ -81,6 +92,10 @@ impl Node {
         blueprint_config.upstream = upstream_policy(&settings, &api, &ingress)?;
         // On a clustered log other nodes write `_draft` too: follow it.
         blueprint_config.follow_log = !matches!(settings.backend, BackendSettings::Fjall);
+        // With other nodes: share heartbeats, and expire leases only while keeper.
+        blueprint_config.peers = cluster
+            .clone()
+            .map(|c| draft_blueprint::PeersHandle(c as Arc<dyn draft_blueprint::Peers>));
         let blueprint = Blueprint::open(Arc::clone(&log), blueprint_config)
             .await
             .map_err(|e| start_error("registry", &e))?;
@@ -130,6 +145,7 @@ impl Node {
             control_at_open: control_head.and_then(|h| h.last()).map(Revision::from),
             shutdown: shutdown.clone(),
             backend: settings.backend.status(),
+            cluster,
         };
         let tls = match &settings.tls {
             None => None,
@@ -287,6 +303,10 @@ impl Node {
                 open = shutdown.active(),
                 "WebSockets still open after the drain deadline"
             );
+        }
+        if let Some(cluster) = &parts.cluster {
+            // Resign as keeper, so that another node takes over without waiting a TTL.
+            cluster.shutdown().await;
         }
         let log = Arc::clone(&parts.log);
         drop(parts);

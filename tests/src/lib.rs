@@ -84,6 +84,26 @@ impl Node {
         Self::start_listening(data_dir, "127.0.0.1:0", args)
     }
 
+    /// [`Node::start`] on the JetStream backend with three replicas, on the servers `urls`,
+    /// with `args` after.
+    ///
+    /// # Panics
+    /// If it does not start within 30 s.
+    #[must_use]
+    pub fn start_on_jetstream(data_dir: &Path, urls: &[String], args: &[&str]) -> Self {
+        let urls = urls.join(",");
+        let mut all = vec![
+            "--backend",
+            "jetstream",
+            "--nats-url",
+            &urls,
+            "--replicas",
+            "3",
+        ];
+        all.extend_from_slice(args);
+        Self::start(data_dir, &all)
+    }
+
     /// [`Node::start`] with the API on `listen` (`host:port`): for a test that restarts a
     /// node where its clients expect it (see [`free_port`]).
     ///

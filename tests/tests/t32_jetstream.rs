@@ -11,18 +11,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 fn start(dir: &std::path::Path, cluster: &Cluster) -> Node {
-    let urls = cluster.urls().join(",");
-    Node::start(
-        dir,
-        &[
-            "--backend",
-            "jetstream",
-            "--nats-url",
-            &urls,
-            "--replicas",
-            "3",
-        ],
-    )
+    Node::start_on_jetstream(dir, &cluster.urls(), &[])
 }
 
 async fn kv_get(node: &Node, key: &str) -> (u16, String) {

@@ -12,20 +12,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 fn start(dir: &std::path::Path, cluster: &Cluster, name: &str) -> Node {
-    let urls = cluster.urls().join(",");
-    Node::start(
-        dir,
-        &[
-            "--backend",
-            "jetstream",
-            "--nats-url",
-            &urls,
-            "--replicas",
-            "3",
-            "--node-name",
-            name,
-        ],
-    )
+    Node::start_on_jetstream(dir, &cluster.urls(), &["--node-name", name])
 }
 
 /// The `draft-revision` header of a response.

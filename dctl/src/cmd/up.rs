@@ -180,6 +180,10 @@ pub(crate) struct UpArgs {
     /// JetStream: how many servers hold each new stream, 1, 3 or 5 (default 3).
     #[arg(long, env = "DRAFT_REPLICAS")]
     pub(crate) replicas: Option<usize>,
+    /// JetStream: how long the lease keeper's lock holds without renewal, in milliseconds
+    /// (default 10000, at least 1000): a lost keeper is replaced within about this long.
+    #[arg(long, env = "DRAFT_KEEPER_TTL_MS")]
+    pub(crate) keeper_ttl_ms: Option<u64>,
 }
 
 impl UpArgs {
@@ -243,6 +247,7 @@ impl UpArgs {
                 nats_url: self.nats_url,
                 nats_creds: self.nats_creds,
                 replicas: self.replicas,
+                keeper_ttl_ms: self.keeper_ttl_ms,
             },
         }
     }

@@ -9,6 +9,7 @@ use draft_log_jetstream::{JetStream, JetStreamConfig};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
+use crate::node::cluster::Cluster;
 use crate::node::{BackendSettings, Settings};
 
 /// The log writer thread's nice value (see `LogConfig::writer_nice`).
@@ -17,14 +18,18 @@ const WRITER_NICE: i32 = -2;
 /// How long the node waits for servers to answer the durability check.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The backend `settings` name, opened.
-pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn LogBackend>> {
+/// The backend `settings` name, opened, and on JetStream this node's place in the cluster
+/// of nodes sharing it.
+pub(crate) async fn open(
+    settings: &Settings,
+) -> Result<(Arc<dyn LogBackend>, Option<Arc<Cluster>>)> {
     match &settings.backend {
-        BackendSettings::Fjall => Ok(Arc::new(open_fjall(settings).await?)),
+        BackendSettings::Fjall => Ok((Arc::new(open_fjall(settings).await?), None)),
         BackendSettings::JetStream {
             urls,
             creds,
             replicas,
+            keeper_ttl,
         } => {
             let mut config = JetStreamConfig::new(urls.clone())
                 .replicas(*replicas)
@@ -38,7 +43,8 @@ pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn LogBackend>> {
                 .map_err(|e| Error::ConnectLog(e.to_string()))?;
             info!(servers = %urls.join(","), replicas, "log on JetStream");
             check_durability(log.client()).await;
-            Ok(Arc::new(log))
+            let cluster = Cluster::join(&log, &settings.name, *keeper_ttl).await?;
+            Ok((Arc::new(log), Some(cluster)))
         }
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct Parts {
     pub(super) shutdown: Shutdown,
     /// What `/v1/status` says of the log's backend ([`BackendSettings::status`]).
     pub(super) backend: serde_json::Value,
+    /// This node's place among the nodes sharing its log, if it shares it.
+    pub(super) cluster: Option<Arc<super::cluster::Cluster>>,
 }
 
 /// The operations routes.
@@ -119,6 +121,10 @@ async fn status(State(parts): State<Parts>) -> Result<Response, ApiError> {
         "routes": parts.fuse.table().routes.len(),
         "storage": storage(parts.log.storage_failure().as_ref()),
         "backend": parts.backend,
+        "cluster": match &parts.cluster {
+            Some(c) => c.status().await,
+            None => serde_json::Value::Null,
+        },
     });
     Ok(axum::Json(body).into_response())
 }

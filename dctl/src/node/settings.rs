@@ -487,7 +487,7 @@ pub fn host_name() -> String {
 mod catalyst;
 mod log;
 use catalyst::broker;
-pub use log::{BackendChoice, BackendSettings, DEFAULT_NATS_URL, LogLayer};
+pub use log::{BackendChoice, BackendSettings, DEFAULT_KEEPER_TTL, DEFAULT_NATS_URL, LogLayer};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! `[log]`: which engine holds the log, resolved from its layer (pure).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -8,6 +9,11 @@ use crate::node::Error;
 
 /// The default NATS server of the JetStream backend.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// How long a lease keeper's lock holds without renewal, by default: after a keeper is
+/// lost, another node takes over within about this long.
+pub const DEFAULT_KEEPER_TTL: Duration = Duration::from_secs(10);
+/// The shortest keeper lock TTL a setting may ask for.
+const MIN_KEEPER_TTL: Duration = Duration::from_secs(1);
 
 /// Which engine holds the log, as a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -31,6 +37,9 @@ pub struct LogLayer {
     pub nats_creds: Option<PathBuf>,
     /// JetStream: how many servers hold each new stream, 1, 3 or 5 (default 3).
     pub replicas: Option<usize>,
+    /// JetStream: how long the lease keeper's lock holds without renewal, in milliseconds
+    /// (default 10,000, at least 1,000).
+    pub keeper_ttl_ms: Option<u64>,
 }
 
 impl LogLayer {
@@ -42,6 +51,7 @@ impl LogLayer {
             nats_url: self.nats_url.or(lower.nats_url),
             nats_creds: self.nats_creds.or(lower.nats_creds),
             replicas: self.replicas.or(lower.replicas),
+            keeper_ttl_ms: self.keeper_ttl_ms.or(lower.keeper_ttl_ms),
         }
     }
 }
@@ -59,6 +69,8 @@ pub enum BackendSettings {
         creds: Option<PathBuf>,
         /// Replicas of each new stream.
         replicas: usize,
+        /// How long the lease keeper's lock holds without renewal.
+        keeper_ttl: Duration,
     },
 }
 
@@ -78,10 +90,16 @@ impl BackendSettings {
     pub fn status(&self) -> serde_json::Value {
         match self {
             Self::Fjall => serde_json::json!({"kind": self.name()}),
-            Self::JetStream { urls, replicas, .. } => serde_json::json!({
+            Self::JetStream {
+                urls,
+                replicas,
+                keeper_ttl,
+                ..
+            } => serde_json::json!({
                 "kind": self.name(),
                 "servers": urls.iter().map(|u| without_userinfo(u)).collect::<Vec<_>>(),
                 "replicas": replicas,
+                "keeper_ttl_ms": keeper_ttl.as_millis() as u64,
             }),
         }
     }
@@ -126,10 +144,17 @@ pub(crate) fn backend(layer: &LogLayer) -> Result<BackendSettings, Error> {
             if ![1, 3, 5].contains(&replicas) {
                 return invalid("replicas must be 1, 3 or 5");
             }
+            let keeper_ttl = layer
+                .keeper_ttl_ms
+                .map_or(DEFAULT_KEEPER_TTL, Duration::from_millis);
+            if keeper_ttl < MIN_KEEPER_TTL {
+                return invalid("keeper_ttl_ms must be at least 1000");
+            }
             Ok(BackendSettings::JetStream {
                 urls,
                 creds: layer.nats_creds.clone(),
                 replicas,
+                keeper_ttl,
             })
         }
     }
@@ -153,10 +178,11 @@ mod tests {
             ],
             creds: None,
             replicas: 3,
+            keeper_ttl: Duration::from_secs(4),
         };
         assert_eq!(
             js.status(),
-            serde_json::json!({"kind": "jetstream", "replicas": 3, "servers": [
+            serde_json::json!({"kind": "jetstream", "replicas": 3, "keeper_ttl_ms": 4000, "servers": [
                 "nats://10.0.0.1:4222", "tls://nats.example:4222/x", "127.0.0.1:4222"]})
         );
     }
@@ -176,7 +202,8 @@ mod tests {
             BackendSettings::JetStream {
                 urls: vec![DEFAULT_NATS_URL.to_owned()],
                 creds: None,
-                replicas: 3
+                replicas: 3,
+                keeper_ttl: DEFAULT_KEEPER_TTL,
             }
         );
         for (layer, says) in [
@@ -200,6 +227,13 @@ mod tests {
                     ..js.clone()
                 },
                 "space",
+            ),
+            (
+                LogLayer {
+                    keeper_ttl_ms: Some(999),
+                    ..js.clone()
+                },
+                "keeper_ttl_ms",
             ),
         ] {
             let e = backend(&layer).expect_err("invalid");

@@ -246,17 +246,7 @@ fn the_fixture_lists_every_setting_at_its_default() {
     } = &fixture.fuse;
     let AuthLayer { mode } = &fixture.auth;
     assert!(mode.is_some());
-    let LogLayer {
-        backend,
-        nats_url,
-        nats_creds,
-        replicas,
-    } = &fixture.log;
-    assert!(backend.is_some() && nats_url.is_some() && replicas.is_some());
-    assert!(
-        nats_creds.is_none(),
-        "no credentials by default; the fixture shows the key commented out"
-    );
+    every_log_setting_listed(&fixture.log);
     assert!(
         name.is_none(),
         "the name defaults to the host name; the fixture leaves it out"
@@ -305,6 +295,23 @@ fn the_fixture_lists_every_setting_at_its_default() {
     let from_fixture = Settings::resolve(jetstream().over(fixture), named).expect("valid");
     let defaults = Settings::resolve(jetstream(), named).expect("valid");
     assert_eq!(from_fixture.backend, defaults.backend);
+}
+
+/// The fixture's `[log]` names every key but the credentials (commented out).
+fn every_log_setting_listed(log: &LogLayer) {
+    let LogLayer {
+        backend,
+        nats_url,
+        nats_creds,
+        replicas,
+        keeper_ttl_ms,
+    } = log;
+    assert!(backend.is_some() && nats_url.is_some());
+    assert!(replicas.is_some() && keeper_ttl_ms.is_some());
+    assert!(
+        nats_creds.is_none(),
+        "no credentials by default; the fixture shows the key commented out"
+    );
 }
 
 #[test]

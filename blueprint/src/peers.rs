@@ -3,7 +3,7 @@
 //! Leases live in memory, and a heartbeat reaches one node. So that any node can take it,
 //! every node passes the heartbeats it takes to the others ([`Peers::share`]) and renews the
 //! leases of those it hears ([`Peers::heard`]). Only one node, the lease keeper, turns lapses
-//! into `io.draft.instance.expired` ([`Peers::keeper`]); a node that becomes keeper first
+//! into `io.draft.instance.expired` ([`Peers::term`]); a node that becomes keeper first
 //! gives every passing instance one full TTL, since it cannot know when the last keeper last
 //! heard from them. Its expiries are appended with compare-and-set, like every control write,
 //! and carry its term, so the audit trail says which keeper wrote each.
@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::sync::watch;
 
 use crate::names::{InstanceId, ServiceName};
 use crate::shared::Shared;
@@ -44,9 +43,11 @@ pub trait Peers: Send + Sync + 'static {
     /// The heartbeats the other nodes took, as they arrive (this node's own are not in it).
     fn heard(&self) -> BoxStream<'static, PeerHeartbeat>;
 
-    /// `Some(term)` while this node is the lease keeper, `None` while it is not; terms grow
-    /// with every new keeper.
-    fn keeper(&self) -> watch::Receiver<Option<u64>>;
+    /// `Some(term)` if this node is the lease keeper at this instant, `None` if it is not;
+    /// terms grow with every new keeper. Asked before every expiry is decided and again
+    /// before it is written, so it must be cheap, and it must turn `None` as soon as the
+    /// keeper's lease may have lapsed (after a pause too), not only once a task noticed.
+    fn term(&self) -> Option<u64>;
 }
 
 /// Which node turns lapsed leases into expiries, as this node sees it.

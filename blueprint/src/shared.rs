@@ -65,11 +65,7 @@ impl Shared {
     pub(crate) fn keeping(&self) -> Keeping {
         match &self.config.peers {
             None => Keeping::Alone,
-            Some(p) => {
-                p.0.keeper()
-                    .borrow()
-                    .map_or(Keeping::Another, Keeping::Keeper)
-            }
+            Some(p) => p.0.term().map_or(Keeping::Another, Keeping::Keeper),
         }
     }
 

@@ -2,7 +2,8 @@
 //! taken by one node keep an instance registered on the other alive, exactly one node (the
 //! elected lease keeper) writes each expiry, stamped with its term, and when the keeper is
 //! killed the other node takes over without expiring an instance that kept heartbeating; a
-//! keeper that shuts down resigns and the remaining node takes over.
+//! keeper that shuts down resigns and the remaining node takes over; a keeper paused past its
+//! lease (SIGSTOP) writes nothing when it wakes.
 
 use std::time::Duration;
 
@@ -225,4 +226,61 @@ async fn one_keeper_expires_and_another_takes_over_without_false_expiries() {
     beat_for(&c, "live", Duration::from_millis(3 * LIVE_TTL_MS)).await;
     assert!(expiries(&c, "live").await.is_empty(), "no false expiry");
     assert_eq!(health(&c, "live").await, "\"passing\"");
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to `node`'s process.
+fn signal(node: &Node, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &node.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_paused_past_its_lease_writes_no_expiry_when_it_wakes() {
+    let cluster = Cluster::start();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let a = start(dirs[0].path(), &cluster, "node-a");
+    let term_a = keeper_term(&a).await;
+    let b = start(dirs[1].path(), &cluster, "node-b");
+    register(&a, "svc", "live", "127.0.0.1:9", json!([]), LIVE_TTL_MS).await;
+    beat_for(&b, "live", Duration::from_millis(2 * LIVE_TTL_MS)).await;
+
+    // A is stopped: it hears no heartbeat, and its lock lapses. B takes over, and expires an
+    // instance nobody heartbeats.
+    signal(&a, "STOP");
+    let term_b = take_over(&b).await;
+    assert!(term_b > term_a, "terms grow: {term_a} then {term_b}");
+    register(&b, "svc", "dead", "127.0.0.1:9", json!([]), 1000).await;
+    let dead = await_expiry(&b, "dead", "live").await;
+    assert_eq!(dead[0]["data"]["keeper_term"], term_b, "{dead:?}");
+
+    // A wakes with every lease in its table lapsed, `live`'s too: it must not expire it.
+    signal(&a, "CONT");
+    beat_for(&b, "live", Duration::from_millis(3 * LIVE_TTL_MS)).await;
+    let s = status(&a).await;
+    assert!(
+        s["cluster"]["this_node_term"].is_null(),
+        "A stepped down: {s}"
+    );
+    assert_eq!(s["cluster"]["keeper"]["node"], "node-b", "{s}");
+    assert!(expiries(&a, "live").await.is_empty(), "no false expiry");
+    assert_eq!(
+        expiries(&a, "dead").await.len(),
+        1,
+        "one expiry, by one keeper"
+    );
+
+    // One keeper at a time: the terms in the audit trail never go back.
+    let terms: Vec<u64> = stored(&a, "_draft")
+        .await
+        .iter()
+        .filter(|e| e["type"] == "io.draft.instance.expired")
+        .map(|e| e["data"]["keeper_term"].as_u64().expect("a keeper term"))
+        .collect();
+    assert!(terms.is_sorted(), "{terms:?}");
+    for node in [&a, &b] {
+        assert_eq!(health(node, "live").await, "\"passing\"");
+    }
 }

@@ -12,7 +12,7 @@ use draft_blueprint::{PeerHeartbeat, Peers};
 use draft_log_jetstream::{Heartbeat, HeartbeatBus, JetStream, Keeper, KeeperLock};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -34,8 +34,6 @@ pub(crate) struct Cluster {
     node: String,
     /// Taken by [`Cluster::shutdown`], which resigns.
     keeper: Mutex<Option<Keeper>>,
-    /// This node's term while it is keeper, as Blueprint reads it.
-    role: watch::Receiver<Option<u64>>,
     /// A lock that never campaigns: it reads who holds the real one, for the status.
     reader: KeeperLock,
     outbox: mpsc::Sender<Heartbeat>,
@@ -59,12 +57,10 @@ impl Cluster {
         let bus = HeartbeatBus::new(log.client().clone(), node);
         let incoming = bus.subscribe(INBOX).await.map_err(failed)?;
         let keeper = Keeper::spawn(lock);
-        let (role_tx, role) = watch::channel(None);
         let (outbox, outgoing) = mpsc::channel(OUTBOX);
         let (heard, _) = broadcast::channel(INBOX);
         let nodes = Arc::new(Mutex::new(HashMap::new()));
         let tasks = vec![
-            tokio::spawn(forward_role(keeper.watch(), role_tx)).abort_handle(),
             tokio::spawn(publish(bus, outgoing)).abort_handle(),
             tokio::spawn(receive(incoming, heard.clone(), Arc::clone(&nodes))).abort_handle(),
         ];
@@ -76,7 +72,6 @@ impl Cluster {
         Ok(Arc::new(Self {
             node: node.to_owned(),
             keeper: Mutex::new(Some(keeper)),
-            role,
             reader,
             outbox,
             heard,
@@ -120,7 +115,7 @@ impl Cluster {
         serde_json::json!({
             "node": self.node,
             "keeper": keeper,
-            "this_node_term": *self.role.borrow(),
+            "this_node_term": Peers::term(self),
             "heard_from": heard
                 .into_iter()
                 .map(|(node, ago)| serde_json::json!({"node": node, "last_heartbeat_ms_ago": ago}))
@@ -158,24 +153,13 @@ impl Peers for Cluster {
         .boxed()
     }
 
-    fn keeper(&self) -> watch::Receiver<Option<u64>> {
-        self.role.clone()
-    }
-}
-
-/// Mirrors the election's role as the plain term Blueprint reads, until the election ends.
-async fn forward_role(
-    mut from: watch::Receiver<Option<draft_log_jetstream::Term>>,
-    to: watch::Sender<Option<u64>>,
-) {
-    loop {
-        let term = from.borrow_and_update().map(|t| t.0);
-        to.send_replace(term);
-        if from.changed().await.is_err() {
-            // The election stopped: this node keeps nothing any more.
-            to.send_replace(None);
-            return;
-        }
+    fn term(&self) -> Option<u64> {
+        self.keeper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(Keeper::term)
+            .map(|t| t.0)
     }
 }
 

@@ -1,5 +1,7 @@
 //! [`Keeper`]: a task that campaigns and renews, and tells the node whether it is keeper.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,6 +43,8 @@ use super::{KeeperLock, Term};
 #[derive(Debug)]
 pub struct Keeper {
     role: watch::Receiver<Option<Term>>,
+    /// The term and until when its lease holds, as the task last left them.
+    held: Held,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -51,9 +55,11 @@ impl Keeper {
     pub fn spawn(lock: KeeperLock) -> Self {
         let (tx, role) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(lock, tx, stopped));
+        let held = Held::default();
+        let task = tokio::spawn(run(lock, tx, held.clone(), stopped));
         Self {
             role,
+            held,
             stop: Some(stop),
             task: Some(task),
         }
@@ -65,10 +71,13 @@ impl Keeper {
         self.role.clone()
     }
 
-    /// This node's term now, if it is keeper.
+    /// This node's term if its lease holds at this instant. Checked against the clock, not
+    /// only the task's last word: after a pause that outlasted the lease (a stopped process,
+    /// a starved runtime) it is `None` at once, before the task has run and stepped down.
+    /// Ask it just before each keeper write.
     #[must_use]
     pub fn term(&self) -> Option<Term> {
-        *self.role.borrow()
+        self.held.now(Instant::now())
     }
 
     /// Stops campaigning, resigns if this node is keeper, and waits for the task.
@@ -95,6 +104,7 @@ impl Drop for Keeper {
 async fn run(
     mut lock: KeeperLock,
     role: watch::Sender<Option<Term>>,
+    held: Held,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let ttl = lock.ttl();
@@ -105,6 +115,7 @@ async fn run(
             warn!(node = %lock.node(), "keeper lease lapsed before its renewal ran: stepped down");
             lock.step_down();
         }
+        held.set(lock.term().zip(lock.valid_until()));
         publish(&role, lock.term());
         let at = match step {
             Plan::Renew(at) | Plan::Campaign(at) => at,
@@ -125,9 +136,29 @@ async fn run(
             }
         }
     }
+    held.set(None);
     publish(&role, None);
     if let Err(e) = lock.resign().await {
         warn!(node = %lock.node(), error = %e, "could not resign as keeper");
+    }
+}
+
+/// A term and the instant its lease lapses, shared by the task and its [`Keeper`].
+#[derive(Clone, Debug, Default)]
+struct Held(Arc<Mutex<Option<(Term, Instant)>>>);
+
+impl Held {
+    fn set(&self, to: Option<(Term, Instant)>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = to;
+    }
+
+    /// The term, if its lease holds at `now`.
+    fn now(&self, now: Instant) -> Option<Term> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .filter(|(_, until)| now < *until)
+            .map(|(term, _)| term)
     }
 }
 
@@ -138,4 +169,23 @@ fn publish(role: &watch::Sender<Option<Term>>, term: Option<Term>) {
         *now = term;
         changed
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_term_is_held_only_until_its_lease_lapses() {
+        let held = Held::default();
+        let start = Instant::now();
+        assert_eq!(held.now(start), None);
+        held.set(Some((Term(4), start + Duration::from_secs(2))));
+        assert_eq!(held.now(start + Duration::from_secs(1)), Some(Term(4)));
+        assert_eq!(held.now(start + Duration::from_secs(2)), None, "lapsed");
+        held.set(None);
+        assert_eq!(held.now(start), None);
+    }
 }

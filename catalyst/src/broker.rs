@@ -28,6 +28,12 @@ pub struct CatalystConfig {
     pub max_json_depth: MaxDepth,
     /// How long `source` + `id` is remembered to drop duplicates (default 2 minutes).
     pub dedup_window: Duration,
+    /// Whether every record also carries its event's `source` + `id` as the log's dedup id
+    /// (default false). Set it when other nodes append to the same log: the window above is
+    /// this node's memory, so a retry that reaches another node is dropped only by the log
+    /// (JetStream's duplicate window, `Nats-Msg-Id`). A node alone on its log does not need
+    /// it, and its writer thread then does no extra work.
+    pub log_dedup: bool,
     /// How many frames a WebSocket producer may have sent and not yet had acknowledged before
     /// the node stops reading its socket (default 1,024).
     pub produce_window_frames: usize,
@@ -59,6 +65,7 @@ impl Default for CatalystConfig {
             max_batch_events: 10_000,
             max_json_depth: MaxDepth::DEFAULT,
             dedup_window: Duration::from_secs(120),
+            log_dedup: false,
             produce_window_frames: 1024,
             produce_window_bytes: 16 * 1024 * 1024,
             group_timeout: Duration::from_secs(30),

@@ -35,6 +35,16 @@ pub(crate) fn log_error(e: &draft_log::Error) -> ApiError {
             "{count} records is over the log's limit of {limit} records in one append"
         )),
         draft_log::Error::Unavailable(reason) => ApiError::log_unavailable(reason),
+        // Some events of the append were stored before (through another node) and others
+        // not, or not together: nothing was stored now.
+        draft_log::Error::DuplicateMismatch { offset, .. } => ApiError::new(
+            Code::Conflict,
+            format!(
+                "some of these events were stored before, not as this same batch (the first \
+                 at offset {}); nothing was stored: send the new ones apart",
+                offset.0
+            ),
+        ),
         _ => ApiError::storage(e),
     }
 }

@@ -265,7 +265,14 @@ async fn append_to_completion(
         .iter()
         .zip(&decisions)
         .filter(|(_, d)| **d == Decision::Append)
-        .map(|(e, _)| NewRecord::new(e.json.clone()).with_key(e.record_key()))
+        .map(|(e, _)| {
+            let record = NewRecord::new(e.json.clone()).with_key(e.record_key());
+            if state.config().log_dedup {
+                record.with_dedup_id(Bytes::copy_from_slice(e.source_and_id()))
+            } else {
+                record
+            }
+        })
         .collect();
     let appended: Vec<u64> = if records.is_empty() {
         Vec::new()

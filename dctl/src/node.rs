@@ -114,6 +114,8 @@ impl Node {
         let catalyst_config = draft_catalyst::CatalystConfig {
             shutdown: shutdown.clone(),
             ws_write_timeout: settings.ws_write_timeout,
+            // Other nodes append too: a retry that reaches one of them is dropped by the log.
+            log_dedup: !matches!(settings.backend, BackendSettings::Fjall),
             ..settings.catalyst.clone()
         };
         // Catalyst's control events (consumer groups) go through Blueprint's writer.

@@ -1,7 +1,8 @@
 //! Two Draft nodes on one real three-server JetStream cluster: each follows `_draft` into its
 //! own projection, so a write on one is read on the other once it reaches the write's
 //! revision (`?min_revision=`); compare-and-set decides between writers on both nodes; and an
-//! event produced on one node is delivered live to a consumer on the other.
+//! event produced on one node is delivered live to a consumer on the other; a produce retried
+//! on the other node is stored once.
 
 use std::time::Duration;
 
@@ -154,4 +155,43 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
         let delivered: Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(delivered["id"], format!("e{i}"));
     }
+
+    // A retry that reaches the other node is stored once: the log drops it by source + id,
+    // and it is answered with the first offset, for one event and for a whole batch.
+    let (status, body) = post(
+        &b,
+        "orders",
+        "application/cloudevents+json",
+        event("e1", "t").to_string(),
+    )
+    .await;
+    assert_eq!(status / 100, 2, "{body}");
+    assert_eq!(body["offsets"], json!([1]), "e1's first offset: {body}");
+    let batch = json!([event("b0", "t"), event("b1", "t")]).to_string();
+    let (status, first) = post(
+        &a,
+        "orders",
+        "application/cloudevents-batch+json",
+        batch.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = post(&b, "orders", "application/cloudevents-batch+json", batch).await;
+    assert_eq!(status / 100, 2, "{again}");
+    assert_eq!(
+        again["offsets"], first["offsets"],
+        "the batch's first offsets"
+    );
+    // A batch that repeats an event stored through the other node beside a new one is
+    // refused whole.
+    let mixed = json!([event("e2", "t"), event("b2", "t")]).to_string();
+    let (status, body) = post(&b, "orders", "application/cloudevents-batch+json", mixed).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    let ids: Vec<Value> = draft_tests::stored(&a, "orders")
+        .await
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, ["e0", "e1", "e2", "b0", "b1"], "each event once");
 }

@@ -9,7 +9,7 @@ use draft_log::LogBackend;
 use crate::cloudevent::MaxDepth;
 use crate::dedup::Dedup;
 use crate::feed::Feeds;
-use crate::groups::{ControlLog, Groups};
+use crate::groups::{ControlLog, GroupLocks, Groups};
 use crate::metrics::Metrics;
 use crate::retention::Retentions;
 
@@ -105,14 +105,38 @@ impl Catalyst {
         config: CatalystConfig,
         control: Arc<dyn ControlLog>,
     ) -> draft_log::Result<Self> {
+        Self::open(log, config, control, None).await
+    }
+
+    /// A broker on a log other nodes append to as well: as [`Catalyst::new`], and each
+    /// consumer group is served by one node at a time, the one that holds its lock in
+    /// `locks` (the others' members stand by). Set [`CatalystConfig::log_dedup`] too.
+    ///
+    /// # Errors
+    /// As [`Catalyst::new`].
+    pub async fn shared(
+        log: Arc<dyn LogBackend>,
+        config: CatalystConfig,
+        control: Arc<dyn ControlLog>,
+        locks: Arc<dyn GroupLocks>,
+    ) -> draft_log::Result<Self> {
+        Self::open(log, config, control, Some(locks)).await
+    }
+
+    async fn open(
+        log: Arc<dyn LogBackend>,
+        config: CatalystConfig,
+        control: Arc<dyn ControlLog>,
+        locks: Option<Arc<dyn GroupLocks>>,
+    ) -> draft_log::Result<Self> {
         let dedup = Arc::new(Dedup::rebuild(&*log, config.dedup_window).await?);
         let feeds = Arc::new(Feeds::new(Arc::clone(&log)));
         let retentions = Retentions::open(Arc::clone(&log), Arc::clone(&control)).await?;
         let groups = Groups::open(
             Arc::clone(&log),
             control,
-            config.group_timeout,
-            config.group_commit_interval,
+            locks,
+            (config.group_timeout, config.group_commit_interval),
             &config.shutdown,
         )
         .await?;

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Catalyst;
 use crate::cloudevent::Filter;
-use crate::group_wire::{Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED};
+use crate::group_wire::{Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED, CLOSE_GROUP_MOVED};
 use crate::groups::{GroupKey, Groups, MemberId, Signal};
 use crate::reader::{Delivery, Stop, read_channel};
 
@@ -148,6 +148,16 @@ impl Member {
                             "no ack for {timeout_ms} ms: lost its place in the group, which \
                              resumes at offset {resume}"
                         ),
+                    )),
+                    Some(Signal::Moved) => break Some((
+                        CLOSE_GROUP_MOVED,
+                        "this node stopped serving the group (its lock was not renewed); \
+                         connect again to resume after the last acknowledgement"
+                            .to_owned(),
+                    )),
+                    Some(Signal::Deleted) => break Some((
+                        CLOSE_GROUP_DELETED,
+                        "the group was deleted on another node".to_owned(),
                     )),
                     None => break None,
                 },

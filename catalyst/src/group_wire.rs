@@ -15,7 +15,12 @@ pub struct Ack {
 /// Close code: the active member owed an acknowledgement for the group's timeout and lost
 /// its place (a standby, if any, took over from the last acknowledged offset).
 pub const CLOSE_ACK_TIMEOUT: u16 = 4001;
-/// Close code: the group was deleted while the member was connecting.
+/// Close code: this node stopped serving the group (with several nodes on one log, it
+/// could not renew the group's lock, so another node may serve it now). Connecting again
+/// resumes after the last acknowledgement, as the active member or a standby.
+pub const CLOSE_GROUP_MOVED: u16 = 4002;
+/// Close code: the group was deleted while the member was connecting, or on another node
+/// while it was connected.
 pub const CLOSE_GROUP_DELETED: u16 = 4004;
 
 /// A connection of a group.

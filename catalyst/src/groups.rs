@@ -32,14 +32,30 @@
 //!   `io.draft.group.deleted`, with their actor), recorded through the [`ControlLog`] the
 //!   node gives (Blueprint's writer); acknowledgements are not.
 //!
+//! **Several nodes on one log.** When other nodes append to the same log
+//! ([`Catalyst::shared`](crate::Catalyst::shared)), each follows the others' records of
+//! `_groups` (so a group created, acknowledged or deleted on one node is known on all), and
+//! a group is served by one node at a time: the one holding the group's lock in the
+//! [`GroupLocks`] it was given. That node's oldest member is active; every member on the
+//! other nodes stands by. A node takes the lock while it has members, renews it, and gives
+//! it up once it has none left, after storing their acknowledgements; the node that takes
+//! it next reads `_groups` first and resumes after them. A node that dies holding a lock
+//! loses it one TTL later (at least once: acknowledgements not yet committed come again). A
+//! member whose node could not renew the lock is closed with 4002, one whose group was
+//! deleted on another node with 4004. Creations and snapshots are compare-and-set appends,
+//! so two nodes never create one group twice, and a snapshot never trims away a record it
+//! did not see.
+//!
 //! **Inside.** `state.rs` is one group as a pure state machine and `table.rs` every group;
 //! `record.rs` the records of `_groups` and their fold, `store.rs` the partition itself
 //! (snapshots and trims keep it bounded); `service.rs` puts them behind a lock with the
-//! keeper task. Like the broker's other state, this folder knows nothing of HTTP: a member's
+//! keeper task, and `service/shared.rs` is what only runs on a shared log; `locks.rs` is
+//! the [`GroupLocks`] trait the node implements. Like the broker's other state, this folder knows nothing of HTTP: a member's
 //! socket is `group_session.rs` and the endpoints are `group_api.rs`, beside the other
 //! handlers.
 
 mod control;
+mod locks;
 mod name;
 mod record;
 mod service;
@@ -48,6 +64,7 @@ mod store;
 mod table;
 
 pub use self::control::ControlLog;
+pub use self::locks::GroupLocks;
 pub(crate) use self::name::GroupName;
 pub(crate) use self::service::{Groups, Signal, Start, Wanted, not_found};
 pub(crate) use self::state::{Group, MemberId};

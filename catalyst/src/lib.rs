@@ -62,6 +62,6 @@ pub use crate::channel::MAX_PAGE;
 #[cfg(feature = "server")]
 pub use crate::channel_name::{ChannelName, ChannelNameError};
 #[cfg(feature = "server")]
-pub use crate::groups::ControlLog;
+pub use crate::groups::{ControlLog, GroupLocks};
 #[cfg(feature = "server")]
 pub use crate::metrics::Metrics;

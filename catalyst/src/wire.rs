@@ -12,7 +12,8 @@ pub const STRUCTURED: &str = "application/cloudevents+json";
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
 pub use crate::group_wire::{
-    Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED, GroupInfo, GroupList, GroupMember,
+    Ack, CLOSE_ACK_TIMEOUT, CLOSE_GROUP_DELETED, CLOSE_GROUP_MOVED, GroupInfo, GroupList,
+    GroupMember,
 };
 pub use draft_http::{ErrorBody, ErrorDetail};
 

@@ -6,6 +6,7 @@ mod auth;
 mod backend;
 mod cluster;
 mod control;
+mod group_locks;
 mod ops;
 mod settings;
 
@@ -120,9 +121,15 @@ impl Node {
         };
         // Catalyst's control events (consumer groups) go through Blueprint's writer.
         let control = Arc::new(control::ThroughBlueprint(blueprint.clone()));
-        let catalyst = Catalyst::new(Arc::clone(&log), catalyst_config, control)
-            .await
-            .map_err(|e| start_error("broker", &e))?;
+        // With other nodes on the log, each consumer group is served by one node at a time.
+        let catalyst = match &cluster {
+            Some(c) => {
+                let locks = c.group_locks();
+                Catalyst::shared(Arc::clone(&log), catalyst_config, control, locks).await
+            }
+            None => Catalyst::new(Arc::clone(&log), catalyst_config, control).await,
+        }
+        .map_err(|e| start_error("broker", &e))?;
         let control_head = log
             .head(blueprint.control())
             .await

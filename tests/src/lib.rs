@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod auth;
+pub mod group_member;
 pub mod prometheus;
 pub mod raw;
 pub mod servers;

@@ -6,18 +6,14 @@
 
 use std::time::Duration;
 
+use draft_tests::group_member::Member;
 use draft_tests::{Node, dctl, event, post};
-use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const STRUCTURED: &str = "application/cloudevents+json";
 /// How long anything expected may take.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn produce(node: &Node, channel: &str, n: usize) {
     for i in 0..n {
@@ -47,101 +43,6 @@ async fn refused(node: &Node, query: &str) -> (u16, Value) {
         }
         Ok(_) => panic!("{query} was accepted"),
         Err(e) => panic!("{query}: {e}"),
-    }
-}
-
-/// A group member's socket.
-struct Member {
-    socket: Socket,
-}
-
-impl Member {
-    async fn join(node: &Node, channel: &str, query: &str) -> Self {
-        let url = format!(
-            "{}/v1/channels/{channel}/consume?{query}",
-            node.url.replacen("http", "ws", 1)
-        );
-        let request = url.into_client_request().expect("request");
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .unwrap_or_else(|e| panic!("join {channel}?{query}: {e}"));
-        Self { socket }
-    }
-
-    /// The offsets of the next `n` events.
-    async fn take(&mut self, n: usize) -> Vec<u64> {
-        let mut offsets = Vec::new();
-        while offsets.len() < n {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("an event in time")
-                .expect("open")
-                .expect("a message");
-            match message {
-                Message::Text(text) => {
-                    let event: Value = serde_json::from_str(&text).expect("JSON event");
-                    offsets.push(event["draftoffset"].as_u64().expect("draftoffset"));
-                }
-                Message::Close(frame) => panic!("closed after {offsets:?}: {frame:?}"),
-                _ => {}
-            }
-        }
-        offsets
-    }
-
-    /// Asserts that no event comes for `wait`.
-    async fn nothing_for(&mut self, wait: Duration) {
-        let got = tokio::time::timeout(wait, async {
-            loop {
-                match self.socket.next().await {
-                    Some(Ok(Message::Text(text))) => return text.to_string(),
-                    Some(Ok(Message::Close(frame))) => return format!("closed: {frame:?}"),
-                    Some(Ok(_)) => {}
-                    other => return format!("{other:?}"),
-                }
-            }
-        })
-        .await;
-        assert!(got.is_err(), "a standby got {got:?}");
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.socket
-            .send(Message::text(text.to_owned()))
-            .await
-            .expect("send");
-    }
-
-    async fn ack(&mut self, offset: u64) {
-        self.send(&format!(r#"{{"ack": {offset}}}"#)).await;
-    }
-
-    /// The close frame the node sends next (events before it are skipped).
-    async fn closed(&mut self) -> (u16, String) {
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = self.socket.next().await {
-                if let Ok(Message::Close(frame)) = message {
-                    return frame.map_or((0, String::new()), |f| {
-                        (u16::from(f.code), f.reason.to_string())
-                    });
-                }
-            }
-            panic!("the socket ended without a close frame")
-        })
-        .await
-        .expect("closed in time")
-    }
-
-    async fn close(mut self) {
-        let _ = self.socket.close(None).await;
-        let _ = tokio::time::timeout(PATIENCE, async {
-            while let Some(Ok(m)) = self.socket.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
     }
 }
 

@@ -156,10 +156,15 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
         assert_eq!(delivered["id"], format!("e{i}"));
     }
 
-    // A retry that reaches the other node is stored once: the log drops it by source + id,
-    // and it is answered with the first offset, for one event and for a whole batch.
+    retries_on_the_other_node_are_stored_once(&a, &b).await;
+}
+
+/// A retry that reaches the other node is stored once: the log drops it by source + id,
+/// and it is answered with the first offset, for one event and for a whole batch. (`e0` to
+/// `e2` are stored through `a` already.)
+async fn retries_on_the_other_node_are_stored_once(a: &Node, b: &Node) {
     let (status, body) = post(
-        &b,
+        b,
         "orders",
         "application/cloudevents+json",
         event("e1", "t").to_string(),
@@ -169,14 +174,14 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
     assert_eq!(body["offsets"], json!([1]), "e1's first offset: {body}");
     let batch = json!([event("b0", "t"), event("b1", "t")]).to_string();
     let (status, first) = post(
-        &a,
+        a,
         "orders",
         "application/cloudevents-batch+json",
         batch.clone(),
     )
     .await;
     assert_eq!(status, 201, "{first}");
-    let (status, again) = post(&b, "orders", "application/cloudevents-batch+json", batch).await;
+    let (status, again) = post(b, "orders", "application/cloudevents-batch+json", batch).await;
     assert_eq!(status / 100, 2, "{again}");
     assert_eq!(
         again["offsets"], first["offsets"],
@@ -185,10 +190,10 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
     // A batch that repeats an event stored through the other node beside a new one is
     // refused whole.
     let mixed = json!([event("e2", "t"), event("b2", "t")]).to_string();
-    let (status, body) = post(&b, "orders", "application/cloudevents-batch+json", mixed).await;
+    let (status, body) = post(b, "orders", "application/cloudevents-batch+json", mixed).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "conflict", "{body}");
-    let ids: Vec<Value> = draft_tests::stored(&a, "orders")
+    let ids: Vec<Value> = draft_tests::stored(a, "orders")
         .await
         .iter()
         .map(|e| e["id"].clone())

@@ -15,16 +15,22 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::control::ControlLog;
+use super::locks::GroupLocks;
 use super::record::{GroupRecord, Keyed, Settings};
 use super::state::{AckError, Activation, Group, MemberId};
 use super::store::Store;
 use super::table::{GroupKey, Table};
 use crate::error::log_error;
 
+mod shared;
+
 /// The most groups one node keeps (a snapshot holds them all).
 pub(crate) const MAX_GROUPS: usize = 10_000;
 /// How long, on the way down, the keeper waits for members to leave before its last commit.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(1);
+/// How often a group's creation is decided again when other nodes keep appending to
+/// `_groups` first.
+const CREATE_ATTEMPTS: usize = 8;
 
 /// What a member's session is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +40,11 @@ pub(crate) enum Signal {
     /// The member owed an acknowledgement for `timeout_ms` and lost its place; delivery
     /// resumes at `resume` (for whoever is next).
     Lost { timeout_ms: u64, resume: u64 },
+    /// This node stopped serving the group (it lost the group's lock): the active member
+    /// lost its place.
+    Moved,
+    /// The group was deleted on another node.
+    Deleted,
 }
 
 /// The settings a connection asks for: what it leaves out, the group's own (or, for a new
@@ -55,6 +66,8 @@ pub(crate) struct Start<'a> {
 struct Live {
     table: Table,
     signals: HashMap<MemberId, mpsc::UnboundedSender<Signal>>,
+    /// When each group's lock is next to be taken or renewed (shared groups only).
+    lock_due: HashMap<GroupKey, Instant>,
 }
 
 impl Live {
@@ -69,12 +82,21 @@ impl Live {
             self.signal(a.member, Signal::Activate { from: a.from });
         }
     }
+
+    /// Sends `id` its last signal: it is no longer a member.
+    fn close(&mut self, id: MemberId, signal: Signal) {
+        self.signal(id, signal);
+        self.signals.remove(&id);
+    }
 }
 
 /// The node's consumer groups. Shared by every request through [`crate::Catalyst`].
 pub(crate) struct Groups {
     store: Store,
     control: Arc<dyn ControlLog>,
+    /// The groups' locks when other nodes share the log (`None`: this node serves every
+    /// group itself).
+    locks: Option<Arc<dyn GroupLocks>>,
     live: Mutex<Live>,
     /// Serializes what appends to `_groups` in more than one step or from a state read
     /// first: creating, deleting, committing, snapshots.
@@ -98,21 +120,26 @@ fn canonical(values: &[String]) -> Vec<String> {
 
 impl Groups {
     /// The groups stored in `log`'s `_groups`, and the keeper task (it holds a
-    /// [`Shutdown::guard`] until its last commit on the way down).
+    /// [`Shutdown::guard`] until its last commit on the way down). With `locks`, other
+    /// nodes share the log: the store follows their records, and a group is served only
+    /// while this node holds its lock.
     pub(crate) async fn open(
         log: Arc<dyn LogBackend>,
         control: Arc<dyn ControlLog>,
-        default_timeout: Duration,
-        commit_every: Duration,
+        locks: Option<Arc<dyn GroupLocks>>,
+        (default_timeout, commit_every): (Duration, Duration),
         shutdown: &Shutdown,
     ) -> draft_log::Result<Arc<Self>> {
-        let (store, stored) = Store::open(log).await?;
+        let shared = locks.is_some();
+        let (store, stored) = Store::open(log, shared).await?;
         let groups = Arc::new(Self {
             store,
             control,
+            locks,
             live: Mutex::new(Live {
-                table: Table::restore(&stored),
+                table: Table::restore(&stored, shared),
                 signals: HashMap::new(),
+                lock_due: HashMap::new(),
             }),
             changes: tokio::sync::Mutex::new(()),
             default_timeout,
@@ -145,6 +172,7 @@ impl Groups {
         actor: &Actor,
     ) -> Result<Settings, ApiError> {
         let _changes = self.changes.lock().await;
+        self.follow().await;
         if let Some(group) = self.live().table.get(key) {
             return same_settings(key, group.settings(), wanted).map(|()| group.settings().clone());
         }
@@ -177,10 +205,23 @@ impl Groups {
             group: key.group.to_string(),
             state: group.stored(),
         });
-        self.store
-            .append(&created)
-            .await
-            .map_err(|e| log_error(&e))?;
+        // On a shared log another node may create the same group meanwhile: the creation
+        // is appended only if nothing came between, and otherwise decided again.
+        let mut attempts = 0;
+        loop {
+            match self.store.append_if_followed(&created).await {
+                Ok(_) => break,
+                Err(draft_log::Error::Conflict { .. }) if attempts < CREATE_ATTEMPTS => {
+                    attempts += 1;
+                    self.follow().await;
+                    if let Some(group) = self.live().table.get(key) {
+                        return same_settings(key, group.settings(), wanted)
+                            .map(|()| group.settings().clone());
+                    }
+                }
+                Err(e) => return Err(log_error(&e)),
+            }
+        }
         self.live().table.insert(key.clone(), group);
         Ok(settings)
     }
@@ -254,7 +295,7 @@ impl Groups {
         address: SocketAddr,
     ) -> Option<(MemberId, mpsc::UnboundedReceiver<Signal>)> {
         let mut live = self.live();
-        let (id, activation) = live.table.join(key, address, now_nanos())?;
+        let (id, activation) = live.table.join(key, address, now_nanos(), Instant::now())?;
         let (tx, rx) = mpsc::unbounded_channel();
         live.signals.insert(id, tx);
         live.activate(activation);
@@ -265,7 +306,7 @@ impl Groups {
     pub(crate) fn leave(&self, key: &GroupKey, id: MemberId) {
         let mut live = self.live();
         live.signals.remove(&id);
-        let next = live.table.leave(key, id, now_nanos());
+        let next = live.table.leave(key, id, now_nanos(), Instant::now());
         live.activate(next);
     }
 
@@ -286,20 +327,22 @@ impl Groups {
             .ack(id, offset, Instant::now(), now_nanos())
     }
 
-    /// The periodic work: stalled members lose their place, new acknowledgements are stored
-    /// (one record for every group), and a snapshot is taken when one is due.
+    /// The periodic work: other nodes' records are followed, stalled members lose their
+    /// place, new acknowledgements are stored (one record for every group), shared groups'
+    /// locks are taken, renewed or given up, and a snapshot is taken when one is due.
     async fn tick(&self) {
+        let _changes = self.changes.lock().await;
+        self.follow().await;
         {
             let mut live = self.live();
             for (_, expiry) in live.table.expire(Instant::now(), now_nanos()) {
-                live.signal(
+                live.close(
                     expiry.lost,
                     Signal::Lost {
                         timeout_ms: expiry.timeout_ms,
                         resume: expiry.resume,
                     },
                 );
-                live.signals.remove(&expiry.lost);
                 live.activate(expiry.next);
             }
         }
@@ -308,22 +351,31 @@ impl Groups {
         if !self.store.is_writable() {
             return;
         }
-        let _changes = self.changes.lock().await;
-        let commits = self.live().table.to_commit();
-        if !commits.is_empty() {
-            let record = GroupRecord::Committed {
-                acks: commits.clone(),
-            };
-            match self.store.append(&record).await {
-                Ok(_) => self.live().table.committed(&commits),
-                Err(e) => warn!(error = %e, "cannot store consumer group acknowledgements"),
-            }
+        self.commit().await;
+        if let Some(locks) = &self.locks {
+            self.lock(&**locks).await;
         }
         if self.store.snapshot_due() {
             let groups = self.live().table.snapshot();
-            if let Err(e) = self.store.snapshot(groups).await {
-                warn!(error = %e, "cannot snapshot the consumer groups");
+            match self.store.snapshot(groups).await {
+                Ok(()) | Err(draft_log::Error::Conflict { .. }) => {}
+                Err(e) => warn!(error = %e, "cannot snapshot the consumer groups"),
             }
+        }
+    }
+
+    /// Stores the acknowledgements newer than the stored ones, in one record.
+    async fn commit(&self) {
+        let commits = self.live().table.to_commit();
+        if commits.is_empty() {
+            return;
+        }
+        let record = GroupRecord::Committed {
+            acks: commits.clone(),
+        };
+        match self.store.append(&record).await {
+            Ok(_) => self.live().table.committed(&commits),
+            Err(e) => warn!(error = %e, "cannot store consumer group acknowledgements"),
         }
     }
 }

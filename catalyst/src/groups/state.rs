@@ -75,6 +75,17 @@ pub(crate) enum AckError {
     Backwards { offset: u64, acked: u64 },
 }
 
+/// Whether this node may serve a group (activate one of its members).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// No other node serves the group: this node always may.
+    Always,
+    /// This node holds the group's lock until then (another node shares the log).
+    Until(Instant),
+    /// Another node holds the group's lock, or nobody does yet.
+    Not,
+}
+
 /// One consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Group {
@@ -97,6 +108,8 @@ pub(crate) struct Group {
     owing_since: Option<Instant>,
     /// Being deleted: nobody may join.
     deleting: bool,
+    /// Whether this node may serve the group now.
+    hold: Hold,
 }
 
 impl Group {
@@ -131,6 +144,71 @@ impl Group {
             delivered: None,
             owing_since: None,
             deleting: false,
+            hold: Hold::Always,
+        }
+    }
+
+    /// The group is shared with other nodes: this node serves it only while it holds its
+    /// lock ([`granted`](Self::granted)), and until then every member stands by.
+    pub(crate) fn shared(mut self) -> Self {
+        self.hold = Hold::Not;
+        self
+    }
+
+    /// Whether this node may serve the group at `now`.
+    fn may_serve(&self, now: Instant) -> bool {
+        match self.hold {
+            Hold::Always => true,
+            Hold::Until(until) => now < until,
+            Hold::Not => false,
+        }
+    }
+
+    /// Whether this node holds the group's lock (it may have lapsed by the clock).
+    pub(crate) fn holds_lock(&self) -> bool {
+        matches!(self.hold, Hold::Until(_))
+    }
+
+    /// This node holds the group's lock until `until`: the oldest member is activated if
+    /// none is active yet.
+    pub(crate) fn granted(&mut self, until: Instant, now_nanos: u64) -> Option<Activation> {
+        self.hold = Hold::Until(until);
+        let waiting = self
+            .members
+            .front()
+            .is_some_and(|m| m.active_since_nanos.is_none());
+        waiting.then(|| self.activate_front(now_nanos))
+    }
+
+    /// This node no longer holds the group's lock: its active member, if any, loses its
+    /// place (it is no longer a member), and the others stand by.
+    pub(crate) fn revoked(&mut self) -> Option<MemberId> {
+        self.hold = Hold::Not;
+        let lost = self
+            .members
+            .front()
+            .filter(|m| m.active_since_nanos.is_some())?
+            .id;
+        self.members.pop_front();
+        self.delivered = None;
+        self.owing_since = None;
+        Some(lost)
+    }
+
+    /// Another node stored an acknowledgement of this group. Commits never go backwards,
+    /// and while a member of this node is active its own acknowledgements stand.
+    pub(crate) fn seen_commit(&mut self, offset: u64, time_nanos: u64) {
+        if self.committed.is_some_and(|c| c >= offset) {
+            return;
+        }
+        self.committed = Some(offset);
+        let active = self
+            .members
+            .front()
+            .is_some_and(|m| m.active_since_nanos.is_some());
+        if !active && self.acked.is_none_or(|a| a < offset) {
+            self.acked = Some(offset);
+            self.last_ack_nanos = Some(time_nanos);
         }
     }
 
@@ -199,13 +277,14 @@ impl Group {
         true
     }
 
-    /// Adds a member: active at once if it is the only one, else a standby. `None` while the
-    /// group is being deleted.
+    /// Adds a member: active at once if it is the only one and this node may serve the
+    /// group, else a standby. `None` while the group is being deleted.
     pub(crate) fn join(
         &mut self,
         id: MemberId,
         address: SocketAddr,
         now_nanos: u64,
+        now: Instant,
     ) -> Option<Joined> {
         if self.deleting {
             return None;
@@ -216,18 +295,26 @@ impl Group {
             joined_nanos: now_nanos,
             active_since_nanos: None,
         });
-        Some(if self.members.len() == 1 {
+        Some(if self.members.len() == 1 && self.may_serve(now) {
             Joined::Active(self.activate_front(now_nanos))
         } else {
             Joined::Standby
         })
     }
 
-    /// Removes a member; if it was the active one, the oldest standby takes over.
-    pub(crate) fn leave(&mut self, id: MemberId, now_nanos: u64) -> Option<Activation> {
+    /// Removes a member; if it was the active one, the oldest standby takes over (if this
+    /// node may serve the group).
+    pub(crate) fn leave(
+        &mut self,
+        id: MemberId,
+        now_nanos: u64,
+        now: Instant,
+    ) -> Option<Activation> {
         let at = self.members.iter().position(|m| m.id == id)?;
-        self.members.remove(at);
-        (at == 0 && !self.members.is_empty()).then(|| self.activate_front(now_nanos))
+        let removed = self.members.remove(at)?;
+        let was_active = removed.active_since_nanos.is_some();
+        (was_active && !self.members.is_empty() && self.may_serve(now))
+            .then(|| self.activate_front(now_nanos))
     }
 
     fn activate_front(&mut self, now_nanos: u64) -> Activation {
@@ -243,13 +330,15 @@ impl Group {
     }
 
     fn is_active(&self, id: MemberId) -> bool {
-        self.members.front().is_some_and(|m| m.id == id)
+        self.members
+            .front()
+            .is_some_and(|m| m.id == id && m.active_since_nanos.is_some())
     }
 
     /// Notes that the event at `offset` is being sent to `id`; `false` if `id` is not the
-    /// active member (it must stop reading).
+    /// active member, or this node may no longer serve the group (it must stop reading).
     pub(crate) fn delivered(&mut self, id: MemberId, offset: u64, now: Instant) -> bool {
-        if !self.is_active(id) {
+        if !self.is_active(id) || !self.may_serve(now) {
             return false;
         }
         if self.owing_since.is_none() {
@@ -306,7 +395,7 @@ impl Group {
             return None;
         }
         let lost = self.members.front()?.id;
-        let next = self.leave(lost, now_nanos);
+        let next = self.leave(lost, now_nanos, now);
         self.delivered = None;
         self.owing_since = None;
         Some(Expiry {
@@ -329,181 +418,4 @@ impl Group {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(timeout_ms: u64) -> Settings {
-        Settings {
-            types: vec![],
-            sources: vec![],
-            timeout_ms,
-        }
-    }
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    fn joined(g: &mut Group, id: MemberId) -> Option<Activation> {
-        match g.join(id, addr(id as u16), id).expect("not deleting") {
-            Joined::Active(a) => Some(a),
-            Joined::Standby => None,
-        }
-    }
-
-    fn deliver(g: &mut Group, id: MemberId, offsets: std::ops::RangeInclusive<u64>) {
-        for o in offsets {
-            assert!(g.delivered(id, o, Instant::now()), "{id} is active");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_oldest_member_is_active_and_a_standby_takes_over_after_the_last_ack() {
-        let mut g = Group::new(settings(30_000), 10, 0, Some(3));
-        assert_eq!(
-            joined(&mut g, 1),
-            Some(Activation {
-                member: 1,
-                from: 10
-            })
-        );
-        assert_eq!(joined(&mut g, 2), None, "a standby");
-        assert_eq!(joined(&mut g, 3), None, "a standby");
-        assert!(!g.delivered(2, 10, Instant::now()), "standbys get nothing");
-        deliver(&mut g, 1, 10..=14);
-        g.ack(1, 12, Instant::now(), 100).expect("ack");
-        assert_eq!(
-            (g.acked(), g.next(), g.last_ack_nanos()),
-            (Some(12), 13, Some(100))
-        );
-        // The active member goes: the oldest standby resumes after the last ack, so 13 and
-        // 14 are delivered again (at least once).
-        assert_eq!(
-            g.leave(1, 200),
-            Some(Activation {
-                member: 2,
-                from: 13
-            })
-        );
-        assert!(!g.delivered(1, 15, Instant::now()), "gone");
-        assert_eq!(g.ack(1, 14, Instant::now(), 0), Err(AckError::NotMember));
-        assert_eq!(g.ack(3, 14, Instant::now(), 0), Err(AckError::Standby));
-        let active: Vec<_> = g.members().map(|m| (m.id, m.active_since_nanos)).collect();
-        assert_eq!(active, vec![(2, Some(200)), (3, None)]);
-        assert_eq!(g.leave(3, 300), None, "a standby leaving changes nothing");
-        assert_eq!(g.leave(3, 300), None, "twice is harmless");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn bad_acks_are_refused_and_change_nothing() {
-        let mut g = Group::new(settings(30_000), 0, 0, None);
-        joined(&mut g, 1);
-        assert_eq!(
-            g.ack(1, 0, Instant::now(), 1),
-            Err(AckError::Beyond {
-                offset: 0,
-                delivered: None
-            })
-        );
-        deliver(&mut g, 1, 0..=5);
-        g.ack(1, 3, Instant::now(), 1).expect("ack");
-        let before = g.clone();
-        assert_eq!(
-            g.ack(1, 6, Instant::now(), 2),
-            Err(AckError::Beyond {
-                offset: 6,
-                delivered: Some(5)
-            })
-        );
-        assert_eq!(
-            g.ack(1, 2, Instant::now(), 2),
-            Err(AckError::Backwards {
-                offset: 2,
-                acked: 3
-            })
-        );
-        assert_eq!(g, before, "refused acks change nothing");
-        g.ack(1, 3, Instant::now(), 9).expect("the same ack again");
-        assert_eq!(g, before, "and a repeated ack changes nothing either");
-        g.ack(1, 5, Instant::now(), 3)
-            .expect("up to the last delivered");
-        assert_eq!(g.acked(), Some(5));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_member_that_stops_acknowledging_loses_its_place_after_the_timeout() {
-        let timeout = Duration::from_millis(500);
-        let just_short = Duration::from_millis(499);
-        let mut g = Group::new(settings(500), 0, 0, None);
-        joined(&mut g, 1);
-        joined(&mut g, 2);
-        // Nothing delivered: nothing owed, however long it waits.
-        tokio::time::advance(timeout * 4).await;
-        assert_eq!(g.expire(Instant::now(), 0), None);
-        deliver(&mut g, 1, 0..=9);
-        tokio::time::advance(just_short).await;
-        assert_eq!(g.expire(Instant::now(), 0), None, "not yet");
-        // An ack with events still owed restarts the clock.
-        g.ack(1, 4, Instant::now(), 1).expect("ack");
-        tokio::time::advance(just_short).await;
-        assert_eq!(g.expire(Instant::now(), 0), None, "progress restarts it");
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert_eq!(
-            g.expire(Instant::now(), 7),
-            Some(Expiry {
-                lost: 1,
-                resume: 5,
-                next: Some(Activation { member: 2, from: 5 }),
-                timeout_ms: 500,
-            })
-        );
-        assert_eq!(g.ack(1, 9, Instant::now(), 8), Err(AckError::NotMember));
-        // The new member owes nothing yet.
-        tokio::time::advance(timeout * 2).await;
-        assert_eq!(g.expire(Instant::now(), 0), None);
-        // Acknowledging everything delivered owes nothing.
-        deliver(&mut g, 2, 5..=6);
-        g.ack(2, 6, Instant::now(), 9).expect("ack");
-        tokio::time::advance(timeout * 2).await;
-        assert_eq!(g.expire(Instant::now(), 0), None);
-        // Alone, a stalled member still loses its place (it can reconnect and resume).
-        deliver(&mut g, 2, 7..=7);
-        tokio::time::advance(timeout).await;
-        let expiry = g.expire(Instant::now(), 0).expect("expired");
-        assert_eq!((expiry.lost, expiry.resume, expiry.next), (2, 7, None));
-        assert!(!g.has_members());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn commits_trail_acks_and_a_restore_resumes_after_the_committed_offset() {
-        let mut g = Group::new(settings(30_000), 0, 5, Some(1));
-        joined(&mut g, 1);
-        assert_eq!(g.to_commit(), None);
-        deliver(&mut g, 1, 0..=9);
-        g.ack(1, 4, Instant::now(), 1).expect("ack");
-        assert_eq!(g.to_commit(), Some(4));
-        g.committed_up_to(4);
-        assert_eq!(g.to_commit(), None, "nothing newer");
-        g.ack(1, 8, Instant::now(), 2).expect("ack");
-        assert_eq!(g.to_commit(), Some(8));
-        // Only what was committed survives: a restore resumes at 5, not 9.
-        let restored = Group::restore(&g.stored());
-        assert_eq!((restored.next(), restored.committed()), (5, Some(4)));
-        assert_eq!(restored.committed_next(), 5);
-        assert!(!restored.has_members());
-        g.committed_up_to(3);
-        assert_eq!(g.committed(), Some(4), "commits never go backwards");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn nobody_joins_a_group_being_deleted_and_a_group_with_members_is_not_deleted() {
-        let mut g = Group::new(settings(30_000), 0, 0, None);
-        joined(&mut g, 1);
-        assert!(!g.set_deleting(true), "it has a member");
-        g.leave(1, 0);
-        assert!(g.set_deleting(true));
-        assert_eq!(g.join(2, addr(2), 0), None);
-        assert!(g.set_deleting(false), "a failed delete is undone");
-        assert!(g.join(2, addr(2), 0).is_some());
-    }
-}
+mod tests;

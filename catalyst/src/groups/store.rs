@@ -3,10 +3,15 @@
 //! every group is appended and everything before it trimmed (`LogBackend::trim_before`), so
 //! the partition holds one full snapshot and at most that many records after it, however long
 //! the node runs. At open the records are folded from the first one kept.
+//!
+//! **On a shared log** (other nodes append to `_groups` too), the store also follows the
+//! partition ([`Store::follow`]) and hands back the other nodes' records, and what must be
+//! decided against everything stored (a group's creation, a snapshot) is appended with
+//! compare-and-set: a snapshot that missed another node's record would trim it away.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use draft_log::{LogBackend, NewRecord, Offset, PartitionName};
@@ -26,15 +31,37 @@ pub(crate) struct Store {
     partition: PartitionName,
     /// Records appended since the last snapshot (or since the first record kept).
     since_snapshot: AtomicU64,
+    /// Whether other nodes append to the partition too.
+    shared: bool,
+    /// Where following the partition goes on, and the offsets of this node's own records
+    /// not yet passed (a shared store's only).
+    followed: Mutex<Followed>,
+}
+
+#[derive(Default)]
+struct Followed {
+    next: Offset,
+    own: HashSet<u64>,
+}
+
+/// Decodes one stored record of `_groups`.
+fn decode(stored: &draft_log::Record) -> draft_log::Result<GroupRecord> {
+    GroupRecord::decode(&stored.payload).map_err(|reason| draft_log::Error::Corrupt {
+        partition: GROUPS_PARTITION.to_owned(),
+        offset: stored.offset,
+        reason: format!("not a consumer group record: {reason}"),
+    })
 }
 
 impl Store {
-    /// Opens `_groups` on `log` and folds what it holds into every stored group.
+    /// Opens `_groups` on `log` and folds what it holds into every stored group; `shared`
+    /// if other nodes append to it too.
     ///
     /// # Errors
     /// A log error, or [`draft_log::Error::Corrupt`] for a record that is not a group record.
     pub(crate) async fn open(
         log: Arc<dyn LogBackend>,
+        shared: bool,
     ) -> draft_log::Result<(Self, BTreeMap<StoredKey, StoredGroup>)> {
         let partition = PartitionName::new(GROUPS_PARTITION)?;
         let mut groups = BTreeMap::new();
@@ -46,13 +73,7 @@ impl Store {
                 break;
             };
             for stored in &records {
-                let record = GroupRecord::decode(&stored.payload).map_err(|reason| {
-                    draft_log::Error::Corrupt {
-                        partition: GROUPS_PARTITION.to_owned(),
-                        offset: stored.offset,
-                        reason: format!("not a consumer group record: {reason}"),
-                    }
-                })?;
+                let record = decode(stored)?;
                 since_snapshot = if matches!(record, GroupRecord::Snapshot { .. }) {
                     0
                 } else {
@@ -66,8 +87,86 @@ impl Store {
             log,
             partition,
             since_snapshot: AtomicU64::new(since_snapshot),
+            shared,
+            followed: Mutex::new(Followed {
+                next,
+                own: HashSet::new(),
+            }),
         };
         Ok((store, groups))
+    }
+
+    fn followed(&self) -> std::sync::MutexGuard<'_, Followed> {
+        self.followed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The records other nodes appended since the last call (a shared store's; none
+    /// otherwise), in order. This node's own are passed over: they are applied already.
+    ///
+    /// # Errors
+    /// A log error, or [`draft_log::Error::Corrupt`] for a record that is not a group record.
+    pub(crate) async fn follow(&self) -> draft_log::Result<Vec<GroupRecord>> {
+        let mut foreign = Vec::new();
+        if !self.shared {
+            return Ok(foreign);
+        }
+        loop {
+            let from = self.followed().next;
+            let records = self.log.read(&self.partition, from, READ_CHUNK).await?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                return Ok(foreign);
+            };
+            for stored in &records {
+                if self.followed().own.remove(&stored.offset.0) {
+                    continue;
+                }
+                let record = decode(stored)?;
+                if matches!(record, GroupRecord::Snapshot { .. }) {
+                    self.since_snapshot.store(0, Ordering::Relaxed);
+                } else {
+                    self.since_snapshot.fetch_add(1, Ordering::Relaxed);
+                }
+                foreign.push(record);
+            }
+            let mut followed = self.followed();
+            followed.next = last.next();
+            // A trim may have passed over some of this node's records: they are gone.
+            let next = followed.next.0;
+            followed.own.retain(|o| *o >= next);
+        }
+    }
+
+    /// Appends `record` only if nothing was appended since the last [`follow`](Self::follow)
+    /// (always, on a store that is not shared); resolves once it is durable.
+    ///
+    /// # Errors
+    /// [`draft_log::Error::Conflict`] if another node appended meanwhile (follow, decide
+    /// again, retry); other log errors.
+    pub(crate) async fn append_if_followed(
+        &self,
+        record: &GroupRecord,
+    ) -> draft_log::Result<Offset> {
+        if !self.shared {
+            return self.append(record).await;
+        }
+        let expected = self.followed().next;
+        let ack = self
+            .log
+            .append_expecting(
+                &self.partition,
+                expected,
+                vec![NewRecord::new(Bytes::from(record.encode()))],
+            )
+            .await?;
+        self.appended(ack.first);
+        Ok(ack.first)
+    }
+
+    fn appended(&self, at: Offset) {
+        self.since_snapshot.fetch_add(1, Ordering::Relaxed);
+        if self.shared {
+            self.followed().own.insert(at.0);
+        }
     }
 
     /// Whether the log still takes writes (it is read-only after a storage failure).
@@ -84,7 +183,7 @@ impl Store {
                 vec![NewRecord::new(Bytes::from(record.encode()))],
             )
             .await?;
-        self.since_snapshot.fetch_add(1, Ordering::Relaxed);
+        self.appended(ack.first);
         Ok(ack.first)
     }
 
@@ -94,9 +193,13 @@ impl Store {
     }
 
     /// Appends a snapshot of `groups`, then removes every record before it. A failed trim is
-    /// retried with the next snapshot (the partition is correct meanwhile, only longer).
+    /// retried with the next snapshot (the partition is correct meanwhile, only longer). On
+    /// a shared store, `groups` must be what was followed: another node's record appended
+    /// since fails it with [`draft_log::Error::Conflict`] (the next tick tries again).
     pub(crate) async fn snapshot(&self, groups: Vec<Keyed>) -> draft_log::Result<()> {
-        let at = self.append(&GroupRecord::Snapshot { groups }).await?;
+        let at = self
+            .append_if_followed(&GroupRecord::Snapshot { groups })
+            .await?;
         self.since_snapshot.store(0, Ordering::Relaxed);
         self.log.trim_before(&self.partition, at).await?;
         Ok(())
@@ -143,7 +246,7 @@ mod tests {
     async fn the_partition_stays_bounded_and_reopens_to_the_same_groups() {
         let dir = tempfile::tempdir().expect("dir");
         let log = open_log(dir.path()).await;
-        let (store, mut model) = Store::open(Arc::clone(&log)).await.expect("open");
+        let (store, mut model) = Store::open(Arc::clone(&log), false).await.expect("open");
         assert!(model.is_empty());
         for name in ["a", "b"] {
             let created = GroupRecord::Created(keyed(name));
@@ -175,7 +278,7 @@ mod tests {
         let first = GroupRecord::decode(&first[0].payload).expect("a record");
         assert!(matches!(first, GroupRecord::Snapshot { .. }), "{first:?}");
         drop(store);
-        let (store, reopened) = Store::open(Arc::clone(&log)).await.expect("reopen");
+        let (store, reopened) = Store::open(Arc::clone(&log), false).await.expect("reopen");
         assert_eq!(reopened, model);
         assert_eq!(
             reopened[&("orders".into(), "a".into())].committed,
@@ -185,5 +288,41 @@ mod tests {
             !store.snapshot_due(),
             "the count since the snapshot is rebuilt"
         );
+    }
+
+    /// Two nodes on one log: each hears only the other's records, and a snapshot that did
+    /// not follow the other's last record is refused, so a trim never loses it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_store_hears_the_other_node_and_never_snapshots_past_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = open_log(dir.path()).await;
+        let (a, _) = Store::open(Arc::clone(&log), true).await.expect("open a");
+        let (b, _) = Store::open(Arc::clone(&log), true).await.expect("open b");
+        let created = GroupRecord::Created(keyed("g"));
+        a.append_if_followed(&created).await.expect("a creates");
+        assert_eq!(a.follow().await.expect("follow"), vec![], "its own record");
+        assert_eq!(b.follow().await.expect("follow"), vec![created.clone()]);
+        let commit = GroupRecord::Committed {
+            acks: vec![Commit {
+                channel: "orders".into(),
+                group: "g".into(),
+                offset: 7,
+                time: 1,
+            }],
+        };
+        b.append(&commit).await.expect("b commits");
+        let refused = a.snapshot(vec![keyed("g")]).await;
+        assert!(
+            matches!(refused, Err(draft_log::Error::Conflict { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(a.follow().await.expect("follow"), vec![commit]);
+        a.snapshot(vec![keyed("g")]).await.expect("now it may");
+        assert!(matches!(
+            b.follow().await.expect("follow").as_slice(),
+            [GroupRecord::Snapshot { .. }]
+        ));
+        let unshared = Store::open(Arc::clone(&log), false).await.expect("open");
+        assert_eq!(unshared.0.follow().await.expect("follow"), vec![]);
     }
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::name::GroupName;
-use super::record::{Commit, Keyed, StoredGroup, StoredKey};
+use super::record::{Commit, GroupRecord, Keyed, StoredGroup, StoredKey};
 use super::state::{Activation, Expiry, Group, Joined, MemberId};
 use crate::channel_name::ChannelName;
 
@@ -30,28 +30,77 @@ impl GroupKey {
 pub(crate) struct Table {
     groups: BTreeMap<GroupKey, Group>,
     next_member: MemberId,
+    /// Other nodes serve the same groups: each is served only while its lock is held.
+    shared: bool,
+}
+
+/// A stored key as a group's key; `None`, with a warning, for a name no longer valid.
+fn parse_key(channel: &str, group: &str) -> Option<GroupKey> {
+    if let (Ok(channel), Ok(group)) = (ChannelName::parse(channel), GroupName::parse(group)) {
+        Some(GroupKey { channel, group })
+    } else {
+        warn!(
+            channel,
+            group, "a stored consumer group has an invalid name"
+        );
+        None
+    }
 }
 
 impl Table {
-    /// The groups `_groups` holds, without members. A stored name that is no longer valid is
-    /// left out, with a warning.
-    pub(crate) fn restore(stored: &BTreeMap<StoredKey, StoredGroup>) -> Self {
-        let mut groups = BTreeMap::new();
+    /// The groups `_groups` holds, without members; `shared` if other nodes serve them too.
+    /// A stored name that is no longer valid is left out, with a warning.
+    pub(crate) fn restore(stored: &BTreeMap<StoredKey, StoredGroup>, shared: bool) -> Self {
+        let mut table = Self {
+            shared,
+            ..Self::default()
+        };
         for ((channel, group), state) in stored {
-            if let (Ok(channel), Ok(group)) = (ChannelName::parse(channel), GroupName::parse(group))
-            {
-                groups.insert(GroupKey { channel, group }, Group::restore(state));
-            } else {
-                warn!(
-                    channel,
-                    group, "a stored consumer group has an invalid name"
-                );
+            if let Some(key) = parse_key(channel, group) {
+                table.insert(key, Group::restore(state));
             }
         }
-        Self {
-            groups,
-            next_member: 0,
+        table
+    }
+
+    /// Applies a record another node appended to `_groups`: a group it created or deleted,
+    /// or acknowledgements it stored. The members of a group deleted there are returned
+    /// (they are no longer members, and must be closed).
+    pub(crate) fn apply_foreign(&mut self, record: GroupRecord) -> Vec<MemberId> {
+        let known = |t: &mut Self, keyed: Keyed| {
+            let Some(key) = parse_key(&keyed.channel, &keyed.group) else {
+                return;
+            };
+            match t.groups.get_mut(&key) {
+                Some(g) => {
+                    if let Some(c) = keyed.state.committed {
+                        g.seen_commit(c, keyed.state.last_ack_nanos.unwrap_or_default());
+                    }
+                }
+                None => t.insert(key, Group::restore(&keyed.state)),
+            }
+        };
+        match record {
+            GroupRecord::Created(keyed) => known(self, keyed),
+            GroupRecord::Snapshot { groups } => groups.into_iter().for_each(|k| known(self, k)),
+            GroupRecord::Committed { acks } => {
+                for ack in acks {
+                    if let Some(key) = parse_key(&ack.channel, &ack.group)
+                        && let Some(g) = self.groups.get_mut(&key)
+                    {
+                        g.seen_commit(ack.offset, ack.time);
+                    }
+                }
+            }
+            GroupRecord::Deleted { channel, group } => {
+                if let Some(key) = parse_key(&channel, &group)
+                    && let Some(g) = self.groups.remove(&key)
+                {
+                    return g.members().map(|m| m.id).collect();
+                }
+            }
         }
+        Vec::new()
     }
 
     pub(crate) fn get(&self, key: &GroupKey) -> Option<&Group> {
@@ -62,7 +111,9 @@ impl Table {
         self.groups.get_mut(key)
     }
 
+    /// Adds a group (shared, on a shared table).
     pub(crate) fn insert(&mut self, key: GroupKey, group: Group) {
+        let group = if self.shared { group.shared() } else { group };
         self.groups.insert(key, group);
     }
 
@@ -96,9 +147,13 @@ impl Table {
         key: &GroupKey,
         address: SocketAddr,
         now_nanos: u64,
+        now: Instant,
     ) -> Option<(MemberId, Option<Activation>)> {
         let id = self.next_member;
-        let joined = self.groups.get_mut(key)?.join(id, address, now_nanos)?;
+        let joined = self
+            .groups
+            .get_mut(key)?
+            .join(id, address, now_nanos, now)?;
         self.next_member += 1;
         let activation = match joined {
             Joined::Active(a) => Some(a),
@@ -113,8 +168,9 @@ impl Table {
         key: &GroupKey,
         id: MemberId,
         now_nanos: u64,
+        now: Instant,
     ) -> Option<Activation> {
-        self.groups.get_mut(key)?.leave(id, now_nanos)
+        self.groups.get_mut(key)?.leave(id, now_nanos, now)
     }
 
     /// Every active member that owed an acknowledgement for its group's timeout loses its
@@ -203,14 +259,15 @@ mod tests {
         t.insert(key("events", "c"), group(30_000));
         let a = key("orders", "a");
         let (id, activation) = t
-            .join(&a, "127.0.0.1:1".parse().expect("addr"), 1)
+            .join(&a, "127.0.0.1:1".parse().expect("addr"), 1, Instant::now())
             .expect("joined");
         assert_eq!(activation.map(|x| x.from), Some(0));
         assert!(
             t.join(
                 &key("orders", "nope"),
                 "127.0.0.1:1".parse().expect("addr"),
-                1
+                1,
+                Instant::now()
             )
             .is_none()
         );
@@ -245,7 +302,7 @@ mod tests {
         );
         t.committed(&commits);
         assert!(t.to_commit().is_empty());
-        let restored = Table::restore(&stored);
+        let restored = Table::restore(&stored, false);
         assert_eq!(
             restored.snapshot(),
             t.snapshot(),
@@ -265,12 +322,12 @@ mod tests {
         t.insert(fast.clone(), group(10_000));
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         for k in [&slow, &fast] {
-            let (id, _) = t.join(k, addr, 0).expect("joined");
+            let (id, _) = t.join(k, addr, 0, Instant::now()).expect("joined");
             t.get_mut(k)
                 .expect("group")
                 .delivered(id, 0, Instant::now());
         }
-        let (standby, _) = t.join(&slow, addr, 0).expect("joined");
+        let (standby, _) = t.join(&slow, addr, 0, Instant::now()).expect("joined");
         tokio::time::advance(std::time::Duration::from_millis(100)).await;
         let expired = t.expire(Instant::now(), 0);
         assert_eq!(expired.len(), 1);
@@ -279,5 +336,52 @@ mod tests {
             expired[0].1.next.map(|a| (a.member, a.from)),
             Some((standby, 0))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_nodes_records_merge_into_a_shared_table() {
+        let mut t = Table::restore(&BTreeMap::new(), true);
+        let a = key("orders", "a");
+        let keyed = |committed| Keyed {
+            channel: "orders".into(),
+            group: "a".into(),
+            state: StoredGroup {
+                committed,
+                ..group(30_000).stored()
+            },
+        };
+        assert!(
+            t.apply_foreign(GroupRecord::Created(keyed(None)))
+                .is_empty()
+        );
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let (id, activation) = t.join(&a, addr, 0, Instant::now()).expect("joined");
+        assert_eq!(activation, None, "a shared group waits for its lock");
+        let acks = vec![Commit {
+            channel: "orders".into(),
+            group: "a".into(),
+            offset: 3,
+            time: 9,
+        }];
+        t.apply_foreign(GroupRecord::Committed { acks });
+        // A snapshot taken elsewhere before that commit does not move it back; nor does
+        // the group's own creation, read again.
+        t.apply_foreign(GroupRecord::Snapshot {
+            groups: vec![keyed(Some(1))],
+        });
+        t.apply_foreign(GroupRecord::Created(keyed(None)));
+        let g = t.get_mut(&a).expect("a");
+        assert_eq!(g.committed(), Some(3));
+        let until = Instant::now() + std::time::Duration::from_secs(1);
+        assert_eq!(
+            g.granted(until, 1).map(|x| (x.member, x.from)),
+            Some((id, 4))
+        );
+        let deleted = GroupRecord::Deleted {
+            channel: "orders".into(),
+            group: "a".into(),
+        };
+        assert_eq!(t.apply_foreign(deleted), vec![id], "its member is closed");
+        assert!(t.get(&a).is_none());
     }
 }

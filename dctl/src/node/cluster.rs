@@ -17,6 +17,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::group_locks::LocksOnNats;
 use crate::error::{Error, Result};
 
 /// Heartbeats waiting to be published; more are dropped (the next one makes up for a lost
@@ -36,6 +37,8 @@ pub(crate) struct Cluster {
     keeper: Mutex<Option<Keeper>>,
     /// A lock that never campaigns: it reads who holds the real one, for the status.
     reader: KeeperLock,
+    /// The consumer groups' locks, for Catalyst.
+    group_locks: Arc<LocksOnNats>,
     outbox: mpsc::Sender<Heartbeat>,
     heard: broadcast::Sender<PeerHeartbeat>,
     /// When each other node last shared a heartbeat.
@@ -54,6 +57,7 @@ impl Cluster {
         let failed = |e: draft_log_jetstream::Error| Error::ConnectLog(format!("cluster: {e}"));
         let lock = KeeperLock::new(log, node, ttl).await.map_err(failed)?;
         let reader = KeeperLock::new(log, node, ttl).await.map_err(failed)?;
+        let group_locks = Arc::new(LocksOnNats::new(reader.for_key("group").map_err(failed)?));
         let bus = HeartbeatBus::new(log.client().clone(), node);
         let incoming = bus.subscribe(INBOX).await.map_err(failed)?;
         let keeper = Keeper::spawn(lock);
@@ -73,11 +77,17 @@ impl Cluster {
             node: node.to_owned(),
             keeper: Mutex::new(Some(keeper)),
             reader,
+            group_locks,
             outbox,
             heard,
             nodes,
             tasks,
         }))
+    }
+
+    /// The consumer groups' locks: a group is served by the node that holds its lock.
+    pub(crate) fn group_locks(&self) -> Arc<dyn draft_catalyst::GroupLocks> {
+        self.group_locks.clone()
     }
 
     /// Stops campaigning and, if this node is keeper, resigns, so that another node takes

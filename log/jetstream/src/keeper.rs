@@ -91,6 +91,8 @@ struct Current {
 /// One node's handle on the keeper lock. Not `Clone`: the lease it holds is its own.
 pub struct KeeperLock {
     store: kv::Store,
+    /// The lock's key in the bucket ([`KEEPER_KEY`] for the keeper's own).
+    key: String,
     subject: String,
     node: String,
     ttl: Duration,
@@ -101,6 +103,7 @@ impl std::fmt::Debug for KeeperLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeeperLock")
             .field("node", &self.node)
+            .field("key", &self.key)
             .field("ttl", &self.ttl)
             .field("lease", &self.lease)
             .finish_non_exhaustive()
@@ -146,10 +149,35 @@ impl KeeperLock {
         }
         let store = bind(async_nats::jetstream::new(client), replicas, ttl).await?;
         Ok(Self {
+            key: KEEPER_KEY.to_owned(),
             subject: format!("$KV.{KEEPER_BUCKET}.{KEEPER_KEY}"),
             store,
             node,
             ttl,
+            lease: None,
+        })
+    }
+
+    /// A lock on another key of the same bucket, for the same node and with the same TTL
+    /// (a consumer group's, say). It shares the bucket, not the lease: it starts unheld,
+    /// and is taken, renewed and given up on its own. No round trip to the cluster.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] if `key` is not a KV key (`[-/_=.a-zA-Z0-9]+`, not starting
+    /// or ending with `.`) or is the keeper's own [`KEEPER_KEY`].
+    pub fn for_key(&self, key: &str) -> Result<Self> {
+        if !is_kv_key(key) || key == KEEPER_KEY {
+            return Err(Error::Misconfigured {
+                what: "a lock key".into(),
+                reason: format!("{key:?} is not a key of its own in {KEEPER_BUCKET}"),
+            });
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            subject: format!("$KV.{KEEPER_BUCKET}.{key}"),
+            store: self.store.clone(),
+            node: self.node.clone(),
+            ttl: self.ttl,
             lease: None,
         })
     }
@@ -204,7 +232,7 @@ impl KeeperLock {
             sent,
         };
         self.lease = Some(lease);
-        info!(node = %self.node, term = revision, "took the keeper lock");
+        info!(node = %self.node, lock = %self.key, term = revision, "took the lock");
         Ok(self.term())
     }
 
@@ -220,28 +248,28 @@ impl KeeperLock {
         };
         let sent = Instant::now();
         if !lease.holds(sent, self.ttl) {
-            warn!(node = %self.node, term = %lease.term, "keeper lease lapsed before renewal");
+            warn!(node = %self.node, lock = %self.key, term = %lease.term, "lease lapsed before renewal");
             return Ok(false);
         }
         let value = self.claim(Some(lease.term))?;
         let update = self.update(value, lease.revision);
         let answer = self.within_period("renew", update).await.inspect_err(|e| {
-            warn!(node = %self.node, term = %lease.term, error = %e, "keeper stepped down");
+            warn!(node = %self.node, lock = %self.key, term = %lease.term, error = %e, "stepped down");
         })?;
         let revision = match answer {
             Ok(revision) => revision,
             Err(e) if refused(&e) => {
-                warn!(node = %self.node, term = %lease.term, "keeper lock lost: stepped down");
+                warn!(node = %self.node, lock = %self.key, term = %lease.term, "lock lost: stepped down");
                 return Ok(false);
             }
             Err(e) => {
-                warn!(node = %self.node, term = %lease.term, error = %e, "keeper stepped down");
+                warn!(node = %self.node, lock = %self.key, term = %lease.term, error = %e, "stepped down");
                 return Err(self.failed("renew", e));
             }
         };
         self.lease = lease.renewed(revision, sent, Instant::now(), self.ttl);
         if self.lease.is_none() {
-            warn!(node = %self.node, term = %lease.term, "keeper renewal too late: stepped down");
+            warn!(node = %self.node, lock = %self.key, term = %lease.term, "renewal too late: stepped down");
         }
         Ok(self.lease.is_some())
     }
@@ -272,11 +300,11 @@ impl KeeperLock {
         };
         let delete = unanswered_retried(|| {
             self.store
-                .delete_expect_revision(KEEPER_KEY, Some(lease.revision))
+                .delete_expect_revision(&self.key, Some(lease.revision))
         });
         match self.within_period("resign", delete).await? {
             Ok(()) => {
-                info!(node = %self.node, term = %lease.term, "resigned as keeper");
+                info!(node = %self.node, lock = %self.key, term = %lease.term, "gave the lock up");
                 Ok(())
             }
             // Another node holds it already: nothing of ours to delete.
@@ -333,7 +361,7 @@ impl KeeperLock {
 
     /// Writes the key expecting it at `revision` (0: no entry).
     async fn update(&self, value: Bytes, revision: u64) -> Result<u64, kv::UpdateError> {
-        unanswered_retried(|| self.store.update(KEEPER_KEY, value.clone(), revision)).await
+        unanswered_retried(|| self.store.update(&self.key, value.clone(), revision)).await
     }
 
     /// The lock's entry from the stream's leader, `None` if it has none (expired).
@@ -393,9 +421,30 @@ impl KeeperLock {
     }
 }
 
+/// Whether `key` is a JetStream KV key: `[-/_=.a-zA-Z0-9]+`, not starting or ending with
+/// `.`. Pure.
+fn is_kv_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && !key.ends_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_keys_are_kv_keys() {
+        for good in ["keeper", "group/orders/billing", "g/a.b/c-d_e", "x=1"] {
+            assert!(is_kv_key(good), "{good}");
+        }
+        for bad in ["", ".a", "a.", "a b", "a*", "a>", "ä"] {
+            assert!(!is_kv_key(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_claim_without_a_term_is_the_first_write_of_a_term() {

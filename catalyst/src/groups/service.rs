@@ -356,6 +356,9 @@ impl Groups {
             self.lock(&**locks).await;
         }
         if self.store.snapshot_due() {
+            // On a shared log the snapshot is appended only right after what was followed:
+            // follow again first, past this tick's own commit.
+            self.follow().await;
             let groups = self.live().table.snapshot();
             match self.store.snapshot(groups).await {
                 Ok(()) | Err(draft_log::Error::Conflict { .. }) => {}

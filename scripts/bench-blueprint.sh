@@ -26,17 +26,8 @@ line=$(wait_line "$work/node.out" "listening api=")
 api=${line%% *}; ingress=${line##*ingress=}
 node_pid=${pids[0]}
 
-cat >"$work/put.lua" <<'LUA'
-wrk.method = "PUT"
-wrk.body = string.rep("v", 200)
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/v1/kv/bench/key" .. (n % 1000))
-end
-LUA
 summary() { awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} /Non-2xx|Socket errors/ {e=e" "$0} END {printf "%12s req/s   p50 %8s   p99 %8s  %s\n", r, p50, p99, e}'; }
-printf 'kv put  (durable, -c64): '; wrk -t2 -c64 -d"$duration" --latency -s "$work/put.lua" "$api" | summary
+printf 'kv put  (durable, -c64): '; wrk -t2 -c64 -d"$duration" --latency -s "$(dirname "$0")/kv-put.lua" "$api" | summary
 curl -sf -X PUT "$api/v1/kv/bench/hot" -d "$(head -c 200 /dev/zero | tr '\0' v)" >/dev/null
 printf 'kv get  (-c64):          '; wrk -t2 -c64 -d"$duration" --latency "$api/v1/kv/bench/hot" | summary
 head -c 65536 /dev/urandom >"$work/big"

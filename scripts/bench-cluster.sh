@@ -35,21 +35,12 @@ start_node b --backend jetstream --nats-url "$urls" --replicas 3 --node-name b \
   --keeper-ttl-ms 10000
 url_b=$url
 
-cat >"$work/put.lua" <<'LUA'
-wrk.method = "PUT"
-wrk.body = string.rep("v", 200)
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/v1/kv/bench/key" .. (n % 1000))
-end
-LUA
 summary() { awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} /Non-2xx|Socket errors/ {e=e" "$0} END {printf "%12s req/s   p50 %8s   p99 %8s  %s\n", r, p50, p99, e}'; }
 printf 'kv put, one node (-c32):        '
-wrk -t2 -c32 -d"${duration}s" --latency -s "$work/put.lua" "$url_a" | summary
-wrk -t1 -c16 -d"${duration}s" --latency -s "$work/put.lua" "$url_a" >"$work/wa" &
+wrk -t2 -c32 -d"${duration}s" --latency -s "$(dirname "$0")/kv-put.lua" "$url_a" | summary
+wrk -t1 -c16 -d"${duration}s" --latency -s "$(dirname "$0")/kv-put.lua" "$url_a" >"$work/wa" &
 wb=$!
-wrk -t1 -c16 -d"${duration}s" --latency -s "$work/put.lua" "$url_b" >"$work/wb"
+wrk -t1 -c16 -d"${duration}s" --latency -s "$(dirname "$0")/kv-put.lua" "$url_b" >"$work/wb"
 wait "$wb"
 printf 'kv put, two nodes, A (-c16):    '; summary <"$work/wa"
 printf 'kv put, two nodes, B (-c16):    '; summary <"$work/wb"

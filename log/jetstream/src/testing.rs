@@ -52,6 +52,9 @@ pub fn nats_bin() -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked: a server may still lose a race for it).
+/// How often [`Cluster::start`] tries new ports when one was taken meanwhile.
+const START_ATTEMPTS: usize = 5;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -74,10 +77,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the cluster and waits until JetStream answers.
+    /// Starts the cluster and waits until JetStream answers. A port taken by another
+    /// process between being picked and being bound (tests start clusters in parallel) is
+    /// not a failure: the cluster starts again on new ports, up to [`START_ATTEMPTS`] times.
     #[must_use]
     pub fn start() -> Self {
         let bin = nats_bin();
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&bin) {
+                Ok(cluster) => return cluster,
+                Err(log) if attempt < START_ATTEMPTS && log.contains("address already in use") => {
+                    attempt += 1;
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn start_once(bin: &Path) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("a directory for the cluster");
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<String> = route_ports
@@ -107,10 +125,10 @@ impl Cluster {
         }
         let mut cluster = Self { dir, servers };
         for i in 0..3 {
-            cluster.start_server(i, &bin);
+            cluster.start_server(i, bin);
         }
-        cluster.wait_for_meta_leader();
-        cluster
+        cluster.wait_for_meta_leader()?;
+        Ok(cluster)
     }
 
     fn start_server(&mut self, i: usize, bin: &Path) {
@@ -139,7 +157,9 @@ impl Cluster {
     }
 
     /// Polls `$JS.API.INFO` (answered only once the cluster has a meta leader).
-    fn wait_for_meta_leader(&mut self) {
+    /// `Err` with the log's tail if a server exited; panics if none did and there is still
+    /// no meta leader at the deadline.
+    fn wait_for_meta_leader(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let url = self.urls()[0].clone();
         // On a thread of its own: the cluster is often started from inside a test's runtime.
@@ -158,13 +178,17 @@ impl Cluster {
                 let log = self.dir.path().join(format!("{}.log", server.name));
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(10).collect();
-                panic!("nats-server {} exited: {status}: {:?}", server.name, tail);
+                return Err(format!(
+                    "nats-server {} exited: {status}: {:?}",
+                    server.name, tail
+                ));
             }
         }
         assert!(
             ready,
             "the JetStream cluster had no meta leader within {START_TIMEOUT:?}"
         );
+        Ok(())
     }
 
     /// Whether `$JS.API.INFO` is answered without error before `deadline`.

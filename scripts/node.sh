@@ -10,7 +10,7 @@ start_node() {
   local name=$1; shift
   local pin=()
   [ -n "${NODE_CPUS:-}" ] && pin=(taskset -c "$NODE_CPUS")
-  RUST_LOG=warn "${pin[@]}" "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
+  RUST_LOG=${RUST_LOG:-warn} "${pin[@]}" "$dctl" up --listen 127.0.0.1:0 --ingress 127.0.0.1:0 \
     --data-dir "$work/node-$name" "$@" >"$work/node-$name.out" &
   node_pid=$!; pids+=("$node_pid")
   local line=""

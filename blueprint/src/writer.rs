@@ -9,6 +9,7 @@
 //! decided against a state that is not the log's.
 
 use std::sync::Weak;
+use std::time::Duration;
 
 use bytes::Bytes;
 use draft_log::{NewRecord, Offset};
@@ -24,8 +25,15 @@ use crate::peers::Keeping;
 use crate::shared::Shared;
 
 /// How many times one group of writes is decided again after another node appended to
-/// `_draft` first, before its writers are answered with the conflict.
+/// `_draft` first, before its writers are answered that the log is unavailable.
 const MAX_CONFLICTS: u32 = 32;
+/// How long a group of writes waits for a head that a conflict named but this node cannot
+/// read yet (the JetStream backend's own deadline for an election).
+const MAX_BEHIND: Duration = Duration::from_secs(20);
+/// The first pause before looking for that head again; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause before looking for that head again.
+const MAX_PAUSE: Duration = Duration::from_millis(500);
 
 impl Shared {
     /// Queues `op` by `actor` for the writer task and waits for its answer.
@@ -61,6 +69,8 @@ impl Shared {
             return;
         }
         let mut conflicts = 0;
+        let mut behind: Option<Instant> = None;
+        let mut pause = FIRST_PAUSE;
         loop {
             let next = self.revision().map_or(0, |r| r + 1);
             let group = {
@@ -93,9 +103,30 @@ impl Shared {
                 // Another node appended first: apply what it wrote, then decide the group
                 // again against that state (a conditional write may now be refused).
                 Err(draft_log::Error::Conflict { next: head, .. }) if conflicts < MAX_CONFLICTS => {
-                    conflicts += 1;
-                    self.catch_up(head.0).await;
+                    if self.catch_up(head.0).await {
+                        conflicts += 1;
+                    } else if behind.get_or_insert_with(Instant::now).elapsed() < MAX_BEHIND {
+                        // The head cannot be read yet (a new leader, a replica behind):
+                        // wait for it without using up the tries.
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_PAUSE);
+                    } else {
+                        conflicts = MAX_CONFLICTS;
+                    }
                     requests = group.requests;
+                }
+                // The log kept moving, or names a head this node cannot read up to (a
+                // leader that lost its quorum counts appends it could not commit): the log
+                // is unavailable, not broken, and the writers may try again.
+                Err(draft_log::Error::Conflict { next: head, .. }) => {
+                    let e = draft_log::Error::Unavailable(format!(
+                        "_draft's head is {head}, and this node is still behind it"
+                    ));
+                    warn!(error = %e, conflicts, "control write failed");
+                    for request in group.requests {
+                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+                    }
+                    return;
                 }
                 Err(e) => {
                     warn!(error = %e, conflicts, "control write failed");

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod group_member;
+pub mod load;
 pub mod prometheus;
 pub mod raw;
 pub mod servers;

@@ -184,6 +184,11 @@ pub(crate) struct UpArgs {
     /// (default 10000, at least 1000): a lost keeper is replaced within about this long.
     #[arg(long, env = "DRAFT_KEEPER_TTL_MS")]
     pub(crate) keeper_ttl_ms: Option<u64>,
+    /// JetStream: how long an append waits for its acknowledgement before it is sent again
+    /// (to the new leader, after a leader stops), in milliseconds, plus 64 ms a MiB
+    /// (default 500; 10 to 60000).
+    #[arg(long, env = "DRAFT_NATS_ACK_TIMEOUT_MS")]
+    pub(crate) nats_ack_timeout_ms: Option<u64>,
 }
 
 impl UpArgs {
@@ -248,6 +253,7 @@ impl UpArgs {
                 nats_creds: self.nats_creds,
                 replicas: self.replicas,
                 keeper_ttl_ms: self.keeper_ttl_ms,
+                nats_ack_timeout_ms: self.nats_ack_timeout_ms,
             },
         }
     }

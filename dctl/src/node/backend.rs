@@ -30,9 +30,11 @@ pub(crate) async fn open(
             creds,
             replicas,
             keeper_ttl,
+            ack_timeout,
         } => {
             let mut config = JetStreamConfig::new(urls.clone())
                 .replicas(*replicas)
+                .ack_timeout(*ack_timeout)
                 .default_retention(settings.retention)
                 .name(format!("draft-{}", settings.name));
             if let Some(creds) = creds {

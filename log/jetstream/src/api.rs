@@ -118,14 +118,26 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// Sends one request and waits for its reply (one attempt).
+    /// Sends one request and waits for its reply (one attempt) for the request timeout.
     pub(crate) async fn request(
         &self,
         subject: String,
         headers: Option<HeaderMap>,
         payload: Bytes,
     ) -> Result<Message, Step> {
-        let mut request = Request::new().payload(payload).timeout(Some(self.timeout));
+        self.request_within(subject, headers, payload, self.timeout)
+            .await
+    }
+
+    /// Sends one request and waits for its reply (one attempt) for `timeout`.
+    pub(crate) async fn request_within(
+        &self,
+        subject: String,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, Step> {
+        let mut request = Request::new().payload(payload).timeout(Some(timeout));
         if let Some(headers) = headers {
             request = request.headers(headers);
         }

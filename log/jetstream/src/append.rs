@@ -10,6 +10,8 @@
 //! batch that JetStream abandoned (a leader change while it was staged, the in-flight limit)
 //! is sent again under a new batch id with the same message ids.
 
+use std::time::Duration;
+
 use async_nats::HeaderMap;
 use base64::Engine;
 use bytes::Bytes;
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{Step, api_error, codes};
 use crate::body;
+use crate::config::ACK_ALLOWANCE_PER_MIB;
 use crate::error::{Error, Result};
 use crate::name;
 use crate::read::{self, CHUNK};
@@ -59,6 +62,13 @@ fn msg_id(record: &NewRecord, call: &str, index: usize) -> String {
         }
         None => format!("u{call}-{index}"),
     }
+}
+
+/// How long one attempt waits for the acknowledgement of an append of `bytes` in all: the
+/// configured ack timeout, plus [`ACK_ALLOWANCE_PER_MIB`] for each MiB.
+fn ack_wait(ack_timeout: Duration, bytes: usize) -> Duration {
+    let nanos = ACK_ALLOWANCE_PER_MIB.as_nanos() * bytes as u128 / (1024 * 1024);
+    ack_timeout + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// What one attempt found.
@@ -117,9 +127,7 @@ pub(crate) async fn append(
         Landed::DuplicateBatch => locate(streams, partition, &stream, &ids).await?,
     };
     let count = records.len() as u64;
-    let time = read::message(streams, &stream, last)
-        .await?
-        .map_or_else(Timestamp::now, |m| m.time);
+    let time = read::appended_time(streams, &stream, last).await?;
     Ok(AppendAck {
         first: Offset(last - count),
         count,
@@ -171,6 +179,8 @@ async fn publish(
 ) -> Result<Landed, Step> {
     let batch = (bodies.len() > 1).then(|| uuid::Uuid::new_v4().simple().to_string());
     let last = bodies.len() - 1;
+    let ack_timeout = streams.config().ack_timeout;
+    let whole = ack_wait(ack_timeout, bodies.iter().map(Bytes::len).sum());
     for (i, body) in bodies.iter().enumerate() {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", ids[i].as_str());
@@ -199,9 +209,12 @@ async fn publish(
                 .map_err(|e| Step::Transient(e.to_string()))?;
             continue;
         }
+        // The start of a batch is answered at once; the commit (or a single message) once
+        // the whole append is stored on its replicas.
+        let wait = if i == last { whole } else { ack_timeout };
         let reply = streams
             .api
-            .request(subject.to_owned(), Some(headers), body.clone())
+            .request_within(subject.to_owned(), Some(headers), body.clone(), wait)
             .await?;
         if i != last {
             // The start of a batch: an empty reply, or an error.
@@ -339,6 +352,16 @@ mod tests {
         let without = NewRecord::new("x");
         assert_eq!(msg_id(&without, "call1", 2), "ucall1-2");
         assert_ne!(msg_id(&without, "call1", 2), msg_id(&without, "call2", 2));
+    }
+
+    #[test]
+    fn an_acknowledgement_is_awaited_longer_for_a_bigger_append() {
+        let base = Duration::from_millis(500);
+        assert_eq!(ack_wait(base, 0), base);
+        assert_eq!(ack_wait(base, 1024 * 1024), base + ACK_ALLOWANCE_PER_MIB);
+        let largest = ack_wait(base, MAX_APPEND_BYTES as usize);
+        assert_eq!(largest, base + ACK_ALLOWANCE_PER_MIB * 64);
+        assert!(ack_wait(base, 1000) < base + Duration::from_millis(1));
     }
 
     #[test]

@@ -6,6 +6,20 @@ use std::time::Duration;
 
 use draft_log::{PartitionName, Retention};
 
+/// How long an append waits for its acknowledgement by default (see
+/// [`JetStreamConfig::ack_timeout`]).
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The time an append's acknowledgement may take on top of the ack timeout, for each MiB
+/// the append holds: JetStream stores about 110 MiB/s of R3 atomic batches here
+/// (`BENCHMARKS.md`), so this is about 7 times what a batch needs.
+pub const ACK_ALLOWANCE_PER_MIB: Duration = Duration::from_millis(64);
+
+/// How long a call retries while JetStream does not answer, by default: a stream whose
+/// leader was killed has none until a follower campaigns, 4 to 9 s later (nats-server's Raft
+/// election timeout), so this covers one full timeout, a second round and the answer.
+pub const DEFAULT_UNAVAILABLE_AFTER: Duration = Duration::from_secs(20);
+
 /// The settings of a [`JetStream`](crate::JetStream) backend. Build with
 /// [`JetStreamConfig::new`] and the setters.
 ///
@@ -22,6 +36,7 @@ pub struct JetStreamConfig {
     pub(crate) creds: Option<PathBuf>,
     pub(crate) replicas: usize,
     pub(crate) request_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
     pub(crate) unavailable_after: Duration,
     pub(crate) default_retention: Retention,
     pub(crate) retention: HashMap<PartitionName, Retention>,
@@ -38,7 +53,8 @@ impl JetStreamConfig {
             creds: None,
             replicas: 3,
             request_timeout: Duration::from_secs(2),
-            unavailable_after: Duration::from_secs(10),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            unavailable_after: DEFAULT_UNAVAILABLE_AFTER,
             default_retention: Retention::FOREVER,
             retention: HashMap::new(),
             trimmable: PartitionName::new("_groups").into_iter().collect(),
@@ -74,8 +90,19 @@ impl JetStreamConfig {
         self
     }
 
-    /// How long a call retries while JetStream does not answer (a leader election takes a
-    /// few seconds) before it reports the log unavailable (default 10 s).
+    /// How long an append waits for JetStream's acknowledgement before it sends the append
+    /// again (default 500 ms), plus [`ACK_ALLOWANCE_PER_MIB`] for each MiB it holds: a
+    /// leader that stops, or the server the client is connected to, leaves the publish in
+    /// flight unanswered, and the retry goes to the new leader. The retry lands once (message
+    /// ids), so a short timeout costs only a repeated publish when the cluster is slow.
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// How long a call retries while JetStream does not answer before it reports the log
+    /// unavailable (default [`DEFAULT_UNAVAILABLE_AFTER`]).
     #[must_use]
     pub fn unavailable_after(mut self, deadline: Duration) -> Self {
         self.unavailable_after = deadline;

@@ -42,7 +42,9 @@ pub mod testing;
 
 pub use crate::append::{MAX_APPEND_BYTES, MAX_BATCH};
 pub use crate::backend::JetStream;
-pub use crate::config::JetStreamConfig;
+pub use crate::config::{
+    ACK_ALLOWANCE_PER_MIB, DEFAULT_ACK_TIMEOUT, DEFAULT_UNAVAILABLE_AFTER, JetStreamConfig,
+};
 pub use crate::error::{Error, Result};
 pub use crate::heartbeats::{
     HEARTBEAT_SUBJECT, Heartbeat, HeartbeatBus, Heartbeats, MAX_HEARTBEAT_BYTES, SharedHeartbeat,

@@ -1,6 +1,9 @@
 //! Reads: ranges by batch direct get (answered by any replica), checked against the leader's
-//! head because a follower may not have applied the newest appends yet; single messages and
-//! time lookups by message get (answered by the leader).
+//! head because a follower may not have applied the newest appends yet; the time of a message
+//! just appended by direct get too (so it is read while the leader that acknowledged it is
+//! lost); single messages and time lookups by message get (answered by the leader).
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use base64::Engine;
@@ -60,6 +63,40 @@ pub(crate) async fn direct_batch(
     seq: u64,
     count: usize,
 ) -> Result<Vec<Raw>, Step> {
+    direct_batch_within(streams, stream, seq, count, streams.api.timeout).await
+}
+
+/// The time JetStream stored message `seq` with, just after an append of it was
+/// acknowledged: from any replica (a quorum holds it; one behind is asked again), so a leader
+/// lost right after the acknowledgement does not hold the append up. A message already gone
+/// (retention) has the time of now.
+pub(crate) async fn appended_time(streams: &Streams, stream: &str, seq: u64) -> Result<Timestamp> {
+    let wait = streams.config().ack_timeout;
+    streams
+        .api
+        .retrying("read the append time", stream, || async {
+            match direct_batch_within(streams, stream, seq, 1, wait)
+                .await?
+                .first()
+            {
+                Some(m) if m.seq == seq => Ok(m.time),
+                Some(_) => Ok(Timestamp::now()),
+                None => Err(Step::Transient(format!(
+                    "a replica without message {seq} yet"
+                ))),
+            }
+        })
+        .await
+}
+
+/// [`direct_batch`], waiting at most `wait` for each reply message.
+async fn direct_batch_within(
+    streams: &Streams,
+    stream: &str,
+    seq: u64,
+    count: usize,
+    wait: Duration,
+) -> Result<Vec<Raw>, Step> {
     let client = &streams.api.client;
     let inbox = client.new_inbox();
     let mut replies = client
@@ -77,7 +114,7 @@ pub(crate) async fn direct_batch(
         .map_err(|e| Step::Transient(e.to_string()))?;
     let mut out = Vec::new();
     while out.len() < count {
-        let message = match tokio::time::timeout(streams.api.timeout, replies.next()).await {
+        let message = match tokio::time::timeout(wait, replies.next()).await {
             Ok(Some(message)) => message,
             Ok(None) => return Err(Step::Transient("direct get subscription closed".into())),
             Err(_) => return Err(Step::Transient("direct get timed out".into())),

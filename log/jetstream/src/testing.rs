@@ -211,10 +211,72 @@ impl Cluster {
         false
     }
 
-    /// A backend configuration for this cluster (R3, a short unavailability deadline).
+    /// A backend configuration for this cluster (R3).
     #[must_use]
     pub fn config(&self) -> JetStreamConfig {
         JetStreamConfig::new(self.urls()).replicas(3)
+    }
+
+    /// Stops server `i` (0, 1 or 2) with `signal` (`"KILL"`, `"TERM"`) and waits until it
+    /// has exited. A server already stopped is left as it is.
+    pub fn stop(&mut self, i: usize, signal: &str) {
+        let Some(mut child) = self.servers[i].child.take() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.servers[i].name);
+        let _ = child.wait();
+    }
+
+    /// Starts server `i` again, on its ports and store, if it is stopped, and waits until its
+    /// client port takes connections.
+    pub fn restart(&mut self, i: usize) {
+        if self.servers[i].child.is_some() {
+            return;
+        }
+        self.start_server(i, &nats_bin());
+        let address = format!("127.0.0.1:{}", self.servers[i].client_port);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen again within {START_TIMEOUT:?}",
+                self.servers[i].name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Which server leads `stream` (by the stream's name, e.g. `DRAFT___draft`), as the
+    /// running servers say: `None` while it has no leader.
+    pub async fn leader(&self, stream: &str) -> Option<usize> {
+        for server in &self.servers {
+            if server.child.is_none() {
+                continue;
+            }
+            let url = format!("nats://127.0.0.1:{}", server.client_port);
+            let Ok(client) = async_nats::connect(url).await else {
+                continue;
+            };
+            let request = async_nats::Request::new().timeout(Some(Duration::from_millis(500)));
+            let Ok(reply) = client
+                .send_request(format!("$JS.API.STREAM.INFO.{stream}"), request)
+                .await
+            else {
+                continue;
+            };
+            let info: serde_json::Value =
+                serde_json::from_slice(&reply.payload).unwrap_or_default();
+            let Some(leader) = info["cluster"]["leader"].as_str() else {
+                continue;
+            };
+            return self.servers.iter().position(|s| s.name == leader);
+        }
+        None
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use draft_log_jetstream::DEFAULT_ACK_TIMEOUT;
 use serde::Deserialize;
 
 use crate::node::Error;
@@ -14,6 +15,8 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_KEEPER_TTL: Duration = Duration::from_secs(10);
 /// The shortest keeper lock TTL a setting may ask for.
 const MIN_KEEPER_TTL: Duration = Duration::from_secs(1);
+/// The shortest and longest ack timeouts a setting may ask for.
+const ACK_TIMEOUTS_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 
 /// Which engine holds the log, as a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,6 +43,9 @@ pub struct LogLayer {
     /// JetStream: how long the lease keeper's lock holds without renewal, in milliseconds
     /// (default 10,000, at least 1,000).
     pub keeper_ttl_ms: Option<u64>,
+    /// JetStream: how long an append waits for its acknowledgement before it is sent again,
+    /// in milliseconds, plus 64 ms a MiB (default 500; 10 to 60,000).
+    pub nats_ack_timeout_ms: Option<u64>,
 }
 
 impl LogLayer {
@@ -52,6 +58,7 @@ impl LogLayer {
             nats_creds: self.nats_creds.or(lower.nats_creds),
             replicas: self.replicas.or(lower.replicas),
             keeper_ttl_ms: self.keeper_ttl_ms.or(lower.keeper_ttl_ms),
+            nats_ack_timeout_ms: self.nats_ack_timeout_ms.or(lower.nats_ack_timeout_ms),
         }
     }
 }
@@ -71,6 +78,8 @@ pub enum BackendSettings {
         replicas: usize,
         /// How long the lease keeper's lock holds without renewal.
         keeper_ttl: Duration,
+        /// How long an append waits for its acknowledgement before it is sent again.
+        ack_timeout: Duration,
     },
 }
 
@@ -94,12 +103,14 @@ impl BackendSettings {
                 urls,
                 replicas,
                 keeper_ttl,
+                ack_timeout,
                 ..
             } => serde_json::json!({
                 "kind": self.name(),
                 "servers": urls.iter().map(|u| without_userinfo(u)).collect::<Vec<_>>(),
                 "replicas": replicas,
                 "keeper_ttl_ms": keeper_ttl.as_millis() as u64,
+                "ack_timeout_ms": ack_timeout.as_millis() as u64,
             }),
         }
     }
@@ -150,11 +161,18 @@ pub(crate) fn backend(layer: &LogLayer) -> Result<BackendSettings, Error> {
             if keeper_ttl < MIN_KEEPER_TTL {
                 return invalid("keeper_ttl_ms must be at least 1000");
             }
+            let ack_timeout_ms = layer
+                .nats_ack_timeout_ms
+                .unwrap_or(DEFAULT_ACK_TIMEOUT.as_millis() as u64);
+            if !ACK_TIMEOUTS_MS.contains(&ack_timeout_ms) {
+                return invalid("nats_ack_timeout_ms must be from 10 to 60000");
+            }
             Ok(BackendSettings::JetStream {
                 urls,
                 creds: layer.nats_creds.clone(),
                 replicas,
                 keeper_ttl,
+                ack_timeout: Duration::from_millis(ack_timeout_ms),
             })
         }
     }
@@ -179,10 +197,12 @@ mod tests {
             creds: None,
             replicas: 3,
             keeper_ttl: Duration::from_secs(4),
+            ack_timeout: Duration::from_millis(300),
         };
         assert_eq!(
             js.status(),
-            serde_json::json!({"kind": "jetstream", "replicas": 3, "keeper_ttl_ms": 4000, "servers": [
+            serde_json::json!({"kind": "jetstream", "replicas": 3, "keeper_ttl_ms": 4000,
+                "ack_timeout_ms": 300, "servers": [
                 "nats://10.0.0.1:4222", "tls://nats.example:4222/x", "127.0.0.1:4222"]})
         );
     }
@@ -204,6 +224,7 @@ mod tests {
                 creds: None,
                 replicas: 3,
                 keeper_ttl: DEFAULT_KEEPER_TTL,
+                ack_timeout: DEFAULT_ACK_TIMEOUT,
             }
         );
         for (layer, says) in [
@@ -234,6 +255,20 @@ mod tests {
                     ..js.clone()
                 },
                 "keeper_ttl_ms",
+            ),
+            (
+                LogLayer {
+                    nats_ack_timeout_ms: Some(9),
+                    ..js.clone()
+                },
+                "nats_ack_timeout_ms",
+            ),
+            (
+                LogLayer {
+                    nats_ack_timeout_ms: Some(60_001),
+                    ..js.clone()
+                },
+                "nats_ack_timeout_ms",
             ),
         ] {
             let e = backend(&layer).expect_err("invalid");

@@ -305,9 +305,10 @@ fn every_log_setting_listed(log: &LogLayer) {
         nats_creds,
         replicas,
         keeper_ttl_ms,
+        nats_ack_timeout_ms,
     } = log;
     assert!(backend.is_some() && nats_url.is_some());
-    assert!(replicas.is_some() && keeper_ttl_ms.is_some());
+    assert!(replicas.is_some() && keeper_ttl_ms.is_some() && nats_ack_timeout_ms.is_some());
     assert!(
         nats_creds.is_none(),
         "no credentials by default; the fixture shows the key commented out"

@@ -55,6 +55,12 @@ async fn retention_of(
     state: &Catalyst,
     channel: &PartitionName,
 ) -> Result<(Retention, bool), ApiError> {
+    // Another node on the same log may have changed it.
+    state
+        .retentions()
+        .refresh()
+        .await
+        .map_err(|e| log_error(&e))?;
     if let Some(own) = state.retentions().own(channel.as_str()) {
         return Ok((own, true));
     }

@@ -6,6 +6,11 @@
 //! have a retention of their own (a few bytes each) and is trimmed to that last record. At
 //! open the last record is read and every channel's retention handed to the log. Channels
 //! without one keep the node's default (`dctl up --retention-age-secs/--retention-bytes`).
+//!
+//! Several nodes may share the log: the table is read again whenever `_channels` has a
+//! record this node has not read (before a change, and before a channel's retention is
+//! shown), and a change is a compare-and-set append after that record, so a change made on
+//! another node is never written over.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use draft_http::{Actor, ApiError, Code};
-use draft_log::{LogBackend, NewRecord, PartitionName};
+use draft_log::{LogBackend, NewRecord, Offset, PartitionName};
 use serde::{Deserialize, Serialize};
 
 use crate::channel_name::ChannelName;
@@ -25,6 +30,8 @@ use crate::wire::Retention;
 pub(crate) const CHANNELS_PARTITION: &str = "_channels";
 /// The longest `max_age_secs`: 100 years.
 const MAX_AGE_SECS: u64 = 100 * 365 * 24 * 3600;
+/// How often a change is made again after another node changed the table first.
+const CHANGE_ATTEMPTS: usize = 8;
 
 /// What one record of `_channels` holds: every channel with a retention of its own.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -73,10 +80,18 @@ pub(crate) struct Retentions {
     log: Arc<dyn LogBackend>,
     control: Arc<dyn ControlLog>,
     partition: PartitionName,
-    table: RwLock<BTreeMap<String, Retention>>,
+    table: RwLock<Table>,
     /// One change at a time: the audit record, the table record and the log's setting of a
     /// change land before the next change starts.
     changes: tokio::sync::Mutex<()>,
+}
+
+/// The table as of a record of `_channels`.
+#[derive(Debug, Clone, Default)]
+struct Table {
+    channels: BTreeMap<String, Retention>,
+    /// The next offset of `_channels` after the record it was read from.
+    next: Offset,
 }
 
 impl Retentions {
@@ -88,40 +103,69 @@ impl Retentions {
         log: Arc<dyn LogBackend>,
         control: Arc<dyn ControlLog>,
     ) -> draft_log::Result<Self> {
-        let partition = PartitionName::new(CHANNELS_PARTITION)?;
-        let mut table = BTreeMap::new();
-        if let Some(head) = log.head(&partition).await?
-            && let Some(last) = head.last()
-            && let Some(record) = log.read(&partition, last, 1).await?.pop()
-        {
-            let stored: Stored =
-                serde_json::from_slice(&record.payload).map_err(|e| draft_log::Error::Corrupt {
-                    partition: CHANNELS_PARTITION.to_owned(),
-                    offset: record.offset,
-                    reason: format!("not a table of channel settings: {e}"),
-                })?;
-            table = stored.channels;
-        }
-        for (name, retention) in &table {
+        let retentions = Self {
+            log,
+            control,
+            partition: PartitionName::new(CHANNELS_PARTITION)?,
+            table: RwLock::new(Table::default()),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        let table = retentions.refreshed().await?;
+        for (name, retention) in &table.channels {
             if let Ok(channel) = PartitionName::new(name) {
-                log.set_retention(&channel, Some(to_log(*retention)))
+                retentions
+                    .log
+                    .set_retention(&channel, Some(to_log(*retention)))
                     .await?;
             }
         }
-        Ok(Self {
-            log,
-            control,
-            partition,
-            table: RwLock::new(table),
-            changes: tokio::sync::Mutex::new(()),
-        })
+        Ok(retentions)
     }
 
-    /// The channel's own retention, if it has one.
+    /// The table, read again from the last record of `_channels` if there is one this node
+    /// has not read (written by another node on the same log).
+    ///
+    /// # Errors
+    /// A log error, or [`draft_log::Error::Corrupt`] for a record that is not a table.
+    pub(crate) async fn refresh(&self) -> draft_log::Result<()> {
+        self.refreshed().await.map(|_| ())
+    }
+
+    async fn refreshed(&self) -> draft_log::Result<Table> {
+        let known = self
+            .table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(head) = self.log.head(&self.partition).await? else {
+            return Ok(known);
+        };
+        let Some(last) = head.last().filter(|_| head.next != known.next) else {
+            return Ok(known);
+        };
+        let Some(record) = self.log.read(&self.partition, last, 1).await?.pop() else {
+            return Ok(known);
+        };
+        let stored: Stored =
+            serde_json::from_slice(&record.payload).map_err(|e| draft_log::Error::Corrupt {
+                partition: CHANNELS_PARTITION.to_owned(),
+                offset: record.offset,
+                reason: format!("not a table of channel settings: {e}"),
+            })?;
+        let table = Table {
+            channels: stored.channels,
+            next: record.offset.next(),
+        };
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table.clone();
+        Ok(table)
+    }
+
+    /// The channel's own retention, if it has one, as of the table last read.
     pub(crate) fn own(&self, channel: &str) -> Option<Retention> {
         self.table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .channels
             .get(channel)
             .copied()
     }
@@ -141,15 +185,6 @@ impl Retentions {
             check(r)?;
         }
         let _change = self.changes.lock().await;
-        let mut next = self
-            .table
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match retention {
-            Some(r) => next.insert(channel.to_string(), r),
-            None => next.remove(channel.as_str()),
-        };
         let data = serde_json::json!({
             "channel": channel.as_str(),
             "retention": retention,
@@ -158,22 +193,40 @@ impl Retentions {
             .control
             .record("io.draft.channel.configured", data, actor.name())
             .await?;
-        let bytes = serde_json::to_vec(&Stored {
-            channels: next.clone(),
-        })
-        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-        let ack = self
-            .log
-            .append(&self.partition, vec![NewRecord::new(Bytes::from(bytes))])
-            .await
-            .map_err(|e| log_error(&e))?;
+        let mut attempts = 0;
+        let (first, table) = loop {
+            attempts += 1;
+            let mut table = self.refreshed().await.map_err(|e| log_error(&e))?;
+            match retention {
+                Some(r) => table.channels.insert(channel.to_string(), r),
+                None => table.channels.remove(channel.as_str()),
+            };
+            let bytes = serde_json::to_vec(&Stored {
+                channels: table.channels.clone(),
+            })
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+            let record = vec![NewRecord::new(Bytes::from(bytes))];
+            match self
+                .log
+                .append_expecting(&self.partition, table.next, record)
+                .await
+            {
+                Ok(ack) => {
+                    table.next = ack.first.next();
+                    break (ack.first, table);
+                }
+                // Another node changed the table first: read it and change that.
+                Err(draft_log::Error::Conflict { .. }) if attempts < CHANGE_ATTEMPTS => {}
+                Err(e) => return Err(log_error(&e)),
+            }
+        };
         self.log
             .set_retention(channel.partition(), retention.map(to_log))
             .await
             .map_err(|e| log_error(&e))?;
-        *self.table.write().unwrap_or_else(PoisonError::into_inner) = next;
-        // Only the last record is read at open: what is before it can go.
-        if let Err(e) = self.log.trim_before(&self.partition, ack.first).await {
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
+        // Only the last record is read: what is before it can go.
+        if let Err(e) = self.log.trim_before(&self.partition, first).await {
             tracing::warn!(error = %e, "older records of _channels could not be trimmed");
         }
         Ok(revision)

@@ -157,6 +157,55 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
     }
 
     retries_on_the_other_node_are_stored_once(&a, &b).await;
+    a_channels_retention_is_one_setting(&a, &b).await;
+}
+
+async fn set_retention(node: &Node, channel: &str, max_age_secs: u64) {
+    let r = reqwest::Client::new()
+        .put(format!("{}/v1/channels/{channel}", node.url))
+        .json(&json!({"retention": {"max_age_secs": max_age_secs}}))
+        .send()
+        .await
+        .expect("put retention");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// A retention set on one node is shown on the other at once, and a change on the other
+/// node keeps it (the table in `_channels` is shared).
+async fn a_channels_retention_is_one_setting(a: &Node, b: &Node) {
+    set_retention(a, "orders", 3600).await;
+    let (status, on_b) = get(b, "/v1/channels/orders").await;
+    assert_eq!(status, 200, "{on_b}");
+    assert_eq!(on_b["retention"]["max_age_secs"], 3600, "{on_b}");
+    assert_eq!(on_b["retention_set"], true, "{on_b}");
+    // A change on B, which had not read A's table before A's change.
+    let (status, body) = post(
+        b,
+        "invoices",
+        "application/cloudevents+json",
+        event("i0", "t").to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    set_retention(b, "invoices", 60).await;
+    for node in [a, b] {
+        let (_, orders) = get(node, "/v1/channels/orders").await;
+        let (_, invoices) = get(node, "/v1/channels/invoices").await;
+        assert_eq!(
+            (
+                &orders["retention"]["max_age_secs"],
+                &invoices["retention"]["max_age_secs"]
+            ),
+            (&json!(3600), &json!(60)),
+            "{} keeps both settings",
+            node.url
+        );
+    }
 }
 
 /// A retry that reaches the other node is stored once: the log drops it by source + id,

@@ -57,7 +57,10 @@ impl JetStreamConfig {
             unavailable_after: DEFAULT_UNAVAILABLE_AFTER,
             default_retention: Retention::FOREVER,
             retention: HashMap::new(),
-            trimmable: PartitionName::new("_groups").into_iter().collect(),
+            trimmable: ["_groups", "_channels"]
+                .into_iter()
+                .filter_map(|p| PartitionName::new(p).ok())
+                .collect(),
             name: "draft".to_owned(),
         }
     }
@@ -125,7 +128,7 @@ impl JetStreamConfig {
     }
 
     /// Lets `trim_before` remove records of `partition`: its stream is created without
-    /// `deny_purge` (default: `_groups` only, the partition Draft trims itself; every other
+    /// `deny_purge` (default: `_groups` and `_channels`, the partitions Draft trims itself; every other
     /// stream denies purges, so no client can empty a channel or the audit trail).
     #[must_use]
     pub fn trimmable(mut self, partition: PartitionName) -> Self {

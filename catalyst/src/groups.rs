@@ -25,9 +25,10 @@
 //!   not per event. So after a node crash a group resumes after its last *committed*
 //!   acknowledgement, which may trail the last one sent by up to that interval: those events
 //!   come again (at least once). A clean shutdown commits everything acknowledged.
-//! - `DELETE …/groups/{group}` refuses (409) while members are connected: deleting a group
-//!   in use would silently restart its consumers from `from`. A connection that races a
-//!   deletion is closed with 4004.
+//! - `DELETE …/groups/{group}` refuses (409) while members are connected, here or, on a
+//!   shared log, on the node that holds the group's lock: deleting a group in use would
+//!   silently restart its consumers from `from`. A connection that races a deletion is
+//!   closed with 4004.
 //! - Creating and deleting a group are control events in `_draft` (`io.draft.group.created`,
 //!   `io.draft.group.deleted`, with their actor), recorded through the [`ControlLog`] the
 //!   node gives (Blueprint's writer); acknowledgements are not.

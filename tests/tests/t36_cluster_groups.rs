@@ -3,7 +3,8 @@
 //! the first is active, takes over after the last acknowledgement when that member leaves,
 //! follows live events from its own node's tail, and when its node is killed with -9 a
 //! member on the first node takes over once the group's lock lapses, with no offset
-//! skipped and order kept. The group is created once, whichever node a member joins first.
+//! skipped and order kept. The group is created once, whichever node a member joins first,
+//! and is not deleted through one node while it has members on the other.
 
 use std::time::Duration;
 
@@ -64,6 +65,16 @@ async fn group_until(node: &Node, check: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+async fn delete_group(node: &Node) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .delete(format!("{}/v1/channels/orders/groups/billing", node.url))
+        .send()
+        .await
+        .expect("delete");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_has_one_active_member_across_nodes_and_fails_over_between_them() {
     let cluster = Cluster::start();
@@ -100,6 +111,15 @@ async fn a_group_has_one_active_member_across_nodes_and_fails_over_between_them(
     on_b.ack(22).await;
     let info = group_until(&b, |g| g["committed_offset"] == 22).await;
     assert!(info["active"].is_object(), "{info}");
+    // A group in use on B is not deleted through A, which has no member of it.
+    let (status, body) = delete_group(&a).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another node")),
+        "{body}"
+    );
 
     // B dies holding the group: a member on A takes over once B's lock lapses.
     let mut again = Member::join(&a, "orders", "group=billing").await;
@@ -107,6 +127,10 @@ async fn a_group_has_one_active_member_across_nodes_and_fails_over_between_them(
     assert_eq!(again.take(2).await, range(23, 24), "after B's last commit");
     produce(&a, 25, 1).await;
     assert_eq!(again.take(1).await, vec![25]);
+    // Without members anywhere, it is deleted.
+    again.close().await;
+    let (status, body) = delete_group(&a).await;
+    assert_eq!(status, 204, "{body}");
 
     let created: Vec<Value> = stored(&a, "_draft")
         .await

@@ -226,10 +226,12 @@ impl Groups {
         Ok(settings)
     }
 
-    /// Deletes a group that has no member connected (recording `io.draft.group.deleted`).
+    /// Deletes a group that has no member connected, here or (on a shared log) on another
+    /// node that serves it (recording `io.draft.group.deleted`).
     ///
     /// # Errors
-    /// 404 if it does not exist, 409 while members are connected, 500 if it cannot be stored.
+    /// 404 if it does not exist, 409 while members are connected, 500 if it cannot be stored,
+    /// 503 if the other nodes cannot be asked.
     pub(crate) async fn delete(&self, key: &GroupKey, actor: &Actor) -> Result<(), ApiError> {
         let _changes = self.changes.lock().await;
         let committed = {
@@ -250,6 +252,12 @@ impl Groups {
             }
             group.committed()
         };
+        if let Err(e) = self.lock_for_deletion(key).await {
+            if let Some(group) = self.live().table.get_mut(key) {
+                group.set_deleting(false);
+            }
+            return Err(e);
+        }
         let data = serde_json::json!({
             "channel": key.channel.as_str(),
             "group": key.group.as_str(),
@@ -263,6 +271,7 @@ impl Groups {
             Ok(_) => self.store.append(&deleted).await.map_err(|e| log_error(&e)),
             Err(e) => Err(e),
         };
+        self.unlock_after_deletion(key).await;
         let mut live = self.live();
         match stored {
             Ok(_) => {

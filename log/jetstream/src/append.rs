@@ -127,7 +127,7 @@ pub(crate) async fn append(
         Landed::DuplicateBatch => locate(streams, partition, &stream, &ids).await?,
     };
     let count = records.len() as u64;
-    let time = read::appended_time(streams, &stream, last).await?;
+    let time = read::appended_time(streams, partition, last).await?;
     Ok(AppendAck {
         first: Offset(last - count),
         count,

@@ -3,8 +3,6 @@
 //! just appended by direct get too (so it is read while the leader that acknowledged it is
 //! lost); single messages and time lookups by message get (answered by the leader).
 
-use std::time::Duration;
-
 use async_nats::HeaderMap;
 use base64::Engine;
 use bytes::Bytes;
@@ -55,6 +53,55 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(async_nats::HeaderValue::as_str)
 }
 
+/// The time JetStream stored message `seq` of `partition` with, just after an append of it
+/// was acknowledged: a direct get, which any replica answers (a quorum holds it; one behind
+/// is asked again), so a leader lost right after the acknowledgement does not hold the
+/// append up. A message already gone (retention) has the time of now.
+pub(crate) async fn appended_time(
+    streams: &Streams,
+    partition: &PartitionName,
+    seq: u64,
+) -> Result<Timestamp> {
+    let stream = name::stream_name(partition.as_str());
+    let subject = format!("$JS.API.DIRECT.GET.{stream}");
+    let body = Bytes::from(json!({"seq": seq}).to_string());
+    let wait = streams.config().ack_timeout;
+    streams
+        .api
+        .retrying("read the append time", &stream, || async {
+            let reply = streams
+                .api
+                .request_within(subject.clone(), None, body.clone(), wait)
+                .await?;
+            match reply.status.map(|s| s.as_u16()) {
+                None | Some(200) => {}
+                Some(404) => {
+                    let first = streams
+                        .state(partition)
+                        .await?
+                        .map_or(0, |s| s.head.first.0 + 1);
+                    if seq < first {
+                        return Ok(Timestamp::now());
+                    }
+                    return Err(Step::Transient(format!(
+                        "a replica without message {seq} yet"
+                    )));
+                }
+                Some(code) => return Err(Step::Transient(format!("direct get status {code}"))),
+            }
+            let headers = reply.headers.unwrap_or_default();
+            header(&headers, "Nats-Time-Stamp")
+                .and_then(parse_time)
+                .ok_or_else(|| {
+                    Step::Fail(Error::Protocol {
+                        op: "direct get",
+                        reason: "a message without its time".into(),
+                    })
+                })
+        })
+        .await
+}
+
 /// One batch direct get: up to `count` messages from `seq` on (fewer at the end of what this
 /// replica holds).
 pub(crate) async fn direct_batch(
@@ -62,40 +109,6 @@ pub(crate) async fn direct_batch(
     stream: &str,
     seq: u64,
     count: usize,
-) -> Result<Vec<Raw>, Step> {
-    direct_batch_within(streams, stream, seq, count, streams.api.timeout).await
-}
-
-/// The time JetStream stored message `seq` with, just after an append of it was
-/// acknowledged: from any replica (a quorum holds it; one behind is asked again), so a leader
-/// lost right after the acknowledgement does not hold the append up. A message already gone
-/// (retention) has the time of now.
-pub(crate) async fn appended_time(streams: &Streams, stream: &str, seq: u64) -> Result<Timestamp> {
-    let wait = streams.config().ack_timeout;
-    streams
-        .api
-        .retrying("read the append time", stream, || async {
-            match direct_batch_within(streams, stream, seq, 1, wait)
-                .await?
-                .first()
-            {
-                Some(m) if m.seq == seq => Ok(m.time),
-                Some(_) => Ok(Timestamp::now()),
-                None => Err(Step::Transient(format!(
-                    "a replica without message {seq} yet"
-                ))),
-            }
-        })
-        .await
-}
-
-/// [`direct_batch`], waiting at most `wait` for each reply message.
-async fn direct_batch_within(
-    streams: &Streams,
-    stream: &str,
-    seq: u64,
-    count: usize,
-    wait: Duration,
 ) -> Result<Vec<Raw>, Step> {
     let client = &streams.api.client;
     let inbox = client.new_inbox();
@@ -114,7 +127,7 @@ async fn direct_batch_within(
         .map_err(|e| Step::Transient(e.to_string()))?;
     let mut out = Vec::new();
     while out.len() < count {
-        let message = match tokio::time::timeout(wait, replies.next()).await {
+        let message = match tokio::time::timeout(streams.api.timeout, replies.next()).await {
             Ok(Some(message)) => message,
             Ok(None) => return Err(Step::Transient("direct get subscription closed".into())),
             Err(_) => return Err(Step::Transient("direct get timed out".into())),

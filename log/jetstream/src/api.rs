@@ -118,17 +118,6 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// Sends one request and waits for its reply (one attempt) for the request timeout.
-    pub(crate) async fn request(
-        &self,
-        subject: String,
-        headers: Option<HeaderMap>,
-        payload: Bytes,
-    ) -> Result<Message, Step> {
-        self.request_within(subject, headers, payload, self.timeout)
-            .await
-    }
-
     /// Sends one request and waits for its reply (one attempt) for `timeout`.
     pub(crate) async fn request_within(
         &self,
@@ -166,8 +155,20 @@ impl Api {
         subject: &str,
         body: &Value,
     ) -> Result<std::result::Result<Value, ApiError>, Step> {
+        self.call_once_within(subject, body, self.timeout).await
+    }
+
+    /// [`Api::call_once`], waiting at most `timeout` for the reply.
+    pub(crate) async fn call_once_within(
+        &self,
+        subject: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Value, ApiError>, Step> {
         let payload = Bytes::from(body.to_string());
-        let reply = self.request(subject.to_owned(), None, payload).await?;
+        let reply = self
+            .request_within(subject.to_owned(), None, payload, timeout)
+            .await?;
         let value: Value = serde_json::from_slice(&reply.payload).map_err(|e| {
             Step::Fail(Error::Protocol {
                 op: "api call",

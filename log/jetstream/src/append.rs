@@ -269,10 +269,12 @@ async fn publish(
     unreachable!("an append has at least one record")
 }
 
-/// Where a batch JetStream already holds (it said its ids are in the stream) was stored: the
-/// sequence of its last message, found by reading back from the leader's head for its first
-/// id and checking that every id follows in order. A replica behind the leader may not show
-/// it yet: then it is looked for again, until the deadline.
+/// Where a batch JetStream already holds (it said some of its ids are in the stream) was
+/// stored: the sequence of its last message, found by reading back from the leader's head for
+/// the newest message with one of its ids and checking that every id is there, in order,
+/// around it. A batch only partly there (its ids stored before in another grouping) is
+/// [`draft_log::Error::DuplicateMismatch`]. A replica behind the leader may not show it yet:
+/// then it is looked for again, until the deadline.
 async fn locate(
     streams: &Streams,
     partition: &PartitionName,
@@ -289,10 +291,17 @@ async fn locate(
         .api
         .retrying("find a retried append", stream, || async {
             let head = streams.state(partition).await?.map_or(0, |s| s.head.next.0);
-            let Some(at) = find_back(streams, stream, head, &ids[0]).await? else {
-                return Err(Step::Transient(format!(
-                    "the first id of a retried batch is not within {MAX_SCAN} messages of the head"
-                )));
+            let (seq, index) = match find_back(streams, stream, head, ids).await? {
+                Scan::Found { seq, index } => (seq, index),
+                Scan::Unsure => {
+                    return Err(Step::Transient("a replica behind the head".into()));
+                }
+                // Repeated, JetStream says, but older than the scan reaches: not a retry of
+                // this batch, which would be near the head.
+                Scan::Absent => return Err(mismatch(head.saturating_sub(1))),
+            };
+            let Some(at) = seq.checked_sub(index as u64).filter(|at| *at >= 1) else {
+                return Err(mismatch(seq - 1));
             };
             let run = read::direct_batch(streams, stream, at, ids.len()).await?;
             if run.len() < ids.len() && at + run.len() as u64 <= head {
@@ -304,31 +313,55 @@ async fn locate(
                         m.seq == at + i as u64 && m.msg_id.as_deref() == Some(id)
                     });
             if matches {
-                Ok(at + ids.len() as u64 - 1)
-            } else {
-                Err(mismatch(at - 1))
+                return Ok(at + ids.len() as u64 - 1);
             }
+            // The first of the ids stored, where the run would have started.
+            let first = run
+                .iter()
+                .filter(|m| m.seq <= seq)
+                .find(|m| m.msg_id.as_ref().is_some_and(|id| ids.contains(id)))
+                .map_or(seq, |m| m.seq);
+            Err(mismatch(first - 1))
         })
         .await
 }
 
-/// The sequence of the message with `id`, read back from `head` at most [`MAX_SCAN`] messages.
+/// What reading back from the head found.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// The newest message with one of the ids: its sequence, and which id it has.
+    Found { seq: u64, index: usize },
+    /// None within [`MAX_SCAN`] messages of the head, every one of them read.
+    Absent,
+    /// The replica that answered was behind the head: ask again.
+    Unsure,
+}
+
+/// The newest message with one of `ids`, read back from `head` at most [`MAX_SCAN`] messages.
 async fn find_back(
     streams: &Streams,
     stream: &str,
     head: u64,
-    id: &str,
-) -> Result<Option<u64>, Step> {
+    ids: &[String],
+) -> Result<Scan, Step> {
     let mut hi = head;
     while hi > 0 && head - hi < MAX_SCAN {
         let lo = hi.saturating_sub(CHUNK as u64 - 1).max(1);
         let chunk = read::direct_batch(streams, stream, lo, (hi - lo + 1) as usize).await?;
-        if let Some(found) = chunk.iter().rev().find(|m| m.msg_id.as_deref() == Some(id)) {
-            return Ok(Some(found.seq));
+        if chunk.last().is_none_or(|m| m.seq < hi) {
+            return Ok(Scan::Unsure);
+        }
+        let found = chunk.iter().rev().find_map(|m| {
+            let id = m.msg_id.as_deref()?;
+            let index = ids.iter().position(|i| i == id)?;
+            Some(Scan::Found { seq: m.seq, index })
+        });
+        if let Some(found) = found {
+            return Ok(found);
         }
         hi = lo - 1;
     }
-    Ok(None)
+    Ok(Scan::Absent)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::config::JetStreamConfig;
 use crate::error::{Error, Result};
+use crate::group::Grouper;
 use crate::stream::Streams;
 use crate::{api::Api, append, read, tail, trim};
 
@@ -24,6 +25,7 @@ pub struct JetStream {
     streams: Arc<Streams>,
     context: async_nats::jetstream::Context,
     limits: AppendLimits,
+    grouper: Arc<Grouper>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -87,8 +89,10 @@ impl JetStream {
             timeout: config.request_timeout,
             deadline: config.unavailable_after,
         };
+        let streams = Arc::new(Streams::new(api, config));
         Ok(Self {
-            streams: Arc::new(Streams::new(api, config)),
+            grouper: Grouper::new(Arc::clone(&streams), limits),
+            streams,
             context: async_nats::jetstream::new(client),
             limits,
         })
@@ -111,7 +115,12 @@ impl JetStream {
         expected: Option<Offset>,
         records: Vec<NewRecord>,
     ) -> draft_log::Result<AppendAck> {
-        let ack = append::append(&self.streams, self.limits, partition, expected, records).await;
+        let ack = match expected {
+            None => self.grouper.append(partition, records).await,
+            Some(_) => {
+                append::append(&self.streams, self.limits, partition, expected, records).await
+            }
+        };
         Ok(ack?)
     }
 }

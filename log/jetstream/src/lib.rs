@@ -9,7 +9,8 @@
 //!   file storage, the configured replicas, `allow_direct` and `allow_atomic`.
 //! - **Appends**: the key, the record's place in its append and a CRC32 travel in the
 //!   message body ([`body`]). Several records are one atomic batch publish (ADR-50), at most
-//!   [`MAX_BATCH`]. Dedup ids become `Nats-Msg-Id`; compare-and-set is
+//!   [`MAX_BATCH`]; appends to one partition that arrive together share one batch (group
+//!   commit). Dedup ids become `Nats-Msg-Id`; compare-and-set is
 //!   `Nats-Expected-Last-Sequence`. No responders or timeouts (an election) are retried
 //!   until the deadline, then answered [`draft_log::Error::Unavailable`].
 //! - **Reads**: batch direct get checked against the leader's head, time lookups by message
@@ -29,6 +30,7 @@ mod backend;
 pub mod body;
 mod config;
 mod error;
+mod group;
 pub mod heartbeats;
 pub mod keeper;
 mod name;

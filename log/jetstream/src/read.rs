@@ -1,7 +1,7 @@
 //! Reads: ranges by batch direct get (answered by any replica), checked against the leader's
 //! head because a follower may not have applied the newest appends yet; the time of a message
-//! just appended by direct get too (so it is read while the leader that acknowledged it is
-//! lost); single messages and time lookups by message get (answered by the leader).
+//! just appended from the leader, or by direct get from any replica while the leader does not
+//! answer; single messages and time lookups by message get (answered by the leader).
 
 use async_nats::HeaderMap;
 use base64::Engine;
@@ -54,24 +54,45 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The time JetStream stored message `seq` of `partition` with, just after an append of it
-/// was acknowledged: a direct get, which any replica answers (a quorum holds it; one behind
-/// is asked again), so a leader lost right after the acknowledgement does not hold the
-/// append up. A message already gone (retention) has the time of now.
+/// was acknowledged: asked of the leader, which holds every acknowledged message, for at
+/// most the ack timeout; then, if the leader did not answer (lost right after it
+/// acknowledged), of any replica by direct get (a quorum holds the message; one behind is
+/// asked again). A message already gone (retention) has the time of now.
 pub(crate) async fn appended_time(
     streams: &Streams,
     partition: &PartitionName,
     seq: u64,
 ) -> Result<Timestamp> {
     let stream = name::stream_name(partition.as_str());
-    let subject = format!("$JS.API.DIRECT.GET.{stream}");
-    let body = Bytes::from(json!({"seq": seq}).to_string());
+    let leader = format!("$JS.API.STREAM.MSG.GET.{stream}");
+    let replicas = format!("$JS.API.DIRECT.GET.{stream}");
+    let body = json!({"seq": seq});
     let wait = streams.config().ack_timeout;
+    let protocol = |reason: &str| {
+        Step::Fail(Error::Protocol {
+            op: "read the append time",
+            reason: reason.to_owned(),
+        })
+    };
     streams
         .api
         .retrying("read the append time", &stream, || async {
+            match streams.api.call_once_within(&leader, &body, wait).await {
+                Ok(Ok(reply)) => {
+                    return reply["message"]["time"]
+                        .as_str()
+                        .and_then(parse_time)
+                        .ok_or_else(|| protocol("a message without its time"));
+                }
+                Ok(Err(e)) if e.err_code == codes::NO_MESSAGE => return Ok(Timestamp::now()),
+                Ok(Err(e)) => return Err(Step::Fail(e.refused("read the append time", &stream))),
+                Err(Step::Fail(e)) => return Err(Step::Fail(e)),
+                Err(Step::Transient(_)) => {}
+            }
+            let payload = Bytes::from(body.to_string());
             let reply = streams
                 .api
-                .request_within(subject.clone(), None, body.clone(), wait)
+                .request_within(replicas.clone(), None, payload, wait)
                 .await?;
             match reply.status.map(|s| s.as_u16()) {
                 None | Some(200) => {}
@@ -84,7 +105,7 @@ pub(crate) async fn appended_time(
                         return Ok(Timestamp::now());
                     }
                     return Err(Step::Transient(format!(
-                        "a replica without message {seq} yet"
+                        "no leader, and a replica without message {seq} yet"
                     )));
                 }
                 Some(code) => return Err(Step::Transient(format!("direct get status {code}"))),
@@ -92,12 +113,7 @@ pub(crate) async fn appended_time(
             let headers = reply.headers.unwrap_or_default();
             header(&headers, "Nats-Time-Stamp")
                 .and_then(parse_time)
-                .ok_or_else(|| {
-                    Step::Fail(Error::Protocol {
-                        op: "direct get",
-                        reason: "a message without its time".into(),
-                    })
-                })
+                .ok_or_else(|| protocol("a message without its time"))
         })
         .await
 }

@@ -1,0 +1,291 @@
+//! Group commit: appends to one partition that arrive while others are being stored go out
+//! together as one atomic batch publish, up to [`MAX_BATCH`] records and [`GROUP_BYTES`], as
+//! fjall's writer puts concurrent appends into one commit. JetStream's cost is per publish
+//! and per batch far more than per byte, so 64 producers of single events pay about one
+//! batch per round of them, not one publish each.
+//!
+//! An append keeps its records together and in order (a batch is stored whole), so each
+//! gets its own dense offsets from the group's. A group that JetStream refuses as a whole
+//! for something one of its appends may have caused (a dedup id stored before in another
+//! grouping) is stored again append by append, so each append gets the answer it would
+//! have had alone; a group that failed because the cluster did not answer gives that
+//! answer to every append (retrying each alone would only wait the deadline again).
+//! Compare-and-set appends are never grouped: each expects its own head.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use draft_log::{AppendAck, AppendLimits, NewRecord, Offset, PartitionName};
+use futures::future::join_all;
+use tokio::sync::oneshot;
+
+use crate::append::{self, MAX_BATCH};
+use crate::error::{Error, Result};
+use crate::stream::Streams;
+
+/// The most groups of one partition being stored at once (JetStream takes 50 batches in
+/// flight per stream, from every client).
+const IN_FLIGHT: usize = 8;
+/// The most bytes one group holds.
+pub(crate) const GROUP_BYTES: u64 = 4 * 1024 * 1024;
+
+/// One append waiting for its group.
+struct Pending {
+    records: Vec<NewRecord>,
+    bytes: u64,
+    reply: oneshot::Sender<Result<AppendAck>>,
+}
+
+/// The appends of one partition waiting, and how many groups of it are being stored.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Pending>,
+    storing: usize,
+}
+
+/// The group commit of every partition.
+pub(crate) struct Grouper {
+    streams: Arc<Streams>,
+    limits: AppendLimits,
+    queues: Mutex<HashMap<PartitionName, Queue>>,
+}
+
+fn size(records: &[NewRecord]) -> u64 {
+    records
+        .iter()
+        .map(|r| (r.payload.len() + r.key.as_ref().map_or(0, Bytes::len)) as u64)
+        .sum()
+}
+
+/// Whether an append is stored alone: nothing to share, or big enough to fill a group.
+fn alone(records: &[NewRecord], bytes: u64) -> bool {
+    records.is_empty() || records.len() > MAX_BATCH / 2 || bytes > GROUP_BYTES / 2
+}
+
+/// Whether a group's failure may come from one of its appends, not from the cluster: then
+/// each append is stored alone for its own answer.
+fn one_may_be_to_blame(e: &Error) -> bool {
+    matches!(e, Error::Refused { .. } | Error::Log(_))
+}
+
+/// Takes the appends at the front of `waiting` that fit in one group (at least one). A group
+/// never holds one dedup id twice: JetStream would store it once, and the offsets of what
+/// follows it would be off by one.
+fn take_group(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
+    let (mut records, mut bytes) = (0, 0);
+    let mut ids: HashSet<Bytes> = HashSet::new();
+    let mut group = Vec::new();
+    while let Some(next) = waiting.front() {
+        let fits = records + next.records.len() <= MAX_BATCH && bytes + next.bytes <= GROUP_BYTES;
+        let repeats = next
+            .records
+            .iter()
+            .filter_map(|r| r.dedup_id.as_ref())
+            .any(|id| ids.contains(id));
+        if !group.is_empty() && (!fits || repeats) {
+            break;
+        }
+        records += next.records.len();
+        bytes += next.bytes;
+        ids.extend(next.records.iter().filter_map(|r| r.dedup_id.clone()));
+        group.extend(waiting.pop_front());
+    }
+    group
+}
+
+/// The acknowledgement of each append of a group stored at `ack`, from the record counts.
+fn split(ack: &AppendAck, counts: &[usize]) -> Vec<AppendAck> {
+    let mut first = ack.first;
+    counts
+        .iter()
+        .map(|count| {
+            let one = AppendAck {
+                first,
+                count: *count as u64,
+                time: ack.time,
+            };
+            first = Offset(first.0 + *count as u64);
+            one
+        })
+        .collect()
+}
+
+impl Grouper {
+    /// Group commit for the streams of `streams`, within `limits`.
+    pub(crate) fn new(streams: Arc<Streams>, limits: AppendLimits) -> Arc<Self> {
+        Arc::new(Self {
+            streams,
+            limits,
+            queues: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn queues(&self) -> MutexGuard<'_, HashMap<PartitionName, Queue>> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `records` to `partition`, in a group with the appends to it that wait.
+    pub(crate) async fn append(
+        self: &Arc<Self>,
+        partition: &PartitionName,
+        records: Vec<NewRecord>,
+    ) -> Result<AppendAck> {
+        let bytes = size(&records);
+        if alone(&records, bytes) {
+            return append::append(&self.streams, self.limits, partition, None, records).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queues = self.queues();
+            let queue = queues.entry(partition.clone()).or_default();
+            queue.waiting.push_back(Pending {
+                records,
+                bytes,
+                reply,
+            });
+            let start = queue.storing < IN_FLIGHT;
+            if start {
+                queue.storing += 1;
+            }
+            start
+        };
+        if start {
+            tokio::spawn(Arc::clone(self).store(partition.clone()));
+        }
+        answer.await.map_err(|_| Error::Protocol {
+            op: "append",
+            reason: "the group commit of the partition stopped".into(),
+        })?
+    }
+
+    /// Stores groups of `partition` until none waits.
+    async fn store(self: Arc<Self>, partition: PartitionName) {
+        loop {
+            let group = {
+                let mut queues = self.queues();
+                let Some(queue) = queues.get_mut(&partition) else {
+                    return;
+                };
+                let group = take_group(&mut queue.waiting);
+                if group.is_empty() {
+                    queue.storing -= 1;
+                    if queue.storing == 0 {
+                        queues.remove(&partition);
+                    }
+                    return;
+                }
+                group
+            };
+            self.store_group(&partition, group).await;
+        }
+    }
+
+    async fn store_group(&self, partition: &PartitionName, group: Vec<Pending>) {
+        let counts: Vec<usize> = group.iter().map(|p| p.records.len()).collect();
+        let records: Vec<NewRecord> = group
+            .iter()
+            .flat_map(|p| p.records.iter().cloned())
+            .collect();
+        match append::append(&self.streams, self.limits, partition, None, records).await {
+            Ok(ack) => {
+                for (pending, ack) in group.into_iter().zip(split(&ack, &counts)) {
+                    let _ = pending.reply.send(Ok(ack));
+                }
+            }
+            Err(e) if group.len() > 1 && one_may_be_to_blame(&e) => {
+                join_all(group.into_iter().map(|pending| async move {
+                    let alone = append::append(
+                        &self.streams,
+                        self.limits,
+                        partition,
+                        None,
+                        pending.records,
+                    )
+                    .await;
+                    let _ = pending.reply.send(alone);
+                }))
+                .await;
+            }
+            Err(e) => {
+                for pending in group {
+                    let _ = pending.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(records: usize, bytes_each: usize) -> Pending {
+        let records: Vec<NewRecord> = (0..records)
+            .map(|_| NewRecord::new(vec![0u8; bytes_each]))
+            .collect();
+        Pending {
+            bytes: size(&records),
+            records,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_group_takes_whole_appends_in_order_up_to_its_limits() {
+        let mut waiting: VecDeque<Pending> = [600, 300, 200, 5]
+            .map(|n| pending(n, 10))
+            .into_iter()
+            .collect();
+        let group = take_group(&mut waiting);
+        let counts: Vec<usize> = group.iter().map(|p| p.records.len()).collect();
+        assert_eq!(counts, [600, 300], "the next whole append would pass 1,000");
+        let group = take_group(&mut waiting);
+        assert_eq!(group.iter().map(|p| p.records.len()).sum::<usize>(), 205);
+        assert!(take_group(&mut waiting).is_empty());
+
+        let mut big: VecDeque<Pending> = [pending(1, 3 * 1024 * 1024), pending(1, 2 * 1024 * 1024)]
+            .into_iter()
+            .collect();
+        assert_eq!(take_group(&mut big).len(), 1, "bytes bound a group too");
+        assert_eq!(
+            take_group(&mut big).len(),
+            1,
+            "an append is never left behind"
+        );
+    }
+
+    #[test]
+    fn each_append_gets_its_own_dense_offsets() {
+        let ack = AppendAck {
+            first: Offset(10),
+            count: 6,
+            time: draft_log::Timestamp::now(),
+        };
+        let acks = split(&ack, &[1, 3, 2]);
+        let firsts: Vec<(u64, u64)> = acks.iter().map(|a| (a.first.0, a.count)).collect();
+        assert_eq!(firsts, [(10, 1), (11, 3), (14, 2)]);
+        assert!(acks.iter().all(|a| a.time == ack.time));
+    }
+
+    #[test]
+    fn big_or_empty_appends_go_alone_and_only_some_failures_are_retried_alone() {
+        assert!(alone(&[], 0));
+        let many: Vec<NewRecord> = (0..=MAX_BATCH / 2).map(|_| NewRecord::new("x")).collect();
+        assert!(alone(&many, size(&many)));
+        assert!(!alone(&many[..10], size(&many[..10])));
+        assert!(alone(&many[..1], GROUP_BYTES / 2 + 1));
+        let mismatch = Error::Log(draft_log::Error::DuplicateMismatch {
+            partition: "p".into(),
+            offset: Offset(3),
+        });
+        assert!(one_may_be_to_blame(&mismatch));
+        let unavailable = Error::Unavailable {
+            op: "append",
+            stream: "s".into(),
+            waited_ms: 20_000,
+            reason: "no responders".into(),
+        };
+        assert!(!one_may_be_to_blame(&unavailable));
+    }
+}

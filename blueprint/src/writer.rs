@@ -105,6 +105,7 @@ impl Shared {
                 Err(draft_log::Error::Conflict { next: head, .. }) if conflicts < MAX_CONFLICTS => {
                     if self.catch_up(head.0).await {
                         conflicts += 1;
+                        (behind, pause) = (None, FIRST_PAUSE);
                     } else if behind.get_or_insert_with(Instant::now).elapsed() < MAX_BEHIND {
                         // The head cannot be read yet (a new leader, a replica behind):
                         // wait for it without using up the tries.

@@ -20,8 +20,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// A write the node did not acknowledge.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    /// The phase of the test it happened in.
+    /// The phase of the test the write was sent in.
     pub phase: u8,
+    /// The phase it failed in.
+    pub ended: u8,
     /// The writer's node name.
     pub node: String,
     /// The HTTP status (`None`: the node could not be reached).
@@ -57,14 +59,19 @@ impl Tally {
         )
     }
 
-    fn fail(&self, node: &str, error: &ClientError) {
+    /// The phase now: stamped on a write when it is sent.
+    fn now(&self) -> u8 {
+        self.phase.load(Ordering::SeqCst)
+    }
+
+    fn fail(&self, phase: u8, node: &str, error: &ClientError) {
         let (status, what) = match error {
             ClientError::Api { status, code, .. } => (Some(*status), code.clone()),
             other => (None, other.to_string()),
         };
-        let phase = self.phase.load(Ordering::SeqCst);
         lock(&self.failures).push(Failure {
             phase,
+            ended: self.now(),
             node: node.to_owned(),
             status,
             what,
@@ -99,13 +106,14 @@ impl Writer {
         let mut n = 0;
         while !self.stopped() {
             let id = format!("s-{}-{n}", self.node);
+            let phase = self.tally.now();
             match client.produce(&self.channel, &event(&id, "loss")).await {
                 Ok(r) => {
                     lock(&self.tally.events).push((id, r.offsets[0]));
                     n += 1;
                 }
                 Err(e) => {
-                    self.tally.fail(&self.node, &e);
+                    self.tally.fail(phase, &self.node, &e);
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
@@ -128,6 +136,7 @@ impl Writer {
             };
             let events: Vec<Value> = ids.iter().map(|id| event(id, "loss")).collect();
             loop {
+                let phase = self.tally.now();
                 match client.produce_batch(&self.channel, &events).await {
                     Ok(r) => {
                         lock(&self.tally.batches)[at].1 = Some(r.offsets[0]);
@@ -135,7 +144,7 @@ impl Writer {
                         break;
                     }
                     Err(e) => {
-                        self.tally.fail(&self.node, &e);
+                        self.tally.fail(phase, &self.node, &e);
                         if self.stopped() {
                             return;
                         }
@@ -161,10 +170,12 @@ impl Writer {
             if let Some(r) = revision {
                 request = request.header("if-match", format!("\"{r}\""));
             }
+            let phase = self.tally.now();
             let answer = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    self.tally.fail(&self.node, &connect_error(&self.url, &e));
+                    self.tally
+                        .fail(phase, &self.node, &connect_error(&self.url, &e));
                     tokio::time::sleep(RETRY_PAUSE).await;
                     continue;
                 }
@@ -177,16 +188,17 @@ impl Writer {
                     revision = Some(r);
                     n += 1;
                 }
-                (412, _) => {
-                    if let Ok(r) = http.get(&url).send().await {
-                        revision = etag_of(&r);
+                (412, _) => match http.get(&url).send().await.ok().and_then(|r| etag_of(&r)) {
+                    Some(current) => {
+                        revision = Some(current);
                         n += 1;
                     }
-                }
+                    None => tokio::time::sleep(RETRY_PAUSE).await,
+                },
                 _ => {
                     let body = answer.text().await.unwrap_or_default();
                     self.tally
-                        .fail(&self.node, &ClientError::from_answer(status, &body));
+                        .fail(phase, &self.node, &ClientError::from_answer(status, &body));
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }

@@ -22,6 +22,7 @@ use super::store::Store;
 use super::table::{GroupKey, Table};
 use crate::error::log_error;
 
+mod deleting;
 mod shared;
 
 /// The most groups one node keeps (a snapshot holds them all).
@@ -224,67 +225,6 @@ impl Groups {
         }
         self.live().table.insert(key.clone(), group);
         Ok(settings)
-    }
-
-    /// Deletes a group that has no member connected, here or (on a shared log) on another
-    /// node that serves it (recording `io.draft.group.deleted`).
-    ///
-    /// # Errors
-    /// 404 if it does not exist, 409 while members are connected, 500 if it cannot be stored,
-    /// 503 if the other nodes cannot be asked.
-    pub(crate) async fn delete(&self, key: &GroupKey, actor: &Actor) -> Result<(), ApiError> {
-        let _changes = self.changes.lock().await;
-        let committed = {
-            let mut live = self.live();
-            let Some(group) = live.table.get_mut(key) else {
-                return Err(not_found(key));
-            };
-            if !group.set_deleting(true) {
-                let members = group.members().count();
-                return Err(ApiError::new(
-                    Code::Conflict,
-                    format!(
-                        "group {} of channel {} has {members} member(s) connected; close them \
-                         first, then delete it",
-                        key.group, key.channel
-                    ),
-                ));
-            }
-            group.committed()
-        };
-        if let Err(e) = self.lock_for_deletion(key).await {
-            if let Some(group) = self.live().table.get_mut(key) {
-                group.set_deleting(false);
-            }
-            return Err(e);
-        }
-        let data = serde_json::json!({
-            "channel": key.channel.as_str(),
-            "group": key.group.as_str(),
-            "committed_offset": committed,
-        });
-        let deleted = GroupRecord::Deleted {
-            channel: key.channel.to_string(),
-            group: key.group.to_string(),
-        };
-        let stored = match self.record("io.draft.group.deleted", data, actor).await {
-            Ok(_) => self.store.append(&deleted).await.map_err(|e| log_error(&e)),
-            Err(e) => Err(e),
-        };
-        self.unlock_after_deletion(key).await;
-        let mut live = self.live();
-        match stored {
-            Ok(_) => {
-                live.table.remove(key);
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(group) = live.table.get_mut(key) {
-                    group.set_deleting(false);
-                }
-                Err(e)
-            }
-        }
     }
 
     async fn record(

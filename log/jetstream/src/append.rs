@@ -8,7 +8,8 @@
 //! (`Nats-Batch-Commit: 1`) is a request answered with the publish acknowledgement of the
 //! whole batch, whose sequence is the last message's. JetStream stores all or none of it. A
 //! batch that JetStream abandoned (a leader change while it was staged, the in-flight limit)
-//! is sent again under a new batch id with the same message ids.
+//! is sent again under a new batch id with the same message ids; one that JetStream says it
+//! already holds is looked for (`locate.rs`).
 
 use std::time::Duration;
 
@@ -23,8 +24,9 @@ use crate::api::{Step, api_error, codes};
 use crate::body;
 use crate::config::ACK_ALLOWANCE_PER_MIB;
 use crate::error::{Error, Result};
+use crate::locate;
 use crate::name;
-use crate::read::{self, CHUNK};
+use crate::read;
 use crate::stream::Streams;
 
 /// The most messages JetStream takes in one atomic batch (its default limit).
@@ -35,9 +37,6 @@ pub const MAX_APPEND_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Room left in a message for its headers.
 const HEADER_ROOM: usize = 1024;
-
-/// How far back from the head a batch that JetStream says it already holds is looked for.
-const MAX_SCAN: u64 = 64 * CHUNK as u64;
 
 /// The limits of appends on a server whose messages take at most `max_payload` bytes.
 pub(crate) fn limits(max_payload: usize) -> AppendLimits {
@@ -79,7 +78,9 @@ enum Landed {
     DuplicateBatch,
 }
 
-/// Appends `records` to `partition`, if its next offset is `expected` when one is given.
+/// Appends `records` to `partition`, if its next offset is `expected` when one is given. A
+/// batch that JetStream says repeats ids it holds is looked for: it is a retry, answered
+/// with where it was stored, or [`draft_log::Error::DuplicateMismatch`].
 pub(crate) async fn append(
     streams: &Streams,
     limits: AppendLimits,
@@ -87,6 +88,67 @@ pub(crate) async fn append(
     expected: Option<Offset>,
     records: Vec<NewRecord>,
 ) -> Result<AppendAck> {
+    let count = records.len() as u64;
+    let last = match publish_all(streams, limits, partition, expected, records).await? {
+        Published::Empty(ack) => return Ok(ack),
+        Published::At(last) => last,
+        Published::Repeats { stream, ids, .. } => {
+            locate::locate(streams, partition, &stream, &ids).await?
+        }
+    };
+    acknowledged(streams, partition, last, count).await
+}
+
+/// [`append`] for a group of appends (see `group.rs`): `None` if JetStream refused the
+/// group's first attempt because some of its ids are stored already. Then nothing of the
+/// group was stored (no earlier attempt of it could have been), and each append must be
+/// sent alone to get its own answer.
+pub(crate) async fn append_group(
+    streams: &Streams,
+    limits: AppendLimits,
+    partition: &PartitionName,
+    records: Vec<NewRecord>,
+) -> Result<Option<AppendAck>> {
+    let count = records.len() as u64;
+    let last = match publish_all(streams, limits, partition, None, records).await? {
+        Published::Empty(ack) => return Ok(Some(ack)),
+        Published::At(last) => last,
+        Published::Repeats {
+            first_attempt: true,
+            ..
+        } => return Ok(None),
+        Published::Repeats { stream, ids, .. } => {
+            locate::locate(streams, partition, &stream, &ids).await?
+        }
+    };
+    acknowledged(streams, partition, last, count)
+        .await
+        .map(Some)
+}
+
+/// What publishing an append found.
+enum Published {
+    /// Nothing to publish: the head, as an acknowledgement of no records.
+    Empty(AppendAck),
+    /// Its last message is at this sequence.
+    At(u64),
+    /// JetStream says the batch repeats ids it holds (`first_attempt`: on the first attempt,
+    /// so not ids an earlier attempt of this call stored).
+    Repeats {
+        stream: String,
+        ids: Vec<String>,
+        first_attempt: bool,
+    },
+}
+
+/// Checks and publishes an append, retrying until it lands or the deadline.
+async fn publish_all(
+    streams: &Streams,
+    limits: AppendLimits,
+    partition: &PartitionName,
+    expected: Option<Offset>,
+    records: Vec<NewRecord>,
+) -> Result<Published> {
     check_limits(limits, &records)?;
     streams.ensure(partition, None).await?;
     let stream = name::stream_name(partition.as_str());
@@ -98,11 +160,11 @@ pub(crate) async fn append(
         if let Some(expected) = expected.filter(|e| *e != head) {
             return Err(conflict(partition, expected, head.0));
         }
-        return Ok(AppendAck {
+        return Ok(Published::Empty(AppendAck {
             first: head,
             count: 0,
             time: Timestamp::now(),
-        });
+        }));
     }
     let call = uuid::Uuid::new_v4().simple().to_string();
     let ids: Vec<String> = (0..records.len())
@@ -114,19 +176,33 @@ pub(crate) async fn append(
         .map(|(i, r)| body::encode(r.key.as_deref(), &r.payload, i as u32))
         .collect();
     let subject = name::subject(&stream);
+    let mut attempts = 0u32;
     let landed = streams
         .api
         .retrying("append", &stream, || {
+            attempts += 1;
             publish(
                 streams, partition, &stream, &subject, expected, &ids, &bodies,
             )
         })
         .await?;
-    let last = match landed {
-        Landed::At(last) => last,
-        Landed::DuplicateBatch => locate(streams, partition, &stream, &ids).await?,
-    };
-    let count = records.len() as u64;
+    Ok(match landed {
+        Landed::At(last) => Published::At(last),
+        Landed::DuplicateBatch => Published::Repeats {
+            stream,
+            ids,
+            first_attempt: attempts == 1,
+        },
+    })
+}
+
+/// The acknowledgement of `count` records whose last is at sequence `last`.
+async fn acknowledged(
+    streams: &Streams,
+    partition: &PartitionName,
+    last: u64,
+    count: u64,
+) -> Result<AppendAck> {
     let time = read::appended_time(streams, partition, last).await?;
     Ok(AppendAck {
         first: Offset(last - count),
@@ -267,101 +343,6 @@ async fn publish(
         return Ok(Landed::At(seq));
     }
     unreachable!("an append has at least one record")
-}
-
-/// Where a batch JetStream already holds (it said some of its ids are in the stream) was
-/// stored: the sequence of its last message, found by reading back from the leader's head for
-/// the newest message with one of its ids and checking that every id is there, in order,
-/// around it. A batch only partly there (its ids stored before in another grouping) is
-/// [`draft_log::Error::DuplicateMismatch`]. A replica behind the leader may not show it yet:
-/// then it is looked for again, until the deadline.
-async fn locate(
-    streams: &Streams,
-    partition: &PartitionName,
-    stream: &str,
-    ids: &[String],
-) -> Result<u64> {
-    let mismatch = |offset: u64| {
-        Step::Fail(Error::Log(draft_log::Error::DuplicateMismatch {
-            partition: partition.to_string(),
-            offset: Offset(offset),
-        }))
-    };
-    streams
-        .api
-        .retrying("find a retried append", stream, || async {
-            let head = streams.state(partition).await?.map_or(0, |s| s.head.next.0);
-            let (seq, index) = match find_back(streams, stream, head, ids).await? {
-                Scan::Found { seq, index } => (seq, index),
-                Scan::Unsure => {
-                    return Err(Step::Transient("a replica behind the head".into()));
-                }
-                // Repeated, JetStream says, but older than the scan reaches: not a retry of
-                // this batch, which would be near the head.
-                Scan::Absent => return Err(mismatch(head.saturating_sub(1))),
-            };
-            let Some(at) = seq.checked_sub(index as u64).filter(|at| *at >= 1) else {
-                return Err(mismatch(seq - 1));
-            };
-            let run = read::direct_batch(streams, stream, at, ids.len()).await?;
-            if run.len() < ids.len() && at + run.len() as u64 <= head {
-                return Err(Step::Transient("a replica behind the head".into()));
-            }
-            let matches =
-                run.len() == ids.len()
-                    && run.iter().zip(ids).enumerate().all(|(i, (m, id))| {
-                        m.seq == at + i as u64 && m.msg_id.as_deref() == Some(id)
-                    });
-            if matches {
-                return Ok(at + ids.len() as u64 - 1);
-            }
-            // The first of the ids stored, where the run would have started.
-            let first = run
-                .iter()
-                .filter(|m| m.seq <= seq)
-                .find(|m| m.msg_id.as_ref().is_some_and(|id| ids.contains(id)))
-                .map_or(seq, |m| m.seq);
-            Err(mismatch(first - 1))
-        })
-        .await
-}
-
-/// What reading back from the head found.
-#[derive(Debug, PartialEq, Eq)]
-enum Scan {
-    /// The newest message with one of the ids: its sequence, and which id it has.
-    Found { seq: u64, index: usize },
-    /// None within [`MAX_SCAN`] messages of the head, every one of them read.
-    Absent,
-    /// The replica that answered was behind the head: ask again.
-    Unsure,
-}
-
-/// The newest message with one of `ids`, read back from `head` at most [`MAX_SCAN`] messages.
-async fn find_back(
-    streams: &Streams,
-    stream: &str,
-    head: u64,
-    ids: &[String],
-) -> Result<Scan, Step> {
-    let mut hi = head;
-    while hi > 0 && head - hi < MAX_SCAN {
-        let lo = hi.saturating_sub(CHUNK as u64 - 1).max(1);
-        let chunk = read::direct_batch(streams, stream, lo, (hi - lo + 1) as usize).await?;
-        if chunk.last().is_none_or(|m| m.seq < hi) {
-            return Ok(Scan::Unsure);
-        }
-        let found = chunk.iter().rev().find_map(|m| {
-            let id = m.msg_id.as_deref()?;
-            let index = ids.iter().position(|i| i == id)?;
-            Some(Scan::Found { seq: m.seq, index })
-        });
-        if let Some(found) = found {
-            return Ok(found);
-        }
-        hi = lo - 1;
-    }
-    Ok(Scan::Absent)
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! batch per round of them, not one publish each.
 //!
 //! An append keeps its records together and in order (a batch is stored whole), so each
-//! gets its own dense offsets from the group's. A group that JetStream refuses as a whole
-//! for something one of its appends may have caused (a dedup id stored before in another
-//! grouping) is stored again append by append, so each append gets the answer it would
-//! have had alone; a group that failed because the cluster did not answer gives that
-//! answer to every append (retrying each alone would only wait the deadline again).
-//! Compare-and-set appends are never grouped: each expects its own head.
+//! gets its own dense offsets from the group's. A group whose first attempt JetStream
+//! refuses because some of its dedup ids are stored already (a retry grouped with new
+//! appends) stored nothing, so it is stored again append by append, and each append gets
+//! the answer it would have had alone. Any other failure is every append's answer: the
+//! group may have landed (an acknowledgement lost), and a record without a dedup id sent
+//! again alone would be stored twice. Compare-and-set appends are never grouped: each
+//! expects its own head.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -63,12 +64,6 @@ fn alone(records: &[NewRecord], bytes: u64) -> bool {
     records.is_empty() || records.len() > MAX_BATCH / 2 || bytes > GROUP_BYTES / 2
 }
 
-/// Whether a group's failure may come from one of its appends, not from the cluster: then
-/// each append is stored alone for its own answer.
-fn one_may_be_to_blame(e: &Error) -> bool {
-    matches!(e, Error::Refused { .. } | Error::Log(_))
-}
-
 /// Takes the appends at the front of `waiting` that fit in one group (at least one). A group
 /// never holds one dedup id twice: JetStream would store it once, and the offsets of what
 /// follows it would be off by one.
@@ -92,6 +87,35 @@ fn take_group(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
         group.extend(waiting.pop_front());
     }
     group
+}
+
+/// One task storing groups of a partition, counted in its queue's `storing` until it ends,
+/// however it ends: a task that panicked fails the appends still waiting rather than leave
+/// them to wait for a task that will not come.
+struct Storing<'a> {
+    grouper: &'a Grouper,
+    partition: &'a PartitionName,
+}
+
+impl Drop for Storing<'_> {
+    fn drop(&mut self) {
+        let mut queues = self.grouper.queues();
+        let Some(queue) = queues.get_mut(self.partition) else {
+            return;
+        };
+        queue.storing -= 1;
+        if std::thread::panicking() {
+            for pending in queue.waiting.drain(..) {
+                let _ = pending.reply.send(Err(Error::Protocol {
+                    op: "append",
+                    reason: "the group commit of the partition failed".into(),
+                }));
+            }
+        }
+        if queue.storing == 0 && queue.waiting.is_empty() {
+            queues.remove(self.partition);
+        }
+    }
 }
 
 /// The acknowledgement of each append of a group stored at `ack`, from the record counts.
@@ -161,6 +185,10 @@ impl Grouper {
 
     /// Stores groups of `partition` until none waits.
     async fn store(self: Arc<Self>, partition: PartitionName) {
+        let storing = Storing {
+            grouper: &self,
+            partition: &partition,
+        };
         loop {
             let group = {
                 let mut queues = self.queues();
@@ -169,31 +197,34 @@ impl Grouper {
                 };
                 let group = take_group(&mut queue.waiting);
                 if group.is_empty() {
-                    queue.storing -= 1;
-                    if queue.storing == 0 {
-                        queues.remove(&partition);
-                    }
                     return;
                 }
                 group
             };
-            self.store_group(&partition, group).await;
+            storing.grouper.store_group(&partition, group).await;
         }
     }
 
-    async fn store_group(&self, partition: &PartitionName, group: Vec<Pending>) {
+    async fn store_group(&self, partition: &PartitionName, mut group: Vec<Pending>) {
+        if group.len() == 1 {
+            let pending = group.remove(0);
+            let alone =
+                append::append(&self.streams, self.limits, partition, None, pending.records).await;
+            let _ = pending.reply.send(alone);
+            return;
+        }
         let counts: Vec<usize> = group.iter().map(|p| p.records.len()).collect();
         let records: Vec<NewRecord> = group
             .iter()
             .flat_map(|p| p.records.iter().cloned())
             .collect();
-        match append::append(&self.streams, self.limits, partition, None, records).await {
-            Ok(ack) => {
+        match append::append_group(&self.streams, self.limits, partition, records).await {
+            Ok(Some(ack)) => {
                 for (pending, ack) in group.into_iter().zip(split(&ack, &counts)) {
                     let _ = pending.reply.send(Ok(ack));
                 }
             }
-            Err(e) if group.len() > 1 && one_may_be_to_blame(&e) => {
+            Ok(None) => {
                 join_all(group.into_iter().map(|pending| async move {
                     let alone = append::append(
                         &self.streams,
@@ -269,23 +300,11 @@ mod tests {
     }
 
     #[test]
-    fn big_or_empty_appends_go_alone_and_only_some_failures_are_retried_alone() {
+    fn big_or_empty_appends_go_alone() {
         assert!(alone(&[], 0));
         let many: Vec<NewRecord> = (0..=MAX_BATCH / 2).map(|_| NewRecord::new("x")).collect();
         assert!(alone(&many, size(&many)));
         assert!(!alone(&many[..10], size(&many[..10])));
         assert!(alone(&many[..1], GROUP_BYTES / 2 + 1));
-        let mismatch = Error::Log(draft_log::Error::DuplicateMismatch {
-            partition: "p".into(),
-            offset: Offset(3),
-        });
-        assert!(one_may_be_to_blame(&mismatch));
-        let unavailable = Error::Unavailable {
-            op: "append",
-            stream: "s".into(),
-            waited_ms: 20_000,
-            reason: "no responders".into(),
-        };
-        assert!(!one_may_be_to_blame(&unavailable));
     }
 }

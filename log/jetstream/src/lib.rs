@@ -33,6 +33,7 @@ mod error;
 mod group;
 pub mod heartbeats;
 pub mod keeper;
+mod locate;
 mod name;
 mod read;
 mod stream;

@@ -96,14 +96,9 @@ pub(crate) async fn appended_time(
                 .await?;
             match reply.status.map(|s| s.as_u16()) {
                 None | Some(200) => {}
+                // The acknowledgement says a quorum holds it: a replica behind. Ask again;
+                // the leader, once it answers, also says if retention removed it.
                 Some(404) => {
-                    let first = streams
-                        .state(partition)
-                        .await?
-                        .map_or(0, |s| s.head.first.0 + 1);
-                    if seq < first {
-                        return Ok(Timestamp::now());
-                    }
                     return Err(Step::Transient(format!(
                         "no leader, and a replica without message {seq} yet"
                     )));

@@ -7,13 +7,9 @@
 //! member left, after storing their acknowledgements (so the next node resumes after
 //! them). A node that takes a lock follows `_groups` again before it activates a member:
 //! the previous holder's last commit was stored before it gave the lock up.
-//!
-//! A deletion takes the group's lock too: a group another node serves has members there,
-//! and is not deleted (409), as one with members here is not.
 
 use std::time::Duration;
 
-use draft_http::{ApiError, Code};
 use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::warn;
@@ -35,46 +31,6 @@ enum Step {
 }
 
 impl Groups {
-    /// Before a deletion: takes the group's lock, so that no other node serves the group
-    /// while it is deleted. Nothing to take when the log is not shared.
-    ///
-    /// # Errors
-    /// 409 if another node holds the lock (it has members of the group connected); 503 if
-    /// the cluster does not answer.
-    pub(super) async fn lock_for_deletion(&self, key: &GroupKey) -> Result<(), ApiError> {
-        let Some(locks) = &self.locks else {
-            return Ok(());
-        };
-        match locks.hold(key.channel.as_str(), key.group.as_str()).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(ApiError::new(
-                Code::Conflict,
-                format!(
-                    "group {} of channel {} is served by another node, where members are \
-                     connected; close them first, then delete it",
-                    key.group, key.channel
-                ),
-            )),
-            Err(e) => Err(ApiError::new(
-                Code::LogUnavailable,
-                format!(
-                    "cannot tell whether members of group {} of channel {} are connected to \
-                     other nodes: {e}",
-                    key.group, key.channel
-                ),
-            )),
-        }
-    }
-
-    /// After a deletion, or a deletion that failed: gives the lock taken for it up.
-    pub(super) async fn unlock_after_deletion(&self, key: &GroupKey) {
-        if let Some(locks) = &self.locks {
-            locks
-                .release(key.channel.as_str(), key.group.as_str())
-                .await;
-        }
-    }
-
     /// Applies the records other nodes appended to `_groups` since the last call (none if
     /// the log is not shared). Members of a group deleted elsewhere are closed.
     pub(super) async fn follow(&self) {

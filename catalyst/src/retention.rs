@@ -10,7 +10,10 @@
 //! Several nodes may share the log: the table is read again whenever `_channels` has a
 //! record this node has not read (before a change, and before a channel's retention is
 //! shown), and a change is a compare-and-set append after that record, so a change made on
-//! another node is never written over.
+//! another node is never written over. The log's setting is shared too (a stream's own on a
+//! shared engine): after handing it over, a change reads the table again and hands over the
+//! newer record's setting if another node wrote one meanwhile, so the setting that lands last
+//! is the last record's, whatever order the nodes' calls reach the engine in.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -220,59 +223,43 @@ impl Retentions {
                 Err(e) => return Err(log_error(&e)),
             }
         };
-        self.log
-            .set_retention(channel.partition(), retention.map(to_log))
-            .await
-            .map_err(|e| log_error(&e))?;
-        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table.clone();
+        self.apply(channel, retention, table.next).await?;
         // Only the last record is read: what is before it can go.
         if let Err(e) = self.log.trim_before(&self.partition, first).await {
             tracing::warn!(error = %e, "older records of _channels could not be trimmed");
         }
         Ok(revision)
     }
+
+    /// Hands `channel`'s retention, as of the table that ends before `next`, to the log, then
+    /// again from each newer table another node wrote meanwhile: the log's setting is shared
+    /// by the nodes (a stream's own on a shared engine), so two changes on two nodes could
+    /// otherwise land in the other order from their records. Whoever hands a setting over
+    /// last reads the table after it, so the last one matches the last record; a node that
+    /// keeps finding newer tables stops after [`CHANGE_ATTEMPTS`], since the node that wrote
+    /// the newest one is then handing it over itself.
+    async fn apply(
+        &self,
+        channel: &ChannelName,
+        mut retention: Option<Retention>,
+        mut next: Offset,
+    ) -> Result<(), ApiError> {
+        for _ in 0..CHANGE_ATTEMPTS {
+            self.log
+                .set_retention(channel.partition(), retention.map(to_log))
+                .await
+                .map_err(|e| log_error(&e))?;
+            let table = self.refreshed().await.map_err(|e| log_error(&e))?;
+            if table.next == next {
+                break;
+            }
+            next = table.next;
+            retention = table.channels.get(channel.as_str()).copied();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn retention(max_age_secs: Option<u64>, max_bytes: Option<u64>) -> Retention {
-        Retention {
-            max_age_secs,
-            max_bytes,
-        }
-    }
-
-    #[test]
-    fn limits_in_range_pass_and_others_name_the_limit() {
-        for ok in [
-            retention(None, None),
-            retention(Some(1), Some(1)),
-            retention(Some(MAX_AGE_SECS), Some(u64::MAX)),
-        ] {
-            assert!(check(&ok).is_ok(), "{ok:?}");
-        }
-        for (bad, names) in [
-            (retention(Some(0), None), "max_age_secs"),
-            (retention(Some(MAX_AGE_SECS + 1), None), "max_age_secs"),
-            (retention(None, Some(0)), "max_bytes"),
-        ] {
-            let e = check(&bad).expect_err("refused");
-            assert_eq!(e.code(), Code::InvalidSettings);
-            assert!(e.message().contains(names), "{bad:?}: {}", e.message());
-        }
-    }
-
-    #[test]
-    fn the_log_retention_round_trips() {
-        for r in [
-            retention(None, None),
-            retention(Some(60), None),
-            retention(None, Some(5)),
-            retention(Some(7), Some(9)),
-        ] {
-            assert_eq!(from_log(to_log(r)), r);
-        }
-    }
-}
+mod tests;

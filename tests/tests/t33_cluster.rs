@@ -157,7 +157,7 @@ async fn two_nodes_serve_one_state_and_one_set_of_channels() {
     }
 
     retries_on_the_other_node_are_stored_once(&a, &b).await;
-    a_channels_retention_is_one_setting(&a, &b).await;
+    a_channels_retention_is_one_setting(&cluster, &a, &b).await;
 }
 
 async fn set_retention(node: &Node, channel: &str, max_age_secs: u64) {
@@ -177,7 +177,7 @@ async fn set_retention(node: &Node, channel: &str, max_age_secs: u64) {
 
 /// A retention set on one node is shown on the other at once, and a change on the other
 /// node keeps it (the table in `_channels` is shared).
-async fn a_channels_retention_is_one_setting(a: &Node, b: &Node) {
+async fn a_channels_retention_is_one_setting(cluster: &Cluster, a: &Node, b: &Node) {
     set_retention(a, "orders", 3600).await;
     let (status, on_b) = get(b, "/v1/channels/orders").await;
     assert_eq!(status, 200, "{on_b}");
@@ -204,6 +204,44 @@ async fn a_channels_retention_is_one_setting(a: &Node, b: &Node) {
             (&json!(3600), &json!(60)),
             "{} keeps both settings",
             node.url
+        );
+    }
+    concurrent_retention_changes_leave_the_stream_as_the_table(cluster, a, b).await;
+}
+
+/// Both nodes change one channel's retention at once, round after round: the stream's own
+/// setting (shared by the nodes) ends as the table's last record says, whichever change's
+/// setting reached the stream last.
+async fn concurrent_retention_changes_leave_the_stream_as_the_table(
+    cluster: &Cluster,
+    a: &Node,
+    b: &Node,
+) {
+    use draft_log::LogBackend as _;
+    let log = draft_log_jetstream::JetStream::connect(cluster.config())
+        .await
+        .expect("a client of the cluster");
+    let partition = draft_log::PartitionName::new("orders").expect("name");
+    for round in 0..6_u64 {
+        tokio::join!(
+            set_retention(a, "orders", 1000 + round),
+            set_retention(b, "orders", 2000 + round),
+        );
+        let (_, shown) = get(a, "/v1/channels/orders").await;
+        let table = shown["retention"]["max_age_secs"]
+            .as_u64()
+            .expect("max_age_secs");
+        assert!(table == 1000 + round || table == 2000 + round, "{shown}");
+        let (_, on_b) = get(b, "/v1/channels/orders").await;
+        assert_eq!(on_b["retention"], shown["retention"], "round {round}");
+        let stream = log
+            .retention(&partition)
+            .await
+            .expect("the stream's retention");
+        assert_eq!(
+            stream.max_age,
+            Some(Duration::from_secs(table)),
+            "round {round}: the stream keeps what the table's last record says"
         );
     }
 }

@@ -6,57 +6,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use draft_http::ws::{OUTBOX_BYTES, outbox};
-use draft_log::{
-    AppendAck, Log, LogConfig, NewRecord, PartitionHead, Record, RecordStream, Retention, Timestamp,
-};
-use futures::future::BoxFuture;
+use draft_log::{Log, LogConfig, NewRecord, RecordStream};
 
 use super::*;
 use crate::cloudevent::Filter;
 use crate::reader::{Stop, read_channel};
+use crate::seam::{Hooked, Hooks};
 
 /// A real log whose first tail fails after one record.
 struct FirstTailFails {
-    log: Log,
     failed: AtomicBool,
 }
 
-impl LogBackend for FirstTailFails {
-    fn append<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        records: Vec<NewRecord>,
-    ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
-        LogBackend::append(&self.log, partition, records)
-    }
-    fn append_expecting<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        expected_next: Offset,
-        records: Vec<NewRecord>,
-    ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
-        LogBackend::append_expecting(&self.log, partition, expected_next, records)
-    }
-    fn limits(&self) -> draft_log::AppendLimits {
-        LogBackend::limits(&self.log)
-    }
-    fn read<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        from: Offset,
-        limit: usize,
-    ) -> BoxFuture<'a, draft_log::Result<Vec<Record>>> {
-        LogBackend::read(&self.log, partition, from, limit)
-    }
-    fn offset_at_time<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        time: Timestamp,
-    ) -> BoxFuture<'a, draft_log::Result<Option<Offset>>> {
-        LogBackend::offset_at_time(&self.log, partition, time)
-    }
-    fn tail(&self, partition: &PartitionName, from: Offset) -> RecordStream {
-        let tail = LogBackend::tail(&self.log, partition, from);
+impl Hooks for FirstTailFails {
+    fn tail(&self, log: &Log, partition: &PartitionName, from: Offset) -> RecordStream {
+        let tail = LogBackend::tail(log, partition, from);
         if self.failed.swap(true, Ordering::SeqCst) {
             return tail;
         }
@@ -64,41 +28,6 @@ impl LogBackend for FirstTailFails {
             Err(draft_log::Error::Backend("injected tail failure".into()))
         });
         tail.take(1).chain(failure).boxed()
-    }
-    fn head<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-    ) -> BoxFuture<'a, draft_log::Result<Option<PartitionHead>>> {
-        LogBackend::head(&self.log, partition)
-    }
-    fn partitions(&self) -> BoxFuture<'_, draft_log::Result<Vec<PartitionHead>>> {
-        LogBackend::partitions(&self.log)
-    }
-    fn trim_before<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        before: Offset,
-    ) -> BoxFuture<'a, draft_log::Result<u64>> {
-        LogBackend::trim_before(&self.log, partition, before)
-    }
-    fn sync(&self) -> BoxFuture<'_, draft_log::Result<()>> {
-        LogBackend::sync(&self.log)
-    }
-    fn set_retention<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-        retention: Option<Retention>,
-    ) -> BoxFuture<'a, draft_log::Result<()>> {
-        LogBackend::set_retention(&self.log, partition, retention)
-    }
-    fn retention<'a>(
-        &'a self,
-        partition: &'a PartitionName,
-    ) -> BoxFuture<'a, draft_log::Result<Retention>> {
-        LogBackend::retention(&self.log, partition)
-    }
-    fn storage_failure(&self) -> Option<draft_log::StorageFailure> {
-        LogBackend::storage_failure(&self.log)
     }
 }
 
@@ -112,9 +41,11 @@ fn event(id: &str) -> NewRecord {
 async fn a_stopped_feed_ends_its_consumers_and_the_next_one_gets_a_new_feed() {
     let dir = tempfile::tempdir().expect("dir");
     let log = Log::open(LogConfig::new(dir.path())).expect("log");
-    let backend: Arc<dyn LogBackend> = Arc::new(FirstTailFails {
+    let backend: Arc<dyn LogBackend> = Arc::new(Hooked {
         log,
-        failed: AtomicBool::new(false),
+        hooks: FirstTailFails {
+            failed: AtomicBool::new(false),
+        },
     });
     let channel = PartitionName::new("orders").expect("name");
     let feeds = Arc::new(Feeds::new(Arc::clone(&backend)));

@@ -139,13 +139,14 @@ impl Blueprint {
     /// for an instance just registered on another node). Does nothing on a log of its own.
     ///
     /// # Errors
-    /// If the log's head cannot be read.
+    /// If the log's head cannot be read, or a fatal error ([`draft_log::Error::is_fatal`])
+    /// met while reading up to it.
     pub async fn catch_up(&self) -> Result<(), draft_log::Error> {
         if !self.shared.config.follow_log {
             return Ok(());
         }
         let head = self.shared.log.head(&self.shared.control).await?;
-        self.shared.catch_up(head.map_or(0, |h| h.next.0)).await;
+        self.shared.catch_up(head.map_or(0, |h| h.next.0)).await?;
         Ok(())
     }
 

@@ -69,7 +69,11 @@ impl Shared {
             return;
         }
         if record.offset.0 > next {
-            self.catch_up(record.offset.0).await;
+            // A failure is logged where it is met; the record is applied only after the
+            // ones before it, so it waits for the next tail.
+            if !matches!(self.catch_up(record.offset.0).await, Ok(true)) {
+                return;
+            }
         }
         match replay::decode(record) {
             Ok(applied) => self.apply_from_log(&[applied]),
@@ -82,22 +86,27 @@ impl Shared {
 
     /// Reads and applies the control events from the projection's next revision up to
     /// `until` (exclusive): what other nodes appended before a write of ours conflicted, or
-    /// before a record the tail delivered. Returns whether the projection reached `until`.
-    pub(crate) async fn catch_up(&self, until: u64) -> bool {
+    /// before a record the tail delivered. Returns whether the projection reached `until`
+    /// (not yet, while the log cannot be read up to it: a new leader, a replica behind).
+    ///
+    /// # Errors
+    /// A fatal log error ([`draft_log::Error::is_fatal`]: a corrupt record, a failed disk),
+    /// which waiting does not mend.
+    pub(crate) async fn catch_up(&self, until: u64) -> Result<bool, draft_log::Error> {
         loop {
             let next = self.revision().map_or(0, |r| r + 1);
             if next >= until {
-                return true;
+                return Ok(true);
             }
             let wanted = usize::try_from(until - next)
                 .unwrap_or(usize::MAX)
                 .min(CATCH_UP_CHUNK);
             let records = match self.log.read(&self.control, Offset(next), wanted).await {
                 Ok(records) if !records.is_empty() => records,
-                Ok(_) => return false,
+                Ok(_) => return Ok(false),
                 Err(e) => {
                     warn!(error = %e, next, until, "cannot read the control log to catch up");
-                    return false;
+                    return if e.is_fatal() { Err(e) } else { Ok(false) };
                 }
             };
             let applied: Vec<Applied> = records

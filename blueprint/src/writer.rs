@@ -103,7 +103,15 @@ impl Shared {
                 // Another node appended first: apply what it wrote, then decide the group
                 // again against that state (a conditional write may now be refused).
                 Err(draft_log::Error::Conflict { next: head, .. }) if conflicts < MAX_CONFLICTS => {
-                    if self.catch_up(head.0).await {
+                    let caught_up = match self.catch_up(head.0).await {
+                        Ok(caught_up) => caught_up,
+                        // A corrupt record or a failed disk: waiting does not mend it.
+                        Err(e) => {
+                            Self::refuse(group.requests, &e, conflicts);
+                            return;
+                        }
+                    };
+                    if caught_up {
                         conflicts += 1;
                         (behind, pause) = (None, FIRST_PAUSE);
                     } else if behind.get_or_insert_with(Instant::now).elapsed() < MAX_BEHIND {
@@ -123,22 +131,24 @@ impl Shared {
                     let e = draft_log::Error::Unavailable(format!(
                         "_draft's head is {head}, and this node is still behind it"
                     ));
-                    warn!(error = %e, conflicts, "control write failed");
-                    for request in group.requests {
-                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
-                    }
+                    Self::refuse(group.requests, &e, conflicts);
                     return;
                 }
                 Err(e) => {
-                    warn!(error = %e, conflicts, "control write failed");
-                    for request in group.requests {
-                        let _ = request.reply.send(Err(WriteError::Log(e.clone())));
-                    }
+                    Self::refuse(group.requests, &e, conflicts);
                     return;
                 }
             }
         }
         self.checkpoint_if_due(last_checkpoint);
+    }
+
+    /// Answers every writer of a group with the log error `e` that stopped it.
+    fn refuse(requests: Vec<WriteRequest>, e: &draft_log::Error, conflicts: u32) {
+        warn!(error = %e, conflicts, "control write failed");
+        for request in requests {
+            let _ = request.reply.send(Err(WriteError::Log(e.clone())));
+        }
     }
 
     /// Answers every writer of an appended group.

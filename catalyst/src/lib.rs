@@ -48,8 +48,6 @@ mod read_size;
 mod reader;
 #[cfg(feature = "server")]
 mod retention;
-#[cfg(all(test, feature = "server"))]
-mod seam;
 pub mod wire;
 
 #[cfg(feature = "client")]

@@ -43,6 +43,7 @@ use crate::record::{NewRecord, Offset, PartitionName, Record};
 mod appends;
 mod follow;
 mod guards;
+pub mod hooked;
 mod upkeep;
 
 pub use self::appends::*;

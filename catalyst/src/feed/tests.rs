@@ -11,7 +11,7 @@ use draft_log::{Log, LogConfig, NewRecord, RecordStream};
 use super::*;
 use crate::cloudevent::Filter;
 use crate::reader::{Stop, read_channel};
-use crate::seam::{Hooked, Hooks};
+use draft_log::testing::hooked::{Hooked, Hooks};
 
 /// A real log whose first tail fails after one record.
 struct FirstTailFails {

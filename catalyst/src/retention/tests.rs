@@ -1,5 +1,5 @@
 use super::*;
-use crate::seam::{Hooked, Hooks};
+use draft_log::testing::hooked::{Hooked, Hooks};
 
 fn retention(max_age_secs: Option<u64>, max_bytes: Option<u64>) -> Retention {
     Retention {

@@ -1,19 +1,30 @@
-//! Tests' view of the `LogBackend` seam: a real log with some of its calls changed, to inject
-//! a failure or a delay where the code under test meets the log.
+//! A real log with some of its calls changed, for tests that inject a failure or a delay
+//! where the code under test meets the [`LogBackend`] seam.
 
 use std::time::Duration;
 
-use draft_log::{
+use crate::{
     AppendAck, AppendLimits, Log, LogBackend, NewRecord, Offset, PartitionHead, PartitionName,
     Record, RecordStream, Retention, StorageFailure, Timestamp,
 };
 use futures::future::BoxFuture;
 
 /// What a test changes of the log's calls; everything else goes straight to the log.
-pub(crate) trait Hooks: Send + Sync + 'static {
+pub trait Hooks: Send + Sync + 'static {
     /// The tail of `partition` from `from`.
     fn tail(&self, log: &Log, partition: &PartitionName, from: Offset) -> RecordStream {
         LogBackend::tail(log, partition, from)
+    }
+
+    /// A read of up to `limit` records of `partition` from `from`.
+    fn read<'a>(
+        &'a self,
+        log: &'a Log,
+        partition: &'a PartitionName,
+        from: Offset,
+        limit: usize,
+    ) -> BoxFuture<'a, crate::Result<Vec<Record>>> {
+        LogBackend::read(log, partition, from, limit)
     }
 
     /// How long a retention setting takes to land.
@@ -23,11 +34,11 @@ pub(crate) trait Hooks: Send + Sync + 'static {
 }
 
 /// A real log, its calls changed by `hooks`.
-pub(crate) struct Hooked<H> {
+pub struct Hooked<H> {
     /// The log the calls go to.
-    pub(crate) log: Log,
+    pub log: Log,
     /// What is changed.
-    pub(crate) hooks: H,
+    pub hooks: H,
 }
 
 impl<H: Hooks> LogBackend for Hooked<H> {
@@ -35,7 +46,7 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         &'a self,
         partition: &'a PartitionName,
         records: Vec<NewRecord>,
-    ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
+    ) -> BoxFuture<'a, crate::Result<AppendAck>> {
         LogBackend::append(&self.log, partition, records)
     }
 
@@ -44,7 +55,7 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         partition: &'a PartitionName,
         expected_next: Offset,
         records: Vec<NewRecord>,
-    ) -> BoxFuture<'a, draft_log::Result<AppendAck>> {
+    ) -> BoxFuture<'a, crate::Result<AppendAck>> {
         LogBackend::append_expecting(&self.log, partition, expected_next, records)
     }
 
@@ -57,15 +68,15 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         partition: &'a PartitionName,
         from: Offset,
         limit: usize,
-    ) -> BoxFuture<'a, draft_log::Result<Vec<Record>>> {
-        LogBackend::read(&self.log, partition, from, limit)
+    ) -> BoxFuture<'a, crate::Result<Vec<Record>>> {
+        self.hooks.read(&self.log, partition, from, limit)
     }
 
     fn offset_at_time<'a>(
         &'a self,
         partition: &'a PartitionName,
         time: Timestamp,
-    ) -> BoxFuture<'a, draft_log::Result<Option<Offset>>> {
+    ) -> BoxFuture<'a, crate::Result<Option<Offset>>> {
         LogBackend::offset_at_time(&self.log, partition, time)
     }
 
@@ -76,11 +87,11 @@ impl<H: Hooks> LogBackend for Hooked<H> {
     fn head<'a>(
         &'a self,
         partition: &'a PartitionName,
-    ) -> BoxFuture<'a, draft_log::Result<Option<PartitionHead>>> {
+    ) -> BoxFuture<'a, crate::Result<Option<PartitionHead>>> {
         LogBackend::head(&self.log, partition)
     }
 
-    fn partitions(&self) -> BoxFuture<'_, draft_log::Result<Vec<PartitionHead>>> {
+    fn partitions(&self) -> BoxFuture<'_, crate::Result<Vec<PartitionHead>>> {
         LogBackend::partitions(&self.log)
     }
 
@@ -88,11 +99,11 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         &'a self,
         partition: &'a PartitionName,
         before: Offset,
-    ) -> BoxFuture<'a, draft_log::Result<u64>> {
+    ) -> BoxFuture<'a, crate::Result<u64>> {
         LogBackend::trim_before(&self.log, partition, before)
     }
 
-    fn sync(&self) -> BoxFuture<'_, draft_log::Result<()>> {
+    fn sync(&self) -> BoxFuture<'_, crate::Result<()>> {
         LogBackend::sync(&self.log)
     }
 
@@ -100,7 +111,7 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         &'a self,
         partition: &'a PartitionName,
         retention: Option<Retention>,
-    ) -> BoxFuture<'a, draft_log::Result<()>> {
+    ) -> BoxFuture<'a, crate::Result<()>> {
         let delay = self.hooks.set_retention_delay(retention.as_ref());
         Box::pin(async move {
             tokio::time::sleep(delay).await;
@@ -111,7 +122,7 @@ impl<H: Hooks> LogBackend for Hooked<H> {
     fn retention<'a>(
         &'a self,
         partition: &'a PartitionName,
-    ) -> BoxFuture<'a, draft_log::Result<Retention>> {
+    ) -> BoxFuture<'a, crate::Result<Retention>> {
         LogBackend::retention(&self.log, partition)
     }
 

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::config::JetStreamConfig;
 use crate::error::{Error, Result};
-use crate::group::Grouper;
+use crate::group::{GroupCommit, Grouper};
 use crate::stream::Streams;
 use crate::{api::Api, append, read, tail, trim};
 
@@ -102,6 +102,13 @@ impl JetStream {
     #[must_use]
     pub fn client(&self) -> &async_nats::Client {
         &self.streams.api.client
+    }
+
+    /// What group commit has done since it connected: how many groups of concurrent appends
+    /// went out as one atomic batch, and how many were stored again append by append.
+    #[must_use]
+    pub fn group_commit(&self) -> GroupCommit {
+        self.grouper.counts()
     }
 
     /// The configuration it was connected with.

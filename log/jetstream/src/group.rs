@@ -14,6 +14,7 @@
 //! expects its own head.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -50,6 +51,28 @@ pub(crate) struct Grouper {
     streams: Arc<Streams>,
     limits: AppendLimits,
     queues: Mutex<HashMap<PartitionName, Queue>>,
+    counts: Counts,
+}
+
+/// What group commit has done since the backend connected (see [`GroupCommit`]).
+#[derive(Default)]
+struct Counts {
+    groups: AtomicU64,
+    grouped_appends: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+/// What group commit has done since the backend connected
+/// ([`JetStream::group_commit`](crate::JetStream::group_commit)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCommit {
+    /// Groups of two or more appends stored as one atomic batch.
+    pub groups: u64,
+    /// The appends those groups held.
+    pub grouped_appends: u64,
+    /// Groups stored again append by append, because their first attempt repeated dedup ids
+    /// stored already.
+    pub fallbacks: u64,
 }
 
 fn size(records: &[NewRecord]) -> u64 {
@@ -142,7 +165,17 @@ impl Grouper {
             streams,
             limits,
             queues: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
         })
+    }
+
+    /// What group commit has done so far.
+    pub(crate) fn counts(&self) -> GroupCommit {
+        GroupCommit {
+            groups: self.counts.groups.load(Ordering::Relaxed),
+            grouped_appends: self.counts.grouped_appends.load(Ordering::Relaxed),
+            fallbacks: self.counts.fallbacks.load(Ordering::Relaxed),
+        }
     }
 
     fn queues(&self) -> MutexGuard<'_, HashMap<PartitionName, Queue>> {
@@ -220,11 +253,16 @@ impl Grouper {
             .collect();
         match append::append_group(&self.streams, self.limits, partition, records).await {
             Ok(Some(ack)) => {
+                self.counts.groups.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .grouped_appends
+                    .fetch_add(counts.len() as u64, Ordering::Relaxed);
                 for (pending, ack) in group.into_iter().zip(split(&ack, &counts)) {
                     let _ = pending.reply.send(Ok(ack));
                 }
             }
             Ok(None) => {
+                self.counts.fallbacks.fetch_add(1, Ordering::Relaxed);
                 join_all(group.into_iter().map(|pending| async move {
                     let alone = append::append(
                         &self.streams,

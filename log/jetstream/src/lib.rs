@@ -49,6 +49,7 @@ pub use crate::config::{
     ACK_ALLOWANCE_PER_MIB, DEFAULT_ACK_TIMEOUT, DEFAULT_UNAVAILABLE_AFTER, JetStreamConfig,
 };
 pub use crate::error::{Error, Result};
+pub use crate::group::GroupCommit;
 pub use crate::heartbeats::{
     HEARTBEAT_SUBJECT, Heartbeat, HeartbeatBus, Heartbeats, MAX_HEARTBEAT_BYTES, SharedHeartbeat,
 };

@@ -1,5 +1,6 @@
 //! Group commit on a real three-server cluster: many appends to one partition at once, some
-//! of them retries of records stored before, each answered as it would be alone.
+//! of them retries of records stored before, each answered as it would be alone; and new
+//! appends sent at once go out in groups.
 
 use std::collections::HashMap;
 
@@ -108,4 +109,37 @@ async fn concurrent_appends_get_their_own_dense_offsets_and_retries_their_first(
             assert_eq!(ack.first, *first, "a retry answers with the first offset");
         }
     }
+    // A group that held a retry was stored again append by append.
+    assert!(log.group_commit().fallbacks > 0, "{:?}", log.group_commit());
+
+    new_appends_sent_at_once_go_out_in_groups(&log, &partition).await;
+}
+
+/// New appends only, all at once: they go out in groups, each append still dense.
+async fn new_appends_sent_at_once_go_out_in_groups(log: &JetStream, partition: &PartitionName) {
+    let earlier = log.group_commit();
+    let acks = join_all((0..APPENDS).map(|i| {
+        let records = (0..=i % 3)
+            .map(|j| record(&format!("n{i}-{j}"), None))
+            .collect();
+        log.append(partition, records)
+    }))
+    .await;
+    let mut firsts: Vec<(u64, u64)> = acks
+        .into_iter()
+        .map(|ack| ack.map(|a| (a.first.0, a.count)).expect("acknowledged"))
+        .collect();
+    firsts.sort_unstable();
+    for pair in firsts.windows(2) {
+        assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "dense, none shared");
+    }
+    let grouped = log.group_commit();
+    assert!(
+        grouped.groups > earlier.groups,
+        "appends sent at once went out in groups: {grouped:?}"
+    );
+    assert!(
+        grouped.grouped_appends - earlier.grouped_appends >= 2 * (grouped.groups - earlier.groups),
+        "{grouped:?}"
+    );
 }

@@ -199,8 +199,13 @@ async fn two_replicas_one_active_and_a_standby_that_takes_over_in_order() {
     let ids = create_orders(&a.url(), 600).await;
     pay(&node, &ids[..200], "first").await;
     assert!(until_count(&node, 800, Duration::from_secs(30)).await);
-    // One replica handled all of them.
+    // One replica handled all of them. (A replica logs "order paid" after it produced the
+    // event the node counted: wait for the line of the last one.)
     let handled = |s: &Service| s.log_text().matches("order paid").count();
+    let _ = eventually(Duration::from_secs(5), || async {
+        (handled(&a) + handled(&b) >= 200).then_some(())
+    })
+    .await;
     let (ha, hb) = (handled(&a), handled(&b));
     assert!(
         (ha, hb) == (200, 0) || (ha, hb) == (0, 200),
@@ -227,9 +232,14 @@ async fn two_replicas_one_active_and_a_standby_that_takes_over_in_order() {
     exactly_once(&all, &ids);
     // In payment order: each payment was handled after the one before it.
     assert_eq!(all, ids, "order.paid events out of payment order");
+    let needed = 600 - (at_kill as usize - 600);
+    let _ = eventually(Duration::from_secs(5), || async {
+        (handled(&standby) >= needed).then_some(())
+    })
+    .await;
     assert!(
-        handled(&standby) >= 600 - (at_kill as usize - 600),
-        "{}",
+        handled(&standby) >= needed,
+        "{} < {needed}",
         handled(&standby)
     );
 }

@@ -163,8 +163,7 @@ impl ClaimStore for Claims<'_> {
     }
 }
 
-/// Refuses a registration that lists a route another service owns, unless the seam
-/// ([`may_take_over`]) lets the claimant take it.
+/// Refuses a registration listing a route another service owns, unless [`may_take_over`] lets it.
 fn check_claims(
     claims: &Claims<'_>,
     claimant: &Claimant<'_>,

@@ -1,9 +1,10 @@
 //! Channels' own retention (`PUT /v1/channels/{channel}`): how much of each the log keeps.
 //!
-//! A change is recorded twice, in this order: as the control event
-//! `io.draft.channel.configured` in `_draft` (the audit trail, with its actor), then as one
-//! record of the reserved partition `_channels`, which holds the whole table of channels that
-//! have a retention of their own (a few bytes each) and is trimmed to that last record. At
+//! A change is recorded twice, in this order: as one record of the reserved partition
+//! `_channels`, which holds the whole table of channels that have a retention of their own (a
+//! few bytes each) and is trimmed to that last record, then as the control event
+//! `io.draft.channel.configured` in `_draft` (the audit trail, with its actor). A change whose
+//! audit record cannot be written is taken back, so the two agree. At
 //! open the last record is read and every channel's retention handed to the log. Channels
 //! without one keep the node's default (`dctl up --retention-age-secs/--retention-bytes`).
 //!
@@ -176,6 +177,12 @@ impl Retentions {
     /// Sets `channel`'s own retention (`None`: back to the node's default), recorded by
     /// `actor`; returns the revision of the audit record.
     ///
+    /// The table record decides (a compare-and-set append), then the audit record is written,
+    /// then the log's setting changes. If the audit record cannot be written, the table record
+    /// is taken back (the table before it is appended after it) and the change fails having
+    /// changed nothing: the audit trail never misses a change that is in force, and never
+    /// shows one that was not stored.
+    ///
     /// # Errors
     /// 400 for a retention out of range; 500/503 if it cannot be recorded or stored.
     pub(crate) async fn set(
@@ -188,48 +195,96 @@ impl Retentions {
             check(r)?;
         }
         let _change = self.changes.lock().await;
+        let (before, first, table) = self.store(channel, retention).await?;
         let data = serde_json::json!({
             "channel": channel.as_str(),
             "retention": retention,
         });
-        let revision = self
+        let revision = match self
             .control
             .record("io.draft.channel.configured", data, actor.name())
-            .await?;
-        let mut attempts = 0;
-        let (first, table) = loop {
-            attempts += 1;
-            let mut table = self.refreshed().await.map_err(|e| log_error(&e))?;
-            match retention {
-                Some(r) => table.channels.insert(channel.to_string(), r),
-                None => table.channels.remove(channel.as_str()),
-            };
-            let bytes = serde_json::to_vec(&Stored {
-                channels: table.channels.clone(),
-            })
-            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
-            let record = vec![NewRecord::new(Bytes::from(bytes))];
-            match self
-                .log
-                .append_expecting(&self.partition, table.next, record)
-                .await
-            {
-                Ok(ack) => {
-                    table.next = ack.first.next();
-                    break (ack.first, table);
-                }
-                // Another node changed the table first: read it and change that.
-                Err(draft_log::Error::Conflict { .. }) if attempts < CHANGE_ATTEMPTS => {}
-                Err(e) => return Err(log_error(&e)),
+            .await
+        {
+            Ok(revision) => revision,
+            Err(e) => {
+                self.take_back(before, table.next).await;
+                return Err(e);
             }
         };
-        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table.clone();
         self.apply(channel, retention, table.next).await?;
         // Only the last record is read: what is before it can go.
         if let Err(e) = self.log.trim_before(&self.partition, first).await {
             tracing::warn!(error = %e, "older records of _channels could not be trimmed");
         }
         Ok(revision)
+    }
+
+    /// Appends the table with `channel`'s retention changed, after the last record of
+    /// `_channels` (read again when another node wrote one first). Returns the table's
+    /// channels before the change, the record's offset, and the table after it.
+    async fn store(
+        &self,
+        channel: &ChannelName,
+        retention: Option<Retention>,
+    ) -> Result<(BTreeMap<String, Retention>, Offset, Table), ApiError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut table = self.refreshed().await.map_err(|e| log_error(&e))?;
+            let before = table.channels.clone();
+            match retention {
+                Some(r) => table.channels.insert(channel.to_string(), r),
+                None => table.channels.remove(channel.as_str()),
+            };
+            match self.append_table(&table.channels, table.next).await {
+                Ok(first) => {
+                    table.next = first.next();
+                    *self.table.write().unwrap_or_else(PoisonError::into_inner) = table.clone();
+                    return Ok((before, first, table));
+                }
+                // Another node changed the table first: read it and change that.
+                Err(draft_log::Error::Conflict { .. }) if attempts < CHANGE_ATTEMPTS => {}
+                Err(e) => return Err(log_error(&e)),
+            }
+        }
+    }
+
+    /// Appends one table record, expecting `_channels` to end before `next`.
+    async fn append_table(
+        &self,
+        channels: &BTreeMap<String, Retention>,
+        next: Offset,
+    ) -> draft_log::Result<Offset> {
+        // Strings and integers: serializing them cannot fail.
+        let bytes = serde_json::to_vec(&Stored {
+            channels: channels.clone(),
+        })
+        .expect("a table of channel settings serializes");
+        let record = vec![NewRecord::new(Bytes::from(bytes))];
+        let ack = self
+            .log
+            .append_expecting(&self.partition, next, record)
+            .await?;
+        Ok(ack.first)
+    }
+
+    /// Takes back a table record whose audit record could not be written: appends the table
+    /// as it was before it, unless another node has written after it (its record then holds
+    /// the change, and the audit trail shows whatever that node recorded). The log's setting
+    /// was not changed yet, so nothing else is to undo.
+    async fn take_back(&self, before: BTreeMap<String, Retention>, next: Offset) {
+        match self.append_table(&before, next).await {
+            Ok(first) => {
+                *self.table.write().unwrap_or_else(PoisonError::into_inner) = Table {
+                    channels: before,
+                    next: first.next(),
+                };
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "a channel's retention is stored without its audit record: it could not be taken back"
+            ),
+        }
     }
 
     /// Hands `channel`'s retention, as of the table that ends before `next`, to the log, then

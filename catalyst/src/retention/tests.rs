@@ -115,3 +115,130 @@ async fn a_change_whose_setting_lands_late_is_overtaken_by_the_newer_record() {
         "the log keeps what the last record says, not the setting that landed last"
     );
 }
+
+/// Audit records that cannot be written while `failing` is set; the others are counted.
+#[derive(Default)]
+struct Audit {
+    failing: std::sync::atomic::AtomicBool,
+    recorded: std::sync::atomic::AtomicU64,
+}
+
+impl ControlLog for Audit {
+    fn record<'a>(
+        &'a self,
+        _ty: &'static str,
+        _data: serde_json::Value,
+        _actor: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<u64, ApiError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let answer = if self.failing.load(SeqCst) {
+            Err(ApiError::new(
+                Code::StorageFailed,
+                "the control log is read-only",
+            ))
+        } else {
+            Ok(self.recorded.fetch_add(1, SeqCst))
+        };
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+/// Compare-and-set appends fail while `failing` is set, as on an engine that lost quorum.
+#[derive(Default)]
+struct Unavailable {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Hooks for Unavailable {
+    fn append_expecting<'a>(
+        &'a self,
+        log: &'a draft_log::Log,
+        partition: &'a PartitionName,
+        expected_next: Offset,
+        records: Vec<NewRecord>,
+    ) -> futures::future::BoxFuture<'a, draft_log::Result<draft_log::AppendAck>> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(draft_log::Error::Unavailable(
+                "no quorum".to_owned(),
+            ))));
+        }
+        LogBackend::append_expecting(log, partition, expected_next, records)
+    }
+}
+
+/// One node on a real log whose appends and audit can be made to fail.
+async fn failing_node(dir: &std::path::Path) -> (Arc<Hooked<Unavailable>>, Arc<Audit>, Retentions) {
+    let log = draft_log::Log::open(draft_log::LogConfig::new(dir)).expect("log");
+    let shared = Arc::new(Hooked {
+        log,
+        hooks: Unavailable::default(),
+    });
+    let audit = Arc::new(Audit::default());
+    let retentions = Retentions::open(
+        Arc::clone(&shared) as Arc<dyn LogBackend>,
+        Arc::clone(&audit) as Arc<dyn ControlLog>,
+    )
+    .await
+    .expect("open");
+    (shared, audit, retentions)
+}
+
+#[tokio::test]
+async fn a_change_whose_audit_record_fails_is_taken_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().expect("dir");
+    let (shared, audit, retentions) = failing_node(dir.path()).await;
+    let channel = ChannelName::parse("orders").expect("name");
+    let actor = Actor::new("admin");
+    let kept = retention(Some(100), None);
+    retentions
+        .set(&channel, Some(kept), &actor)
+        .await
+        .expect("first change");
+    audit.failing.store(true, SeqCst);
+    let e = retentions
+        .set(&channel, Some(retention(Some(5), None)), &actor)
+        .await
+        .expect_err("no audit, no change");
+    assert_eq!(e.code(), Code::StorageFailed);
+    assert_eq!(retentions.own("orders"), Some(kept));
+    let in_force = shared
+        .retention(channel.partition())
+        .await
+        .expect("setting");
+    assert_eq!(in_force.max_age, Some(Duration::from_secs(100)));
+    // What is stored says the same: a node that opens the log now reads the old table.
+    let reopened = Retentions::open(
+        Arc::clone(&shared) as Arc<dyn LogBackend>,
+        Arc::new(Audit::default()) as Arc<dyn ControlLog>,
+    )
+    .await
+    .expect("reopen");
+    assert_eq!(reopened.own("orders"), Some(kept));
+    assert_eq!(audit.recorded.load(SeqCst), 1, "one change was recorded");
+}
+
+#[tokio::test]
+async fn a_change_that_cannot_be_stored_is_not_audited() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().expect("dir");
+    let (shared, audit, retentions) = failing_node(dir.path()).await;
+    let channel = ChannelName::parse("orders").expect("name");
+    shared.hooks.failing.store(true, SeqCst);
+    let e = retentions
+        .set(
+            &channel,
+            Some(retention(Some(5), None)),
+            &Actor::new("admin"),
+        )
+        .await
+        .expect_err("not stored");
+    assert_eq!(e.code(), Code::LogUnavailable);
+    assert_eq!(audit.recorded.load(SeqCst), 0, "nothing audited");
+    assert_eq!(retentions.own("orders"), None);
+    let in_force = shared
+        .retention(channel.partition())
+        .await
+        .expect("setting");
+    assert_eq!(in_force.max_age, None, "the node's default still holds");
+}

@@ -27,6 +27,17 @@ pub trait Hooks: Send + Sync + 'static {
         LogBackend::read(log, partition, from, limit)
     }
 
+    /// A compare-and-set append of `records` to `partition` after `expected_next`.
+    fn append_expecting<'a>(
+        &'a self,
+        log: &'a Log,
+        partition: &'a PartitionName,
+        expected_next: Offset,
+        records: Vec<NewRecord>,
+    ) -> BoxFuture<'a, crate::Result<AppendAck>> {
+        LogBackend::append_expecting(log, partition, expected_next, records)
+    }
+
     /// How long a retention setting takes to land.
     fn set_retention_delay(&self, _retention: Option<&Retention>) -> Duration {
         Duration::ZERO
@@ -56,7 +67,8 @@ impl<H: Hooks> LogBackend for Hooked<H> {
         expected_next: Offset,
         records: Vec<NewRecord>,
     ) -> BoxFuture<'a, crate::Result<AppendAck>> {
-        LogBackend::append_expecting(&self.log, partition, expected_next, records)
+        self.hooks
+            .append_expecting(&self.log, partition, expected_next, records)
     }
 
     fn limits(&self) -> AppendLimits {

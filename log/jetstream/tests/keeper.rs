@@ -155,6 +155,33 @@ async fn a_renewal_after_another_writer_took_the_lock_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_bound_while_the_cluster_has_no_meta_leader_waits_for_one() {
+    let mut cluster = Cluster::start();
+    let first = cluster.urls()[0].clone();
+    let backend =
+        JetStream::connect(draft_log_jetstream::JetStreamConfig::new(vec![first]).replicas(3))
+            .await
+            .expect("connect");
+    // One server of three: no meta leader, so JetStream answers 503 (as while a cluster
+    // that has just started elects its first one).
+    cluster.stop(1, "KILL");
+    cluster.stop(2, "KILL");
+    let binding =
+        tokio::spawn(async move { KeeperLock::new(&backend, "a", Duration::from_secs(2)).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !binding.is_finished(),
+        "bound, or gave up, without a cluster"
+    );
+    cluster.restart(1);
+    cluster.restart(2);
+    binding
+        .await
+        .expect("the task")
+        .expect("bound once the cluster has its meta leader again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_refuse_short_ttls_and_buckets_that_expire_sooner_than_their_ttl() {
     let cluster = Cluster::start();
     let backend = JetStream::connect(cluster.config()).await.expect("connect");

@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 
 /// The largest entry the bucket takes: a claim is a node name and a term in JSON.
 const MAX_VALUE: i32 = 1024;
-/// How long binding waits for a new bucket to elect its leader.
+/// How long binding waits for JetStream to be ready (a cluster that has just started elects
+/// its meta leader first, and answers 503 until then), and then for a new bucket to elect its
+/// leader.
 const BIND_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Whether a conditional write was refused because the key is not at the expected revision
@@ -71,6 +73,21 @@ fn unanswered(e: &kv::UpdateError) -> bool {
     false
 }
 
+/// Whether creating or binding the bucket failed because JetStream is not ready yet, as
+/// opposed to refusing the bucket: a server answered 503 (a cluster still electing its meta
+/// leader: error 10008), or nothing answered at all (the request timed out, or found no
+/// responders). Only an answer with another code is a refusal.
+fn not_ready(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(api) = c.downcast_ref::<async_nats::jetstream::Error>() {
+            return api.code() == 503;
+        }
+        cause = c.source();
+    }
+    true
+}
+
 /// Waits until the bucket's stream has a leader (a new one elects it just after it is made;
 /// until then writes find no stream).
 async fn wait_for_leader(store: &kv::Store) -> Result<()> {
@@ -113,19 +130,27 @@ pub(super) async fn bind(
         ..kv::Config::default()
     };
     // An identical create is answered with the existing bucket, so nodes racing with the
-    // same settings all succeed; one made with another TTL is refused and bound instead.
-    let store = match context.create_key_value(config).await {
-        Ok(store) => store,
-        Err(create) => {
-            context
-                .get_key_value(KEEPER_BUCKET)
-                .await
-                .map_err(|e| Error::Coordination {
-                    op: "create or bind",
-                    target: KEEPER_BUCKET.into(),
-                    reason: format!("create: {create}; bind: {e}"),
-                })?
+    // same settings all succeed; one made with another TTL is refused and bound instead. A
+    // node started beside a cluster that is still starting waits for it.
+    let deadline = Instant::now() + BIND_DEADLINE;
+    let store = loop {
+        let create = match context.create_key_value(config.clone()).await {
+            Ok(store) => break store,
+            Err(create) => create,
+        };
+        let bind = match context.get_key_value(KEEPER_BUCKET).await {
+            Ok(store) => break store,
+            Err(bind) => bind,
+        };
+        let waiting = not_ready(&create) && not_ready(&bind);
+        if !waiting || Instant::now() >= deadline {
+            return Err(Error::Coordination {
+                op: "create or bind",
+                target: KEEPER_BUCKET.into(),
+                reason: format!("create: {create}; bind: {bind}"),
+            });
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let max_age = store.stream.cached_info().config.max_age;
     if max_age.is_zero() || max_age < ttl {
@@ -179,5 +204,25 @@ mod tests {
         assert!(unanswered(&no_responders));
         assert!(unanswered(&api_error(503, 10008)));
         assert!(!unanswered(&api_error(400, 10071)));
+    }
+
+    #[test]
+    fn a_jetstream_still_starting_is_waited_for_a_refused_bucket_is_not() {
+        let api = |code: u16, err_code: u64| -> async_nats::jetstream::Error {
+            serde_json::from_value(serde_json::json!({
+                "code": code, "err_code": err_code, "description": "from the server"
+            }))
+            .expect("an API error")
+        };
+        use async_nats::jetstream::context::{CreateKeyValueError, CreateKeyValueErrorKind};
+        let starting =
+            CreateKeyValueError::with_source(CreateKeyValueErrorKind::JetStream, api(503, 10008));
+        assert!(not_ready(&starting));
+        let unanswered = CreateKeyValueError::new(CreateKeyValueErrorKind::TimedOut);
+        assert!(not_ready(&unanswered));
+        let refused =
+            CreateKeyValueError::with_source(CreateKeyValueErrorKind::JetStream, api(400, 10058));
+        assert!(!not_ready(&refused), "a bucket refused is not waited for");
+        assert!(not_ready(&api_error(503, 10008)));
     }
 }

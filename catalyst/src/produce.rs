@@ -224,10 +224,8 @@ fn validate(config: &CatalystConfig, payload: Payload) -> Result<Vec<ParsedEvent
     }
 }
 
-/// Appends the events that are not duplicates, atomically; answers 201 if anything was
-/// stored, 200 if every event was a duplicate.
-/// Appends `events` (those not already stored) and answers with every event's offset; for an
-/// HTTP request.
+/// Appends `events` (those not already stored) atomically, for an HTTP request; answers 201
+/// and every event's offset if anything was stored, 200 if every event was a duplicate.
 ///
 /// The work runs in a task of its own: when a client disconnects mid-request, hyper drops
 /// the handler, but an append already queued still commits, and its duplicate-window entry
@@ -251,6 +249,8 @@ async fn append(
         })
 }
 
+/// Reserves `events`' dedup keys, appends those that are new, records their offsets in the
+/// duplicate window, and answers with every event's offset (a duplicate's first one).
 async fn append_to_completion(
     state: &Catalyst,
     channel: &ChannelName,

@@ -208,13 +208,13 @@ mod tests {
 
     #[test]
     fn a_jetstream_still_starting_is_waited_for_a_refused_bucket_is_not() {
+        use async_nats::jetstream::context::{CreateKeyValueError, CreateKeyValueErrorKind};
         let api = |code: u16, err_code: u64| -> async_nats::jetstream::Error {
             serde_json::from_value(serde_json::json!({
                 "code": code, "err_code": err_code, "description": "from the server"
             }))
             .expect("an API error")
         };
-        use async_nats::jetstream::context::{CreateKeyValueError, CreateKeyValueErrorKind};
         let starting =
             CreateKeyValueError::with_source(CreateKeyValueErrorKind::JetStream, api(503, 10008));
         assert!(not_ready(&starting));

@@ -5,8 +5,8 @@
 # For each: JetStream's 64 publishers one at a time and with 100 in flight each
 # (scripts/nats-bench), the same with a `Nats-Msg-Id` on every message (as Draft sends), and
 # atomic batches of 100 and of 1,000 (what Draft's group commit makes of 64 producers' batches
-# of 100); then a fresh Draft node on the same
-# servers, single-event produce over 64 connections and batches of 100 (`dctl bench produce`).
+# of 100); then Draft nodes: single-event produce over 64 connections and batches of 100
+# (`dctl bench produce`).
 # After each run, where its CPU went: the servers, the node, the load generator, and how busy
 # the cores were.
 #
@@ -32,7 +32,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 . "$here/cpu.sh"
 
 # Every run gets servers of its own, started empty: a server that has taken a run before is
-# slower for the next one (its Go heap holds that run's duplicate window: measured on R3,
+# slower for the next one (perhaps its heap still holds that run's duplicate window; measured on R3,
 # atomic batches of 100 ran at 65,100 msgs/s on fresh servers and 39,042-41,565/s on the
 # same servers right after), so a shared cluster would favour whichever run goes first.
 fresh=0

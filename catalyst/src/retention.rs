@@ -269,9 +269,10 @@ impl Retentions {
     }
 
     /// Takes back a table record whose audit record could not be written: appends the table
-    /// as it was before it, unless another node has written after it (its record then holds
-    /// the change, and the audit trail shows whatever that node recorded). The log's setting
-    /// was not changed yet, so nothing else is to undo.
+    /// as it was before it, expecting nothing after it. The log's setting was not changed
+    /// yet, so nothing else is to undo. If that fails too (the log failed as well, or another
+    /// node wrote a table after it in the meantime, which keeps the change), the change stays
+    /// without its audit record, and that is logged as an error.
     async fn take_back(&self, before: BTreeMap<String, Retention>, next: Offset) {
         match self.append_table(&before, next).await {
             Ok(first) => {

@@ -16,8 +16,9 @@
 //! - `replay <url> <count>`: one ordered consumer reads `count` messages (at most what the stream
 //!   holds) from the start.
 //!
-//! Payloads are 200 bytes (`PAYLOAD_BYTES` from the environment changes it). The stream `BENCH` (subject `bench.>`, file storage, `REPLICAS`
-//! replicas from the environment, default 1) is created if missing.
+//! Payloads are 200 bytes (`PAYLOAD_BYTES` from the environment changes it). The stream `BENCH`
+//! (subject `bench.>`, file storage, `REPLICAS` replicas from the environment, default 1) is
+//! created if missing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,12 +43,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let client = async_nats::connect(url).await?;
-    // Room for every publisher's window (64 x 100), so the client library never refuses one.
     match mode {
         "batched" => return batched(&client, Duration::from_secs(n), PUBLISHERS, 100).await,
         "batched-1000" => return batched(&client, Duration::from_secs(n), 8, 1000).await,
         _ => {}
     }
+    // Room for every publisher's window (64 x 100), so the client library never refuses one.
     let js = jetstream::ContextBuilder::new()
         .max_ack_inflight(PUBLISHERS * 100 + 1024)
         .backpressure_on_inflight(true)

@@ -40,22 +40,6 @@ fn the_log_retention_round_trips() {
     }
 }
 
-/// A revision for each audit record, counted.
-#[derive(Default)]
-struct Counted(std::sync::atomic::AtomicU64);
-
-impl ControlLog for Counted {
-    fn record<'a>(
-        &'a self,
-        _ty: &'static str,
-        _data: serde_json::Value,
-        _actor: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<u64, ApiError>> {
-        let revision = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(std::future::ready(Ok(revision)))
-    }
-}
-
 /// A retention setting of `slow_age` takes `delay` to land (a node whose call to the shared
 /// engine is slow).
 struct SlowSetting {
@@ -85,7 +69,7 @@ async fn a_change_whose_setting_lands_late_is_overtaken_by_the_newer_record() {
         },
     });
     // Two nodes on one log: each with its own copy of the table.
-    let control: Arc<dyn ControlLog> = Arc::new(Counted::default());
+    let control: Arc<dyn ControlLog> = Arc::new(Audit::default());
     let a = Retentions::open(Arc::clone(&shared), Arc::clone(&control))
         .await
         .expect("a");
@@ -116,7 +100,7 @@ async fn a_change_whose_setting_lands_late_is_overtaken_by_the_newer_record() {
     );
 }
 
-/// Audit records that cannot be written while `failing` is set; the others are counted.
+/// Audit records, each given the next revision, or refused while `failing` is set.
 #[derive(Default)]
 struct Audit {
     failing: std::sync::atomic::AtomicBool,

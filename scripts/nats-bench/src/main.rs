@@ -115,13 +115,7 @@ async fn publish(
             Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
         }));
     }
-    for task in tasks {
-        task.await?.map_err(|e| e.to_string())?;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let n = acked.load(Ordering::Relaxed);
-    #[allow(clippy::cast_precision_loss)]
-    let rate = n as f64 / secs;
+    let (n, secs, rate) = finish(tasks, start, &acked).await?;
     println!(
         "{publishers} publishers x {window} in flight{}: {n} acknowledged in {secs:.2} s = {rate:.0} msgs/s",
         if ids { ", each with a Nats-Msg-Id" } else { "" }
@@ -214,6 +208,20 @@ async fn batched(
             Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
         }));
     }
+    let (n, secs, rate) = finish(tasks, start, &acked).await?;
+    println!(
+        "{publishers} publishers x atomic batches of {size}: {n} acknowledged in {secs:.2} s = {rate:.0} msgs/s"
+    );
+    Ok(())
+}
+
+/// What the publishers' tasks, started at `start`, got acknowledged: how many, in how many
+/// seconds, and the rate; or the first task's error.
+async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>>,
+    start: Instant,
+    acked: &AtomicU64,
+) -> Result<(u64, f64, f64), Box<dyn std::error::Error>> {
     for task in tasks {
         task.await?.map_err(|e| e.to_string())?;
     }
@@ -221,10 +229,7 @@ async fn batched(
     let n = acked.load(Ordering::Relaxed);
     #[allow(clippy::cast_precision_loss)]
     let rate = n as f64 / secs;
-    println!(
-        "{publishers} publishers x atomic batches of {size}: {n} acknowledged in {secs:.2} s = {rate:.0} msgs/s"
-    );
-    Ok(())
+    Ok((n, secs, rate))
 }
 
 async fn replay(js: &jetstream::Context, count: u64) -> Result<(), Box<dyn std::error::Error>> {

@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 const MAX_VALUE: i32 = 1024;
 /// How long binding waits for JetStream to be ready (a cluster that has just started elects
 /// its meta leader first, and answers 503 until then), and then for a new bucket to elect its
-/// leader.
-const BIND_DEADLINE: Duration = Duration::from_secs(10);
+/// leader: as long as the backend's own calls retry, so that one election and a second round
+/// fit.
+const BIND_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Whether a conditional write was refused because the key is not at the expected revision
 /// (or, in a cluster, another write to it was in flight: error 10164), as opposed to failed.

@@ -26,7 +26,8 @@
 //!   acknowledgement, which may trail the last one sent by up to that interval: those events
 //!   come again (at least once). A clean shutdown commits everything acknowledged.
 //! - `DELETE …/groups/{group}` refuses (409) while members are connected, here or, on a
-//!   shared log, on the node that holds the group's lock: deleting a group in use would
+//!   shared log, on the node that holds the group's lock or on one that waits for it:
+//!   deleting a group in use would
 //!   silently restart its consumers from `from`. A connection that races a deletion is
 //!   closed with 4004.
 //! - Creating and deleting a group are control events in `_draft` (`io.draft.group.created`,

@@ -4,7 +4,8 @@
 //! follows live events from its own node's tail, and when its node is killed with -9 a
 //! member on the first node takes over once the group's lock lapses, with no offset
 //! skipped and order kept. The group is created once, whichever node a member joins first,
-//! and is not deleted through one node while it has members on the other.
+//! and is not deleted through one node while it has members on another: the node that
+//! serves it, or a third one where members stand by.
 
 use std::time::Duration;
 
@@ -138,4 +139,58 @@ async fn a_group_has_one_active_member_across_nodes_and_fails_over_between_them(
         .filter(|e| e["type"] == "io.draft.group.created")
         .collect();
     assert_eq!(created.len(), 1, "one creation: {created:?}");
+}
+
+/// Members standing by on a node that does not serve the group keep it: a deletion through
+/// a third node is refused while they wait, also in the moment the group's lock passes from
+/// the serving node to theirs, and they take over with the group intact. Once no member is
+/// left anywhere, the group is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_on_a_node_that_does_not_serve_the_group_keep_it_from_deletion() {
+    let cluster = Cluster::start();
+    let dirs = [(); 3].map(|()| tempfile::tempdir().expect("dir"));
+    let a = start(dirs[0].path(), &cluster, "node-a");
+    let b = start(dirs[1].path(), &cluster, "node-b");
+    let c = start(dirs[2].path(), &cluster, "node-c");
+    produce(&a, 0, 10).await;
+    let mut on_b = Member::join(&b, "orders", "group=billing&from=earliest").await;
+    assert_eq!(on_b.take(5).await, range(0, 4));
+    on_b.ack(4).await;
+    // C campaigns for the group's lock in vain (B serves the group), and says it waits.
+    let mut on_c = Member::join(&c, "orders", "group=billing").await;
+    on_c.nothing_for(Duration::from_millis(1500)).await;
+    let (status, body) = delete_group(&a).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("node-c")),
+        "the standbys' node is named: {body}"
+    );
+    group_until(&b, |g| g["committed_offset"] == 4).await;
+    on_b.close().await;
+    // B gives the lock up and C takes it: deletions through A are refused all along.
+    for _ in 0..15 {
+        let (status, body) = delete_group(&a).await;
+        assert_eq!(status, 409, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_c.take(5).await, range(5, 9), "C's member took over");
+    on_c.ack(9).await;
+    group_until(&c, |g| g["committed_offset"] == 9).await;
+    on_c.close().await;
+    // No member anywhere: C gives the lock up and stops waiting, and the group goes.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = delete_group(&a).await;
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still refused: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -16,7 +16,9 @@ use tokio::time::Instant;
 pub trait GroupLocks: Send + Sync + 'static {
     /// Takes the lock of `channel`'s group `group` for this node, or renews it if this node
     /// holds it: `Ok(Some(until))` if it holds it now, the instant after which it must not
-    /// act for the group without another `hold`; `Ok(None)` if another node holds it.
+    /// act for the group without another `hold`; `Ok(None)` if another node holds it. Then
+    /// this node waits for the lock, which [`waiting_elsewhere`](Self::waiting_elsewhere)
+    /// tells the other nodes, until its [`release`](Self::release).
     ///
     /// # Errors
     /// Why the cluster did not answer; the caller then acts as if it does not hold the lock.
@@ -26,9 +28,22 @@ pub trait GroupLocks: Send + Sync + 'static {
         group: &'a str,
     ) -> BoxFuture<'a, Result<Option<Instant>, String>>;
 
-    /// Gives the lock up (this node has no member of the group left), so that another
-    /// node's next [`hold`](Self::hold) takes it at once rather than a TTL later.
+    /// This node has no member of the group left: gives the lock up if it holds it, so that
+    /// another node's next [`hold`](Self::hold) takes it at once rather than a TTL later,
+    /// and stops waiting for it if it does not.
     fn release<'a>(&'a self, channel: &'a str, group: &'a str) -> BoxFuture<'a, ()>;
+
+    /// The other nodes that wait for the lock of `channel`'s group `group` (members of the
+    /// group stand by there), by name: a deletion is refused while there are any. A node that
+    /// died waiting counts for up to one TTL.
+    ///
+    /// # Errors
+    /// Why the cluster did not answer.
+    fn waiting_elsewhere<'a>(
+        &'a self,
+        channel: &'a str,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>>;
 
     /// How often a held lock is renewed (a third of its TTL, typically).
     fn renew_every(&self) -> Duration;

@@ -30,6 +30,7 @@
 
 mod bucket;
 mod lease;
+mod marks;
 mod runner;
 
 use std::time::Duration;

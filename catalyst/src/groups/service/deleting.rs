@@ -1,5 +1,6 @@
 //! Deleting a consumer group: refused while members are connected, here or, on a shared log,
-//! on the node that holds the group's lock (a group another node serves has members there);
+//! on the node that holds the group's lock (a group another node serves has members there)
+//! or on a node that waits for it (members stand by there);
 //! audited as `io.draft.group.deleted`; and undone if it does not finish, however it ends
 //! (an error, or a request dropped midway), so the group takes members again.
 
@@ -70,12 +71,40 @@ impl Groups {
     /// while it is deleted. Nothing to take when the log is not shared.
     ///
     /// # Errors
-    /// 409 if another node holds the lock (it has members of the group connected); 503 if
-    /// the cluster does not answer.
+    /// 409 if another node holds the lock (it has members of the group connected) or waits
+    /// for it (members stand by there); 503 if the cluster does not answer.
     async fn lock_for_deletion(&self, key: &GroupKey) -> Result<(), ApiError> {
         let Some(locks) = &self.locks else {
             return Ok(());
         };
+        let unknown = |e: String| {
+            ApiError::new(
+                Code::LogUnavailable,
+                format!(
+                    "cannot tell whether members of group {} of channel {} are connected to \
+                     other nodes: {e}",
+                    key.group, key.channel
+                ),
+            )
+        };
+        // Standbys on a node that does not serve the group: the serving node's lock does not
+        // show them, and the lock may be between two nodes right now.
+        let waiting = locks
+            .waiting_elsewhere(key.channel.as_str(), key.group.as_str())
+            .await
+            .map_err(unknown)?;
+        if !waiting.is_empty() {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!(
+                    "group {} of channel {} has members standing by on {}; close them first, \
+                     then delete it",
+                    key.group,
+                    key.channel,
+                    waiting.join(", ")
+                ),
+            ));
+        }
         match locks.hold(key.channel.as_str(), key.group.as_str()).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(ApiError::new(
@@ -86,14 +115,7 @@ impl Groups {
                     key.group, key.channel
                 ),
             )),
-            Err(e) => Err(ApiError::new(
-                Code::LogUnavailable,
-                format!(
-                    "cannot tell whether members of group {} of channel {} are connected to \
-                     other nodes: {e}",
-                    key.group, key.channel
-                ),
-            )),
+            Err(e) => Err(unknown(e)),
         }
     }
 

@@ -26,7 +26,7 @@ const CAMPAIGN_EVERY: Duration = Duration::from_secs(1);
 enum Step {
     /// Take it, or renew it.
     Hold(GroupKey),
-    /// Give it up: no member of the group is connected here.
+    /// Give it up, or stop waiting for it: no member of the group is connected here.
     Release(GroupKey),
 }
 
@@ -58,7 +58,9 @@ impl Groups {
                 .groups(None)
                 .filter_map(|(key, group)| {
                     if !group.has_members() {
-                        return group.holds_lock().then(|| Step::Release(key.clone()));
+                        // Give the lock up, or stop waiting for it (a campaign was made).
+                        let campaigned = group.holds_lock() || live.lock_due.contains_key(key);
+                        return campaigned.then(|| Step::Release(key.clone()));
                     }
                     let due = live.lock_due.get(key).is_none_or(|at| *at <= now);
                     due.then(|| Step::Hold(key.clone()))

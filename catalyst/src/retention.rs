@@ -63,6 +63,18 @@ pub(crate) fn check(retention: &Retention) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A record of `_channels` holding `channels`.
+///
+/// # Errors
+/// 500 if it cannot be encoded.
+fn encode(channels: &BTreeMap<String, Retention>) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(&Stored {
+        channels: channels.clone(),
+    })
+    .map(Bytes::from)
+    .map_err(|e| ApiError::new(Code::Internal, format!("the table of channels: {e}")))
+}
+
 /// The log's retention for `retention`.
 pub(crate) fn to_log(retention: Retention) -> draft_log::Retention {
     draft_log::Retention {
@@ -236,7 +248,10 @@ impl Retentions {
                 Some(r) => table.channels.insert(channel.to_string(), r),
                 None => table.channels.remove(channel.as_str()),
             };
-            match self.append_table(&table.channels, table.next).await {
+            match self
+                .append_table(encode(&table.channels)?, table.next)
+                .await
+            {
                 Ok(first) => {
                     table.next = first.next();
                     *self.table.write().unwrap_or_else(PoisonError::into_inner) = table.clone();
@@ -249,18 +264,9 @@ impl Retentions {
         }
     }
 
-    /// Appends one table record, expecting `_channels` to end before `next`.
-    async fn append_table(
-        &self,
-        channels: &BTreeMap<String, Retention>,
-        next: Offset,
-    ) -> draft_log::Result<Offset> {
-        // Strings and integers: serializing them cannot fail.
-        let bytes = serde_json::to_vec(&Stored {
-            channels: channels.clone(),
-        })
-        .expect("a table of channel settings serializes");
-        let record = vec![NewRecord::new(Bytes::from(bytes))];
+    /// Appends one table record (`encode`d), expecting `_channels` to end before `next`.
+    async fn append_table(&self, table: Bytes, next: Offset) -> draft_log::Result<Offset> {
+        let record = vec![NewRecord::new(table)];
         let ack = self
             .log
             .append_expecting(&self.partition, next, record)
@@ -274,7 +280,14 @@ impl Retentions {
     /// node wrote a table after it in the meantime, which keeps the change), the change stays
     /// without its audit record, and that is logged as an error.
     async fn take_back(&self, before: BTreeMap<String, Retention>, next: Offset) {
-        match self.append_table(&before, next).await {
+        let taken_back = match encode(&before) {
+            Ok(table) => self
+                .append_table(table, next)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.message().to_owned()),
+        };
+        match taken_back {
             Ok(first) => {
                 *self.table.write().unwrap_or_else(PoisonError::into_inner) = Table {
                     channels: before,

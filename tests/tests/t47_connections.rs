@@ -2,7 +2,8 @@
 //! leaves a connection idle, is disconnected after the header read timeout; connections over
 //! `--max-connections`, or over `--max-connections-per-address` from one address, are closed at
 //! once and the node keeps serving everyone else; WebSockets count as connections until they
-//! close, and an upgrade over `--max-websockets` is answered 503.
+//! close, and an upgrade over `--max-websockets` is answered 503. And the process settings the
+//! node makes at start: its open-file limit, and no transparent huge pages.
 //!
 //! Two clients on one machine: Linux answers on all of 127.0.0.0/8, so the greedy client
 //! connects from 127.0.0.2 and everyone else from 127.0.0.1.
@@ -143,6 +144,20 @@ fn the_node_raises_its_open_file_limit_to_the_hard_limit() {
     assert_eq!(numbers.len(), 2, "{open_files}");
     assert_ne!(numbers[0], "256", "the soft limit was raised: {open_files}");
     assert_eq!(numbers[0], numbers[1], "soft = hard: {open_files}");
+}
+
+#[test]
+fn the_node_runs_without_transparent_huge_pages() {
+    // They put multi-millisecond stalls into the acknowledgement's tail (BENCHMARKS.md).
+    let dir = tempfile::tempdir().expect("dir");
+    let node = Node::start(dir.path(), &[]);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", node.pid())).expect("status");
+    let thp = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("THP_enabled in /proc/<pid>/status");
+    assert_eq!(thp.split_whitespace().nth(1), Some("0"), "{thp}");
 }
 
 /// What the measured attack sent: a request's headers and the first bytes of a body that

@@ -265,6 +265,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let file = Layer::load(args.config.as_deref())?;
     let settings = Settings::resolve(args.layer().over(file), dctl::node::host_name)?;
     dctl::node::raise_open_file_limit(settings.limits.max_connections);
+    dctl::node::disable_huge_pages();
     let node = Node::open(settings).await?;
     if let Some(path) = node.admin_token_file() {
         // The path, never the secret: it is in the file (mode 0600), for whoever may read it.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use axum::extract::ws::{Utf8Bytes, WebSocket, close_code};
 use draft_http::auth::Validity;
 use draft_http::ws::{
-    ClientData, Inbound, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, outbox, serve_socket,
+    ClientData, Inbound, Inbox, OUTBOX_BYTES, Outbound, OutboxSender, SocketOptions, inbox, outbox,
+    serve_socket,
 };
 use draft_log::Offset;
 use futures::StreamExt;
@@ -25,8 +26,11 @@ use crate::reader::{Delivery, Stop, read_channel};
 /// Events queued between a member's reader and its socket (and at most [`OUTBOX_BYTES`] of
 /// them).
 const SOCKET_QUEUE: usize = 256;
-/// Acknowledgements a client may send ahead of the node reading them.
+/// Acknowledgements a client may send ahead of the node reading them, and their bytes (an
+/// acknowledgement is a few dozen; a client may send messages of up to 64 KiB, and the node
+/// holds at most this budget and one of them).
 const INBOUND_QUEUE: usize = 1024;
+const INBOUND_BYTES: usize = 64 * 1024;
 /// The longest close reason a WebSocket close frame holds, in bytes.
 const MAX_REASON: usize = 123;
 
@@ -40,7 +44,7 @@ pub(crate) async fn run(
 ) {
     state.metrics().consumer_connected();
     let (out, outbound) = outbox(SOCKET_QUEUE, OUTBOX_BYTES);
-    let (forward, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let (forward, inbound) = inbox(INBOUND_QUEUE, INBOUND_BYTES);
     let options = SocketOptions {
         ping_every: draft_http::ws::PING_EVERY,
         idle_limit: draft_http::ws::IDLE_LIMIT,
@@ -130,7 +134,7 @@ impl Member {
     async fn drive(
         self,
         mut signals: mpsc::UnboundedReceiver<Signal>,
-        mut inbound: mpsc::Receiver<Inbound>,
+        mut inbound: Inbox,
         out: OutboxSender,
     ) {
         let mut reader: Option<JoinHandle<Stop>> = None;
@@ -238,12 +242,7 @@ async fn finished(reader: &mut Option<JoinHandle<Stop>>) -> Stop {
 
 /// Queues the close frame, reading (and dropping) what the client still sends meanwhile so
 /// that the socket loop never waits on us.
-async fn close(
-    out: &OutboxSender,
-    inbound: &mut mpsc::Receiver<Inbound>,
-    code: u16,
-    mut reason: String,
-) {
+async fn close(out: &OutboxSender, inbound: &mut Inbox, code: u16, mut reason: String) {
     if reason.len() > MAX_REASON {
         let mut end = MAX_REASON - '…'.len_utf8();
         while !reason.is_char_boundary(end) {

@@ -151,8 +151,7 @@ fn the_node_runs_without_transparent_huge_pages() {
     // They put multi-millisecond stalls into the acknowledgement's tail (BENCHMARKS.md).
     let dir = tempfile::tempdir().expect("dir");
     let node = Node::start(dir.path(), &[]);
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", node.pid())).expect("status");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).expect("status");
     let thp = status
         .lines()
         .find(|l| l.starts_with("THP_enabled:"))

@@ -5,10 +5,9 @@
 
 use axum::extract::ws::Utf8Bytes;
 use draft_http::ApiError;
-use draft_http::ws::{Inbound, Outbound, OutboxSender};
+use draft_http::ws::{Inbound, Inbox, Outbound, OutboxSender};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
-use tokio::sync::mpsc;
 
 use crate::wire::{ErrorDetail, ProduceAck};
 
@@ -72,13 +71,6 @@ pub(crate) fn ack_text(seq: u64, result: Result<Vec<u64>, ApiError>) -> Utf8Byte
     serde_json::to_string(&ack).unwrap_or_default().into()
 }
 
-fn len(frame: &Inbound) -> usize {
-    match frame {
-        Inbound::Text(text) => text.len(),
-        Inbound::Binary(data) => data.len(),
-    }
-}
-
 /// How many groups of frames one producer has being stored at once. Frames that arrive
 /// meanwhile gather into the next group, which is stored with one append: a connection that
 /// pipelines single events pays one append per group, not one per event, as the log's
@@ -113,7 +105,7 @@ struct Gathering {
 /// window remembers its events: a retry on a new connection is answered with their offsets
 /// instead of storing them twice.
 pub(crate) async fn run<S, F>(
-    mut frames: mpsc::Receiver<Inbound>,
+    mut frames: Inbox,
     acks: OutboxSender,
     mut window: Window,
     mut store: S,
@@ -161,7 +153,7 @@ pub(crate) async fn run<S, F>(
             }
             frame = frames.recv(), if reading && window.has_room() => match frame {
                 Some(frame) => {
-                    let bytes = len(&frame);
+                    let bytes = frame.len();
                     window.take(bytes);
                     next.frames.push(frame);
                     next.bytes.push(bytes);
@@ -183,7 +175,7 @@ mod tests {
 
     use axum::extract::ws::close_code;
     use draft_http::Code;
-    use draft_http::ws::{OUTBOX_BYTES, outbox};
+    use draft_http::ws::{OUTBOX_BYTES, inbox, outbox};
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -237,7 +229,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn acks_leave_in_frame_order_though_stores_finish_out_of_order() {
-        let (tx, frames) = mpsc::channel(8);
+        let (tx, frames) = inbox(8, 1 << 20);
         let (acks_tx, mut acks) = outbox(8, OUTBOX_BYTES);
         // Frame "n" takes n ms to store and is stored at offset n; "bad" fails. A group
         // takes as long as its slowest frame.
@@ -296,7 +288,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_window_stops_taking_frames_until_one_is_answered() {
-        let (tx, frames) = mpsc::channel(16);
+        let (tx, frames) = inbox(16, 1 << 20);
         let (acks_tx, mut acks) = outbox(16, OUTBOX_BYTES);
         let gate = Arc::new(Semaphore::new(0));
         let stores = Arc::clone(&gate);
@@ -334,7 +326,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn frames_taken_are_stored_even_when_the_client_is_gone() {
-        let (tx, frames) = mpsc::channel(4);
+        let (tx, frames) = inbox(4, 1 << 20);
         let (acks_tx, acks) = outbox(1, OUTBOX_BYTES);
         let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let count = Arc::clone(&stored);
@@ -365,7 +357,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn frames_that_arrive_while_groups_are_stored_gather_into_one_group() {
-        let (tx, frames) = mpsc::channel(64);
+        let (tx, frames) = inbox(64, 1 << 20);
         let (acks_tx, mut acks) = outbox(64, OUTBOX_BYTES);
         let gate = Arc::new(Semaphore::new(0));
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -14,14 +14,15 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, close_code};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::auth::Validity;
 use crate::shutdown::Shutdown;
 
+mod inbox;
 mod outbox;
 mod writer;
 
+pub use inbox::{Inbox, InboxClosed, InboxPermit, InboxSender, inbox};
 pub use outbox::{OUTBOX_BYTES, Outbox, OutboxClosed, OutboxSender, cost, outbox};
 use writer::Writer;
 
@@ -100,6 +101,23 @@ pub enum Inbound {
     Binary(bytes::Bytes),
 }
 
+impl Inbound {
+    /// The message's bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Binary(data) => data.len(),
+        }
+    }
+
+    /// Whether the message is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What [`serve_socket`] does with a text or binary message from the client.
 #[derive(Debug, Clone)]
 pub enum ClientData {
@@ -107,14 +125,15 @@ pub enum ClientData {
     Refuse(&'static str),
     /// Ignore it.
     Ignore,
-    /// Hand each message on, in order, through this channel, with backpressure: the socket
-    /// reads the next message only once the channel has room for it, so a client can be ahead
-    /// of its receiver by the channel's capacity and no more (then it waits on TCP). While the
+    /// Hand each message on, in order, through this [`inbox`], with backpressure: the socket
+    /// reads the next message only once the inbox has room for it (a free slot, and less than
+    /// its byte budget held), so a client can be ahead of its receiver by the inbox's bounds
+    /// and no more (then it waits on TCP). While the
     /// socket holds a client back it does not count the client as idle. When the shutdown is
     /// triggered the socket stops reading and drops the sender (the receiver sees the end), but
     /// it stays open until the server's side sends its [`Outbound::Close`] (or ends), so what
     /// the client sent before can still be answered.
-    Forward(mpsc::Sender<Inbound>),
+    Forward(InboxSender),
 }
 
 /// How [`serve_socket`] keeps a socket alive.
@@ -149,10 +168,7 @@ impl Default for SocketOptions {
 enum Incoming {
     /// A message or the end of the stream, with the slot to forward data through (when
     /// forwarding).
-    Read(
-        Option<Result<Message, axum::Error>>,
-        Option<mpsc::OwnedPermit<Inbound>>,
-    ),
+    Read(Option<Result<Message, axum::Error>>, Option<InboxPermit>),
     /// The receiver of forwarded messages is gone.
     ReceiverGone,
 }
@@ -180,7 +196,7 @@ impl ClientSide {
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
         let permit = match &self.data {
-            ClientData::Forward(to) => match to.clone().reserve_owned().await {
+            ClientData::Forward(to) => match to.reserve().await {
                 Ok(permit) => Some(permit),
                 Err(_) => return Incoming::ReceiverGone,
             },
@@ -236,7 +252,7 @@ impl ClientSide {
     /// forward its next message, or no longer read at all) is not silent: it is waiting.
     fn silent_for(&mut self) -> Duration {
         let held_back = match &self.data {
-            ClientData::Forward(to) => to.capacity() == 0,
+            ClientData::Forward(to) => to.is_full(),
             ClientData::Refuse(_) | ClientData::Ignore => !self.reading,
         };
         if held_back {

@@ -136,7 +136,7 @@ async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
         })
         .chain(futures::stream::pending());
     let (sink, _sent) = fmpsc::channel(16);
-    let (to, mut forwarded) = mpsc::channel(1);
+    let (to, mut forwarded) = inbox(1, 1024);
     let (_server, outbound) = outbox(4, OUTBOX_BYTES);
     let options = SocketOptions {
         ping_every: Duration::from_secs(1),
@@ -174,8 +174,47 @@ async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn reading_waits_while_the_inbox_holds_its_byte_budget() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let read = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&read);
+    let big = || Ok(Message::Text("x".repeat(600).into()));
+    let stream = futures::stream::iter(vec![big(), big(), big()])
+        .inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .chain(futures::stream::pending());
+    let (sink, _sent) = fmpsc::channel(16);
+    // Slots for 100 messages, but 1,000 bytes: two of 600 get in (the second while under it).
+    let (to, mut forwarded) = inbox(100, 1000);
+    let (_server, outbound) = outbox(4, OUTBOX_BYTES);
+    let options = SocketOptions {
+        client_data: ClientData::Forward(to),
+        ..SocketOptions::default()
+    };
+    let task = tokio::spawn(serve_socket(
+        sink,
+        stream,
+        outbound,
+        options,
+        Shutdown::new(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        read.load(Ordering::SeqCst),
+        2,
+        "held back by bytes, not slots"
+    );
+    assert_eq!(forwarded.recv().await.map(|m| m.len()), Some(600));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(read.load(Ordering::SeqCst), 3, "read once under the budget");
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_forwarding_socket_stops_reading_at_shutdown_and_closes_once_answered() {
-    let (to, mut forwarded) = mpsc::channel(8);
+    let (to, mut forwarded) = inbox(8, 1024);
     let mut s = start(SocketOptions {
         client_data: ClientData::Forward(to),
         ..SocketOptions::default()

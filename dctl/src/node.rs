@@ -386,10 +386,10 @@ pub fn raise_open_file_limit(max_connections: usize) {
 }
 
 /// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`), as
-/// databases that allocate as they go (Redis, MongoDB) advise. mimalloc asks for huge pages
+/// databases that allocate as they go (Redis among them) advise. mimalloc asks for huge pages
 /// for its arenas, so a fresh one costs a 2 MiB page zeroed on its first touch: measured here
 /// 3-9 ms at a time on the request workers and the writer, which put the acknowledgement's
-/// p99.9 at 1,000 events/s at 7-19 ms (1.2-2 ms without huge pages), for no gain in
+/// p99.9 at 1,000 events/s at 6.6-21 ms (2.0-2.7 ms without huge pages), for no gain in
 /// throughput (see BENCHMARKS.md). A process-wide setting, inherited by children: the binary
 /// calls it, a library user decides for themselves. Linux only; a failure is a warning.
 pub fn disable_huge_pages() {

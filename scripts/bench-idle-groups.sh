@@ -17,7 +17,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 . "$here/node.sh"
 ulimit -n 65536 2>/dev/null || true
-start_node idle
+# Every client is on 127.0.0.1: lift the per-address cap (default 512) above them all.
+start_node idle --max-connections-per-address 4096
 echo "fresh node RSS: $(rss)"
 "$venv/bin/python" "$here/bench-idle-load.py" "$url" "$node_pid" "${IDLE_GROUPS:-1000}" "${PRODUCERS:-100}" "${DURATION:-60}" 10
 echo "after the load: $(rss)"

@@ -63,12 +63,18 @@ async def main():
         if i % 100 == 99:
             await asyncio.sleep(0.05)
     await asyncio.sleep(2)
+    failed = [t for t in tasks if t.done()]
+    if failed:
+        sys.exit(f"{len(failed)} of {groups} group members could not connect: {failed[0].exception()!r}")
     print(f"{groups} idle group members connected; node RSS {rss_kb(pid)} kB", flush=True)
     for i in range(producers):
         tasks.append(asyncio.create_task(flooding_producer(base, i, stop, sent)))
     started = time.monotonic()
     while time.monotonic() - started < duration:
         await asyncio.sleep(interval)
+        gone = [t for t in tasks if t.done()]
+        if gone:
+            sys.exit(f"{len(gone)} connections ended early: {gone[0].exception()!r}")
         print(f"t={time.monotonic() - started:5.1f} s  frames sent {sent[0]:>9}  node RSS {rss_kb(pid)} kB", flush=True)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -128,11 +128,11 @@ pub enum ClientData {
     /// Hand each message on, in order, through this [`inbox`], with backpressure: the socket
     /// reads the next message only once the inbox has room for it (a free slot, and less than
     /// its byte budget held), so a client can be ahead of its receiver by the inbox's bounds
-    /// and no more (then it waits on TCP). While the
-    /// socket holds a client back it does not count the client as idle. When the shutdown is
-    /// triggered the socket stops reading and drops the sender (the receiver sees the end), but
-    /// it stays open until the server's side sends its [`Outbound::Close`] (or ends), so what
-    /// the client sent before can still be answered.
+    /// and no more (then it waits on TCP). While the socket holds a client back it does not
+    /// count the client as idle. When the shutdown is triggered the socket stops reading and
+    /// drops the sender (the receiver sees the end), but it stays open until the server's side
+    /// sends its [`Outbound::Close`] (or ends), so what the client sent before can still be
+    /// answered.
     Forward(InboxSender),
 }
 

@@ -119,39 +119,55 @@ async fn refused_client_data_closes_with_policy_and_shutdown_with_going_away() {
     assert_eq!(s.shutdown.active(), 0, "the guard is released");
 }
 
-#[tokio::test(start_paused = true)]
-async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
+/// A socket whose client sends `messages` and then nothing, forwarding them into `to`; how many
+/// messages the socket has read so far, and its task.
+fn forwarding(
+    messages: Vec<Result<Message, axum::Error>>,
+    to: InboxSender,
+    options: SocketOptions,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let read = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&read);
-    let messages = vec![
-        Ok(Message::Text("a".into())),
-        Ok(Message::Binary(bytes::Bytes::from_static(b"b"))),
-        Ok(Message::Text("c".into())),
-    ];
     let stream = futures::stream::iter(messages)
         .inspect(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         })
         .chain(futures::stream::pending());
-    let (sink, _sent) = fmpsc::channel(16);
+    let (sink, sent) = fmpsc::channel(16);
+    let (server, outbound) = outbox(4, OUTBOX_BYTES);
+    let options = SocketOptions {
+        client_data: ClientData::Forward(to),
+        ..options
+    };
+    let task = tokio::spawn(async move {
+        // The client's receiving end and the server's sender live as long as the socket.
+        let _held = (sent, server);
+        serve_socket(sink, stream, outbound, options, Shutdown::new()).await;
+    });
+    (read, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
+    use std::sync::atomic::Ordering;
+    let messages = vec![
+        Ok(Message::Text("a".into())),
+        Ok(Message::Binary(bytes::Bytes::from_static(b"b"))),
+        Ok(Message::Text("c".into())),
+    ];
     let (to, mut forwarded) = inbox(1, 1024);
-    let (_server, outbound) = outbox(4, OUTBOX_BYTES);
     let options = SocketOptions {
         ping_every: Duration::from_secs(1),
         idle_limit: Duration::from_secs(3),
         write_timeout: WRITE_TIMEOUT,
-        client_data: ClientData::Forward(to),
-        credential: None,
+        ..SocketOptions::default()
     };
-    let task = tokio::spawn(serve_socket(
-        sink,
-        stream,
-        outbound,
-        options,
-        Shutdown::new(),
-    ));
+    let (read, task) = forwarding(messages, to, options);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(read.load(Ordering::SeqCst), 1, "the channel is full");
     assert!(
@@ -175,31 +191,11 @@ async fn forwarded_messages_arrive_in_order_and_reading_waits_for_room() {
 
 #[tokio::test(start_paused = true)]
 async fn reading_waits_while_the_inbox_holds_its_byte_budget() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let read = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&read);
+    use std::sync::atomic::Ordering;
     let big = || Ok(Message::Text("x".repeat(600).into()));
-    let stream = futures::stream::iter(vec![big(), big(), big()])
-        .inspect(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .chain(futures::stream::pending());
-    let (sink, _sent) = fmpsc::channel(16);
     // Slots for 100 messages, but 1,000 bytes: two of 600 get in (the second while under it).
     let (to, mut forwarded) = inbox(100, 1000);
-    let (_server, outbound) = outbox(4, OUTBOX_BYTES);
-    let options = SocketOptions {
-        client_data: ClientData::Forward(to),
-        ..SocketOptions::default()
-    };
-    let task = tokio::spawn(serve_socket(
-        sink,
-        stream,
-        outbound,
-        options,
-        Shutdown::new(),
-    ));
+    let (read, task) = forwarding(vec![big(), big(), big()], to, SocketOptions::default());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         read.load(Ordering::SeqCst),

@@ -62,8 +62,12 @@ async fn values_stay_in_the_log_and_the_node_stays_small() {
     let after = node.rss_kib();
     let written_kib = (ROUND * VALUE / 1024) as u64;
     eprintln!("RSS {before} KiB, then {after} KiB after {written_kib} KiB more of values");
+    // Half of what was written: a node that holds the values grows by all of it (+111 MiB
+    // measured, when it did), while the allocator's and the memtables' own swings move RSS
+    // by -25 to +38 MiB between runs here (seven runs, with and without huge pages), which
+    // made a quarter fail now and then.
     assert!(
-        after.saturating_sub(before) < written_kib / 4,
+        after.saturating_sub(before) < written_kib / 2,
         "RSS grew from {before} KiB to {after} KiB while {written_kib} KiB of values were put"
     );
 

@@ -92,6 +92,16 @@ struct Gathering {
     bytes: Vec<usize>,
 }
 
+impl Gathering {
+    /// Adds `frame` to the group, and its bytes to `window`.
+    fn push(&mut self, frame: Inbound, window: &mut Window) {
+        let bytes = frame.len();
+        window.take(bytes);
+        self.frames.push(frame);
+        self.bytes.push(bytes);
+    }
+}
+
 /// Runs one producer: takes frames from `frames` while `window` has room, stores them in
 /// groups with `store` (which answers one result per frame, in order; at most
 /// [`GROUPS_IN_FLIGHT`] groups at once, the next gathering meanwhile), and sends each frame's
@@ -153,10 +163,12 @@ pub(crate) async fn run<S, F>(
             }
             frame = frames.recv(), if reading && window.has_room() => match frame {
                 Some(frame) => {
-                    let bytes = frame.len();
-                    window.take(bytes);
-                    next.frames.push(frame);
-                    next.bytes.push(bytes);
+                    next.push(frame, &mut window);
+                    // Take what else is queued now in the same turn.
+                    while window.has_room() {
+                        let Some(frame) = frames.try_recv() else { break };
+                        next.push(frame, &mut window);
+                    }
                 }
                 None => reading = false,
             },
@@ -311,14 +323,19 @@ mod tests {
             tx.send(text("{}")).await.expect("open");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(tx.capacity(), 16 - 3, "two taken, three wait");
+        assert_eq!(
+            tx.capacity(),
+            16 - 3,
+            "two taken (as one group), three wait"
+        );
         gate.add_permits(1);
         assert_eq!(ack(acks.recv().await.expect("ack")).seq, 0);
+        assert_eq!(ack(acks.recv().await.expect("ack")).seq, 1);
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(tx.capacity(), 16 - 2, "one more taken");
+        assert_eq!(tx.capacity(), 16 - 1, "two more taken, one waits");
         gate.add_permits(4);
         drop(tx);
-        for seq in 1..5 {
+        for seq in 2..5 {
             assert_eq!(ack(acks.recv().await.expect("ack")).seq, seq);
         }
         task.await.expect("ends");
@@ -378,21 +395,41 @@ mod tests {
             store,
             goodbye,
         ));
-        for _ in 0..41 {
+        let settle = || tokio::time::sleep(Duration::from_millis(10));
+        // The first frame goes alone; while it is stored, the next ones gather, and a second
+        // group goes out beside it only once it has SECOND_GROUP_FRAMES.
+        tx.send(text("{}")).await.expect("open");
+        settle().await;
+        for _ in 1..SECOND_GROUP_FRAMES {
             tx.send(text("{}")).await.expect("open");
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        settle().await;
+        assert_eq!(
+            *sizes.lock().expect("lock"),
+            vec![1],
+            "one short of a group"
+        );
+        for _ in 0..9 {
+            tx.send(text("{}")).await.expect("open");
+        }
+        settle().await;
+        assert_eq!(
+            *sizes.lock().expect("lock"),
+            vec![1, 40],
+            "the frames queued together went as one group"
+        );
+        for _ in 0..8 {
+            tx.send(text("{}")).await.expect("open");
+        }
+        settle().await;
+        assert_eq!(sizes.lock().expect("lock").len(), 2, "both slots are busy");
         gate.add_permits(3);
         drop(tx);
-        for seq in 0..41 {
+        for seq in 0..49 {
             assert_eq!(ack(acks.recv().await.expect("ack")).seq, seq);
         }
         task.await.expect("ends");
-        // The first frame alone; a second group went out beside it once it had gathered
-        // SECOND_GROUP_FRAMES; the other eight waited for a slot and went as one.
-        assert_eq!(
-            *sizes.lock().expect("lock"),
-            vec![1, SECOND_GROUP_FRAMES, 8]
-        );
+        // The eight that came while both groups were stored waited for a slot, as one group.
+        assert_eq!(*sizes.lock().expect("lock"), vec![1, 40, 8]);
     }
 }

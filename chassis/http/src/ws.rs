@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade, close_code};
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 
 use crate::auth::Validity;
 use crate::shutdown::Shutdown;
@@ -237,6 +237,30 @@ impl ClientSide {
         None
     }
 
+    /// After a forwarded message, takes the client's next ones too while they are read
+    /// already and the inbox has room, up to [`READ_RUN`]: a producer's read buffer holds many
+    /// frames, and one loop turn each cost a wake-up of every branch. `Some` is the close
+    /// frame that ends the socket.
+    fn take_ready<R>(&mut self, stream: &mut R) -> Option<Message>
+    where
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        for _ in 0..READ_RUN {
+            let ClientData::Forward(to) = &self.data else {
+                return None;
+            };
+            if !self.reading {
+                return None;
+            }
+            let permit = to.try_reserve()?;
+            let message = stream.next().now_or_never()?;
+            if let Some(goodbye) = self.take(Incoming::Read(message, Some(permit))) {
+                return Some(goodbye);
+            }
+        }
+        None
+    }
+
     /// Whether the server's side answers the shutdown itself (it forwards the client's data).
     fn forwards(&self) -> bool {
         matches!(self.data, ClientData::Forward(_))
@@ -262,6 +286,10 @@ impl ClientSide {
     }
 }
 
+/// The most client messages one turn of the loop forwards (see [`ClientSide::take_ready`]).
+/// Measured with the node on one core, 8 s runs, with the pipeline taking queued frames in runs
+/// as well: 64 producers 201-214k → 218-234k events/s; one producer unchanged (223-239k).
+const READ_RUN: usize = 32;
 /// The most queued messages written before one flush.
 const FLUSH_EVERY: usize = 256;
 /// The longest the loop waits for its close frame to be taken once it has decided to end
@@ -315,7 +343,10 @@ pub async fn serve_socket<W, R>(
                 }
             },
             incoming = client.next(&mut stream), if client.reading => {
-                if let Some(goodbye) = client.take(incoming) {
+                if let Some(goodbye) = client
+                    .take(incoming)
+                    .or_else(|| client.take_ready(&mut stream))
+                {
                     break Some(goodbye);
                 }
             },

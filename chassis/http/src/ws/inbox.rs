@@ -86,6 +86,20 @@ impl InboxSender {
         })
     }
 
+    /// A slot for the next message if there is room now: a free slot, and less than the byte
+    /// budget held (`None` when full, or once the [`Inbox`] is dropped).
+    #[must_use]
+    pub fn try_reserve(&self) -> Option<InboxPermit> {
+        if self.held.bytes.load(Ordering::Acquire) >= self.held.budget {
+            return None;
+        }
+        let permit = self.tx.clone().try_reserve_owned().ok()?;
+        Some(InboxPermit {
+            permit,
+            held: Arc::clone(&self.held),
+        })
+    }
+
     /// Queues `message` once there is room ([`InboxSender::reserve`]).
     ///
     /// # Errors
@@ -134,6 +148,15 @@ impl Inbox {
     /// The next message; `None` once the sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<Inbound> {
         let message = self.rx.recv().await?;
+        self.held.bytes.fetch_sub(message.len(), Ordering::AcqRel);
+        self.held.taken.notify_one();
+        Some(message)
+    }
+
+    /// The next message if one is queued now (`None` when empty, or once the sender is gone
+    /// and the queue is empty).
+    pub fn try_recv(&mut self) -> Option<Inbound> {
+        let message = self.rx.try_recv().ok()?;
         self.held.bytes.fetch_sub(message.len(), Ordering::AcqRel);
         self.held.taken.notify_one();
         Some(message)
@@ -206,5 +229,26 @@ mod tests {
         tx.send(text(7)).await.expect("the slot is free again");
         assert_eq!(rx.recv().await.map(|m| m.len()), Some(7));
         assert_eq!(rx.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn trying_takes_what_fits_now_and_nothing_more() {
+        let (tx, mut rx) = inbox(3, 10);
+        assert!(rx.try_recv().is_none(), "empty");
+        tx.try_reserve().expect("room").send(text(4));
+        tx.try_reserve().expect("under the budget").send(text(7));
+        assert!(
+            tx.try_reserve().is_none(),
+            "a slot is free, but 11 of 10 bytes are held"
+        );
+        assert_eq!(rx.try_recv().map(|m| m.len()), Some(4));
+        assert_eq!(rx.queued_bytes(), 7);
+        tx.try_reserve()
+            .expect("under the budget again")
+            .send(text(1));
+        tx.try_reserve().expect("one slot left").send(text(1));
+        assert!(tx.try_reserve().is_none(), "three messages: no slot");
+        drop(rx);
+        assert!(tx.try_reserve().is_none(), "the inbox is gone");
     }
 }

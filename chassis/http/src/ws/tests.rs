@@ -209,6 +209,31 @@ async fn reading_waits_while_the_inbox_holds_its_byte_budget() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn messages_read_in_runs_arrive_whole_and_in_order() {
+    use std::sync::atomic::Ordering;
+    // More than two runs' worth, all readable at once, and a slot short of all of them.
+    let n = 2 * super::READ_RUN + 7;
+    let messages = (0..n)
+        .map(|i| Ok(Message::Text(i.to_string().into())))
+        .collect();
+    let (to, mut forwarded) = inbox(n - 1, 1 << 20);
+    let (read, task) = forwarding(messages, to, SocketOptions::default());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        read.load(Ordering::SeqCst),
+        n - 1,
+        "as many as there are slots"
+    );
+    for i in 0..n {
+        assert_eq!(
+            forwarded.recv().await,
+            Some(Inbound::Text(i.to_string().into()))
+        );
+    }
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_forwarding_socket_stops_reading_at_shutdown_and_closes_once_answered() {
     let (to, mut forwarded) = inbox(8, 1024);
     let mut s = start(SocketOptions {

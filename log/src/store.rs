@@ -297,7 +297,18 @@ fn open_database(config: &LogConfig) -> Result<(Database, Keyspace, Keyspace)> {
             e => Error::storage("open the database", e),
         })?;
     let records = db
-        .keyspace("records", KeyspaceCreateOptions::default)
+        // Every table of records is LZ4-compressed. fjall's default leaves levels 0 and 1
+        // uncompressed, so each flush wrote the events again at full size (742 MB for 8 s of
+        // 64 producers, against 74 MB of compressed journal) and copying them into the page
+        // cache took a sixth of the node's core. Measured with the node on one core, 30 s of
+        // 64 producers: 185-194k → 213-215k events/s; replay unchanged (0.95-0.99M → 0.98-1.0M
+        // events/s). A keyspace keeps the options it was created with, so this applies to
+        // data directories created from now on.
+        .keyspace("records", || {
+            KeyspaceCreateOptions::default().data_block_compression_policy(
+                fjall::config::CompressionPolicy::all(fjall::CompressionType::Lz4),
+            )
+        })
         .map_err(|e| Error::storage("open the records keyspace", e))?;
     let meta = db
         .keyspace("meta", KeyspaceCreateOptions::default)

@@ -241,3 +241,40 @@ fn the_same_store_reads_back_intact_records() {
     let payloads: Vec<_> = records.iter().map(|r| r.payload.to_vec()).collect();
     assert_eq!(payloads, (0..3).map(payload).collect::<Vec<_>>());
 }
+
+#[test]
+fn records_are_compressed_from_the_first_table_on() {
+    // 2,000 records of 500 bytes of event-like JSON: 1 MB that LZ4 shrinks several times over.
+    // fjall's default leaves the tables of levels 0 and 1 uncompressed, which made flushes
+    // write about as much as the journal holds uncompressed.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let time = Timestamp::from_unix_nanos(1_000);
+    let event = |offset: u64| {
+        let mut body = format!(r#"{{"specversion":"1.0","id":"{offset}","type":"bench""#);
+        while body.len() < 500 {
+            body.push_str(r#","source":"/bench","data":{"n":1}"#);
+        }
+        body.into_bytes()
+    };
+    let items: Vec<_> = (0..2_000)
+        .map(|offset| {
+            let value = encode_record(0, Offset(offset), time, None, &event(offset));
+            (record_key(0, Offset(offset)).to_vec(), value)
+        })
+        .collect();
+    let raw: usize = items.iter().map(|(_, v)| v.len()).sum();
+    let store = store_with_items(dir.path(), items, 2_000);
+    store.records.rotate_memtable_and_wait().expect("flush");
+    let on_disk = store.records.disk_space();
+    assert!(
+        on_disk > 0 && on_disk * 4 < raw as u64,
+        "{raw} bytes of records took {on_disk} bytes in level 0"
+    );
+    assert_eq!(
+        store
+            .read(&partition(), Offset(1_999), 1)
+            .expect("read")
+            .len(),
+        1
+    );
+}

@@ -187,3 +187,44 @@ proptest! {
         }
     }
 }
+
+/// The plain byte-by-byte scan: what `deeper_than` must agree with on any input.
+fn reference_deeper_than(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+proptest! {
+    #[test]
+    fn skipping_strings_and_counting_openers_agree_with_the_plain_scan(
+        text in proptest::collection::vec(
+            prop_oneof![Just(b'['), Just(b'{'), Just(b']'), Just(b'}'), Just(b'"'), Just(b'\\'), Just(b'a')],
+            0..64,
+        ),
+        limit in 0usize..8,
+    ) {
+        prop_assert_eq!(deeper_than(&text, limit), reference_deeper_than(&text, limit));
+    }
+}

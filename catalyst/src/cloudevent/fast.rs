@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 
 use super::event::ParsedEvent;
 use super::validate::{check_extension_name, is_base64, sdk_reads_as_json};
-use super::whitespace::{trim_json_whitespace, trim_json_whitespace_start};
+use super::whitespace::{JSON_WHITESPACE, trim_json_whitespace_str};
 
 /// One attribute value, borrowed from the body.
 type Raw<'a> = &'a RawValue;
@@ -226,8 +226,13 @@ fn vouch(found: &Found<'_>, json: Bytes) -> Option<ParsedEvent> {
 
 /// The event in `object` (a trimmed JSON object, a slice of the request body), when the fast
 /// path can vouch for it.
+///
+/// The object's UTF-8 is checked once, up front: serde_json then reads its strings without
+/// checking each again (measured: the per-string checks were ~2% of the node's time under
+/// pipelined produce). Invalid UTF-8 goes the slow way, which says where it is.
 pub(super) fn parse(object: &Bytes) -> Option<ParsedEvent> {
-    let mut de = serde_json::Deserializer::from_slice(object);
+    let text = std::str::from_utf8(object).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let found = Found::deserialize(&mut de).ok()?;
     de.end().ok()?;
     vouch(&found, object.clone())
@@ -236,22 +241,28 @@ pub(super) fn parse(object: &Bytes) -> Option<ParsedEvent> {
 /// Every event of a batch body (a JSON array of 1 to `max_events` objects), when the fast path
 /// can vouch for all of them; `None` sends the whole batch the slow way, which also says what
 /// is wrong with it.
+/// (Its UTF-8 is checked once, as in [`parse`].)
 pub(super) fn parse_batch(body: &Bytes, max_events: usize) -> Option<Vec<ParsedEvent>> {
-    let mut rest = trim_json_whitespace(body).strip_prefix(b"[")?;
+    let text = std::str::from_utf8(body).ok()?;
+    let mut rest = trim_json_whitespace_str(text).strip_prefix('[')?;
     let mut events = Vec::new();
     loop {
-        rest = trim_json_whitespace_start(rest);
-        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<Found>();
+        rest = rest.trim_start_matches(JSON_WHITESPACE);
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Found>();
         let found = stream.next()?.ok()?;
-        let (object, tail) = rest.split_at(stream.byte_offset());
+        // The offset is just past a JSON value, so on a character boundary.
+        let (object, tail) = rest.split_at_checked(stream.byte_offset())?;
         if events.len() == max_events {
             return None;
         }
-        events.push(vouch(&found, body.slice_ref(object))?);
-        match trim_json_whitespace_start(tail).split_first()? {
-            (b',', after) => rest = after,
-            (b']', []) => return Some(events),
-            _ => return None,
+        events.push(vouch(&found, body.slice_ref(object.as_bytes()))?);
+        let tail = tail.trim_start_matches(JSON_WHITESPACE);
+        if let Some(after) = tail.strip_prefix(',') {
+            rest = after;
+        } else if tail == "]" {
+            return Some(events);
+        } else {
+            return None;
         }
     }
 }

@@ -32,6 +32,17 @@ fn structured_events_are_stored_as_sent() {
 }
 
 #[test]
+fn invalid_utf8_is_refused_by_both_paths() {
+    let event = b"{\"specversion\":\"1.0\",\"id\":\"\xff\",\"source\":\"/s\",\"type\":\"t\"}";
+    let body = Bytes::from_static(event);
+    assert!(fast::parse(&body).is_none(), "the fast path does not vouch for it");
+    assert!(parse_structured(&body, DEPTH).is_err());
+    let batch = Bytes::from([&b"["[..], MINIMAL.as_bytes(), b",", event, b"]"].concat());
+    assert!(fast::parse_batch(&batch, 4).is_none());
+    assert!(parse_batch(&batch, 4, DEPTH).is_err());
+}
+
+#[test]
 fn form_feed_is_not_json_whitespace() {
     for body in [format!("\x0c{MINIMAL}"), format!("{MINIMAL}\x0c")] {
         assert!(

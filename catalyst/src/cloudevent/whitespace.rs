@@ -7,6 +7,14 @@ fn is_json_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// The characters of JSON whitespace (see [`is_json_whitespace`]).
+pub(super) const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// `text` without leading or trailing JSON whitespace.
+pub(super) fn trim_json_whitespace_str(text: &str) -> &str {
+    text.trim_matches(JSON_WHITESPACE)
+}
+
 /// `bytes` without leading JSON whitespace.
 pub(super) fn trim_json_whitespace_start(bytes: &[u8]) -> &[u8] {
     let start = bytes

@@ -35,7 +35,10 @@ fn structured_events_are_stored_as_sent() {
 fn invalid_utf8_is_refused_by_both_paths() {
     let event = b"{\"specversion\":\"1.0\",\"id\":\"\xff\",\"source\":\"/s\",\"type\":\"t\"}";
     let body = Bytes::from_static(event);
-    assert!(fast::parse(&body).is_none(), "the fast path does not vouch for it");
+    assert!(
+        fast::parse(&body).is_none(),
+        "the fast path does not vouch for it"
+    );
     assert!(parse_structured(&body, DEPTH).is_err());
     let batch = Bytes::from([&b"["[..], MINIMAL.as_bytes(), b",", event, b"]"].concat());
     assert!(fast::parse_batch(&batch, 4).is_none());
